@@ -1,0 +1,1 @@
+"""groupwise: Hydra-configured fine-tuning with regex param groups and filtered pretrained loading."""

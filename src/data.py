@@ -1,0 +1,104 @@
+"""Datasets and loaders. The default, `digits`, is embedded: it loads offline from scikit-learn."""
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+from torch.nn import functional as F
+from torch.utils.data import DataLoader, TensorDataset
+
+from src.errors import GroupwiseError
+
+
+@dataclass
+class Data:
+    train_loader: DataLoader
+    val_loader: DataLoader
+    num_classes: int
+    in_channels: int
+    class_names: list[str]
+
+
+def digits(
+    classes: Sequence[int],
+    batch_size: int,
+    seed: int,
+    shots_per_class: int | None = None,
+    val_fraction: float = 0.2,
+    image_size: int = 32,
+) -> Data:
+    """scikit-learn's 1,797 real 8x8 handwritten digits, scaled to [0, 1] and resized.
+
+    The train/val split is stratified and fixed by `seed`; `classes` picks a subset whose
+    labels become 0..k-1 in the order given; `shots_per_class` keeps the first N training
+    images of each class in a seeded order, so 5 shots are a subset of 20 shots.
+    """
+    from sklearn.datasets import load_digits  # costs ~1 s of imports; only this dataset needs it
+
+    classes = _check_digits_args(classes, batch_size, shots_per_class, val_fraction)
+    bunch = load_digits()
+    images = torch.as_tensor(bunch.images, dtype=torch.float32).unsqueeze(1) / 16.0
+    images = F.interpolate(images, size=(image_size, image_size), mode="bilinear")
+    labels = torch.as_tensor(bunch.target)
+
+    generator = torch.Generator().manual_seed(seed)
+    train_idx, val_idx = [], []
+    for digit in classes:
+        idx = (labels == digit).nonzero().flatten()
+        idx = idx[torch.randperm(len(idx), generator=generator)]
+        n_val = round(len(idx) * val_fraction)
+        train_of_class = idx[n_val:]
+        if shots_per_class is not None:
+            if shots_per_class > len(train_of_class):
+                raise GroupwiseError(
+                    f"dataset.shots_per_class={shots_per_class}: digit {digit} has only "
+                    f"{len(train_of_class)} training images; use at most {len(train_of_class)}"
+                )
+            train_of_class = train_of_class[:shots_per_class]
+        train_idx.append(train_of_class)
+        val_idx.append(idx[:n_val])
+    remapped = torch.full((10,), -1, dtype=torch.long)
+    remapped[classes] = torch.arange(len(classes))
+    remapped = remapped[labels]
+    train_idx, val_idx = torch.cat(train_idx), torch.cat(val_idx)
+
+    train = TensorDataset(images[train_idx], remapped[train_idx])
+    val = TensorDataset(images[val_idx], remapped[val_idx])
+    return Data(
+        train_loader=DataLoader(
+            train,
+            batch_size=batch_size,
+            shuffle=True,
+            generator=torch.Generator().manual_seed(seed),
+        ),
+        val_loader=DataLoader(val, batch_size=max(batch_size, 256)),
+        num_classes=len(classes),
+        in_channels=1,
+        class_names=[str(d) for d in classes],
+    )
+
+
+def _check_digits_args(classes, batch_size, shots_per_class, val_fraction) -> list[int]:
+    problems = []
+    classes = list(classes)
+    if not classes:
+        problems.append("dataset.classes=[]: give at least one digit, e.g. dataset.classes=[5,6]")
+    bad = [c for c in classes if not isinstance(c, int) or not 0 <= c <= 9]
+    if bad:
+        problems.append(f"dataset.classes={classes}: {bad} not digits; use integers 0-9")
+    if len(set(classes)) != len(classes):
+        problems.append(f"dataset.classes={classes}: a digit is listed twice; list each once")
+    if not isinstance(batch_size, int) or batch_size < 1:
+        problems.append(f"dataset.batch_size={batch_size}: must be a positive integer, e.g. 16")
+    if shots_per_class is not None and (
+        not isinstance(shots_per_class, int) or shots_per_class < 1
+    ):
+        problems.append(
+            f"dataset.shots_per_class={shots_per_class}: must be a positive integer, "
+            "or null for every training image"
+        )
+    if not 0 < val_fraction < 1:
+        problems.append(f"dataset.val_fraction={val_fraction}: must lie strictly between 0 and 1")
+    if problems:
+        raise GroupwiseError(*problems)
+    return classes

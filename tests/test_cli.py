@@ -1,0 +1,200 @@
+"""The real CLI, end to end, on the embedded digits: outputs, TensorBoard values, sweeps, errors."""
+
+import builtins
+import json
+
+import pytest
+import torch
+
+from src.models import LeNet
+from src.pretrained import load_pretrained, read_state_dict
+from tests.conftest import ROOT, read_scalars, run_cli
+
+SHIPPED = ROOT / "weights" / "lenet_digits_0-4.pt"
+
+
+def assert_ratio_at_every_step(scalars, group, ratio):
+    base, boosted = scalars["lr/default"], scalars[f"lr/{group}"]
+    assert [s for s, _ in base] == [s for s, _ in boosted] and len(base) > 3
+    for (_, lr_base), (_, lr_group) in zip(base, boosted, strict=True):
+        assert lr_group == pytest.approx(ratio * lr_base, rel=1e-6)
+
+
+def test_fc3_boost_trains_fc3_at_ten_times_the_base_lr_at_every_logged_step(tmp_path):
+    run_dir = tmp_path / "run"
+    run_cli(
+        "param_groups=fc3_boost",
+        "scheduler=cosine",
+        "trainer.max_epochs=2",
+        f"hydra.run.dir={run_dir}",
+    )
+
+    scalars = read_scalars(run_dir)
+    assert_ratio_at_every_step(scalars, "fc3", 10)
+    assert scalars["lr/default"][0] == (0, pytest.approx(0.001))
+    assert scalars["lr/default"][-1][1] < 0.0009  # the cosine schedule moved both groups
+    assert {"train/loss", "val/loss", "val/acc"} <= scalars.keys()
+
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    assert metrics["val/acc"] == pytest.approx(scalars["val/acc"][-1][1])
+    assert metrics["val/loss"] == pytest.approx(scalars["val/loss"][-1][1])
+    assert metrics["epochs"] == 2 and metrics["train/loss"] > 0
+
+    groups = json.loads((run_dir / "param_groups.json").read_text())["groups"]
+    assert [(g["name"], g["lr"], g["params"]) for g in groups][1] == (
+        "fc3",
+        pytest.approx(0.01),
+        ["fc3.weight", "fc3.bias"],
+    )
+    report = json.loads((run_dir / "pretrained_report.json").read_text())
+    assert report["excluded"] == ["fc3.weight", "fc3.bias"] and len(report["loaded"]) == 8
+
+    checkpoint = torch.load(run_dir / "checkpoints" / "last.pt", weights_only=True)
+    model = LeNet(1, 5)
+    model.load_state_dict(checkpoint["model"])
+    # fine-tuning moved the pretrained body away from the shipped weights
+    assert not torch.equal(model.conv1.weight, read_state_dict(SHIPPED)["conv1.weight"])
+
+
+def test_default_run_fine_tunes_digits_5_to_9_to_at_least_90_percent(tmp_path):
+    result = run_cli(f"hydra.run.dir={tmp_path}")
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert metrics["val/acc"] >= 0.90, result.stdout
+    assert "loaded         8 tensors" in result.stdout
+
+
+def test_multirun_writes_one_run_per_job_each_with_its_own_ratio(tmp_path):
+    run_cli(
+        "-m",
+        "param_groups=fc3_boost",
+        "param_groups.fc3.lr_mult=1,100",
+        "trainer.max_epochs=1",
+        f"hydra.sweep.dir={tmp_path}",
+    )
+    for mult in (1, 100):
+        job = (
+            tmp_path
+            / f"param_groups.fc3.lr_mult={mult},param_groups=fc3_boost,trainer.max_epochs=1"
+        )
+        assert_ratio_at_every_step(read_scalars(job), "fc3", mult)
+
+
+def test_dry_run_explains_and_trains_nothing(tmp_path):
+    result = run_cli("dry_run=true", "param_groups=fc3_boost", f"hydra.run.dir={tmp_path}")
+    assert "fc3      ^fc3\\.      10       0.01   2        425" in result.stdout
+    assert "excluded       2: fc3.weight, fc3.bias" in result.stdout
+    assert (tmp_path / "param_groups.json").exists()
+    assert not (tmp_path / "checkpoints").exists()
+    assert not list(tmp_path.glob("events.out.tfevents.*"))
+
+
+def test_pretrain_experiment_makes_a_checkpoint_like_the_shipped_one(tmp_path):
+    run_cli("experiment=pretrain_digits", "trainer.max_epochs=1", f"hydra.run.dir={tmp_path}")
+    made = read_state_dict(tmp_path / "checkpoints" / "last.pt")
+    shipped = read_state_dict(SHIPPED)
+    assert {k: v.shape for k, v in made.items()} == {k: v.shape for k, v in shipped.items()}
+    report = load_pretrained(LeNet(1, 5), tmp_path / "checkpoints" / "last.pt")
+    assert len(report.loaded) == 10 and not report.skipped_shape
+
+
+def test_resume_continues_to_the_same_weights_as_an_uninterrupted_run(tmp_path):
+    run_cli("trainer.max_epochs=3", f"hydra.run.dir={tmp_path / 'whole'}")
+    run_cli("trainer.max_epochs=2", f"hydra.run.dir={tmp_path / 'split'}")
+    run_cli("trainer.max_epochs=3", "resume=true", f"hydra.run.dir={tmp_path / 'split'}")
+    whole = torch.load(tmp_path / "whole/checkpoints/last.pt", weights_only=True)
+    split = torch.load(tmp_path / "split/checkpoints/last.pt", weights_only=True)
+    assert split["progress"]["epoch"] == 3
+    for key, tensor in whole["model"].items():
+        assert torch.equal(tensor, split["model"][key]), key
+
+
+class CreatesFile:
+    def __init__(self, target):
+        self.target = str(target)
+
+    def __reduce__(self):
+        return builtins.open, (self.target, "w")
+
+
+def corrupt(tmp_path):
+    path = tmp_path / "corrupt.pt"
+    path.write_bytes(SHIPPED.read_bytes()[:1000])
+    return [f"pretrained.path={path}"]
+
+
+def code_carrying(tmp_path):
+    path = tmp_path / "evil.pt"
+    torch.save({"conv1.weight": torch.zeros(1), "x": CreatesFile(tmp_path / "pwned")}, path)
+    return [f"pretrained.path={path}"]
+
+
+def unrelated(tmp_path):
+    path = tmp_path / "other.pt"
+    torch.save({"encoder.weight": torch.zeros(3)}, path)
+    return [f"pretrained.path={path}"]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        (
+            ["param_groups=fc3_boost", "param_groups.fc3.pattern='fc3\\.('"],
+            "param_groups.fc3.pattern='fc3\\\\.(': invalid regex",
+        ),
+        (
+            ["param_groups=fc3_boost", "param_groups.fc3.pattern=fc4"],
+            "param_groups.fc3.pattern='fc4' matches no parameter",
+        ),
+        (
+            ["param_groups=fc3_boost", "param_groups.fc3.lr_mult=-1"],
+            "param_groups.fc3.lr_mult=-1: must be >= 0",
+        ),
+        (["pretrained.path=/nonexistent/w.pt"], "pretrained.path=/nonexistent/w.pt: no such file"),
+        (corrupt, "not a readable PyTorch checkpoint"),
+        (code_carrying, "refused: the checkpoint's pickle asks to build"),
+        (unrelated, "shares no tensor (same key and shape) with the model"),
+        (["dataset.classes=[5,11]"], "dataset.classes=[5, 11]: [11] not digits"),
+        (["trainer.device=cuda"], "trainer.device=cuda: CUDA is not available"),
+        (["resume=true"], "resume=true: no checkpoint at"),
+        (
+            ["+optimizer.momentun=0.9"],
+            "optimizer (torch.optim.SGD): SGD.__init__() got an unexpected keyword argument 'momentun'",
+        ),
+        (["optimizer.lr=-1"], "optimizer (torch.optim.SGD): Invalid learning rate: -1"),
+    ],
+    ids=[
+        "bad-regex",
+        "matches-nothing",
+        "negative-mult",
+        "missing-file",
+        "corrupt-file",
+        "code-carrying",
+        "no-shared-tensor",
+        "bad-class",
+        "no-cuda",
+        "nothing-to-resume",
+        "optimizer-key-typo",
+        "negative-lr",
+    ],
+)
+def test_user_errors_are_one_clear_line_without_traceback(tmp_path, overrides, expected):
+    if torch.cuda.is_available() and "no-cuda" in str(overrides):
+        pytest.skip("this machine has CUDA")
+    overrides = overrides(tmp_path) if callable(overrides) else overrides
+    result = run_cli(*overrides, f"hydra.run.dir={tmp_path / 'run'}", check=False)
+    assert result.returncode == 2
+    errors = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(errors) == 1 and errors[0].startswith("groupwise: error: "), result.stderr
+    assert expected in errors[0]
+    assert "Traceback" not in result.stderr + result.stdout
+    assert not (tmp_path / "pwned").exists()
+
+
+def test_a_finished_run_dir_is_never_overwritten(tmp_path):
+    run_cli("trainer.max_epochs=1", f"hydra.run.dir={tmp_path}")
+    before = {
+        p: p.read_bytes() for p in [tmp_path / "metrics.json", tmp_path / "checkpoints/last.pt"]
+    }
+    result = run_cli("trainer.max_epochs=2", f"hydra.run.dir={tmp_path}", check=False)
+    assert result.returncode == 2 and "already holds a trained run" in result.stderr
+    assert all(p.read_bytes() == content for p, content in before.items())

@@ -1,0 +1,65 @@
+import pytest
+import torch
+
+from src.data import digits
+from src.errors import GroupwiseError
+
+
+def keys(images) -> set[bytes]:
+    return {x.numpy().tobytes() for x in images}
+
+
+def all_of(loader):
+    images, labels = zip(*loader.dataset, strict=True)
+    return torch.stack(images), torch.stack(labels)
+
+
+def test_digits_are_real_resized_scaled_and_split_without_overlap():
+    data = digits(list(range(10)), batch_size=32, seed=0)
+    train_x, train_y = all_of(data.train_loader)
+    val_x, val_y = all_of(data.val_loader)
+    assert len(train_y) + len(val_y) == 1797
+    assert train_x.shape[1:] == (1, 32, 32) and data.in_channels == 1
+    assert train_x.min() >= 0.0 and train_x.max() <= 1.0
+    assert abs(len(val_y) / 1797 - 0.2) < 0.01
+    assert not keys(train_x) & keys(val_x)  # no image in both splits
+
+
+def test_split_is_fixed_by_the_seed():
+    first = all_of(digits([5, 6], 16, seed=1).val_loader)[0]
+    again = all_of(digits([5, 6], 16, seed=1).val_loader)[0]
+    other = all_of(digits([5, 6], 16, seed=2).val_loader)[0]
+    assert torch.equal(first, again) and not torch.equal(first, other)
+
+
+def test_classes_are_remapped_in_the_order_given():
+    data = digits([9, 5], 16, seed=0)
+    labels = all_of(data.train_loader)[1]
+    assert set(labels.tolist()) == {0, 1} and data.num_classes == 2
+    assert data.class_names == ["9", "5"]
+    nines = digits([9], 16, seed=0)
+    # The images labelled 0 are nines.
+    assert keys(all_of(data.train_loader)[0][labels == 0]) == keys(all_of(nines.train_loader)[0])
+
+
+def test_few_shot_subsets_are_nested_and_exact():
+    five = all_of(digits([5, 6, 7], 16, seed=0, shots_per_class=5).train_loader)
+    twenty = all_of(digits([5, 6, 7], 16, seed=0, shots_per_class=20).train_loader)
+    assert torch.bincount(five[1]).tolist() == [5, 5, 5]
+    assert keys(five[0]) <= keys(twenty[0])
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "expected"),
+    [
+        ({"classes": [5, 12]}, r"dataset.classes=\[5, 12\]: \[12\] not digits"),
+        ({"classes": []}, "dataset.classes=\\[\\]"),
+        ({"classes": [5, 5]}, "listed twice"),
+        ({"batch_size": 0}, "dataset.batch_size=0"),
+        ({"shots_per_class": 1000}, "dataset.shots_per_class=1000: digit 5 has only"),
+    ],
+)
+def test_bad_dataset_arguments_are_clear_errors(kwargs, expected):
+    args = {"classes": [5, 6], "batch_size": 16, "seed": 0, **kwargs}
+    with pytest.raises(GroupwiseError, match=expected):
+        digits(**args)
