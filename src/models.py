@@ -31,3 +31,46 @@ class LeNet(nn.Module):
         x = self.relu(self.fc1(x))
         x = self.relu(self.fc2(x))
         return self.fc3(x)
+
+
+def torchvision_model(name: str, num_classes: int, in_channels: int = 3, **kwargs) -> nn.Module:
+    """Any torchvision classification model by name, built with random weights for the run's
+    classes; pretrained weights come in through `pretrained`, whose filter skips the old head.
+
+    A model for other than 3 input channels gets its first convolution rebuilt to take them.
+    """
+    import torchvision  # ~1 s of imports: only models that need it pay for it
+
+    from src.errors import GroupwiseError
+
+    try:
+        builder = torchvision.models.get_model_builder(name)
+    except ValueError:
+        known = ", ".join(torchvision.models.list_models(torchvision.models)[:8])
+        raise GroupwiseError(
+            f"model.name={name}: not a torchvision classification model; e.g. {known}, ..."
+        ) from None
+    model = builder(weights=None, num_classes=num_classes, **kwargs)
+    if in_channels != 3:
+        _replace_first_conv(model, in_channels)
+    return model
+
+
+def _replace_first_conv(model: nn.Module, in_channels: int) -> None:
+    for parent in model.modules():
+        for child_name, child in parent.named_children():
+            if isinstance(child, nn.Conv2d):
+                setattr(
+                    parent,
+                    child_name,
+                    nn.Conv2d(
+                        in_channels,
+                        child.out_channels,
+                        child.kernel_size,
+                        child.stride,
+                        child.padding,
+                        child.dilation,
+                        bias=child.bias is not None,
+                    ),
+                )
+                return
