@@ -39,6 +39,8 @@ class Runner:
         return self.train()
 
     def setup(self) -> None:
+        # Markdown shown in TensorBoard's text tab, gathered by the steps that make it.
+        self.texts = {"config": f"```yaml\n{OmegaConf.to_yaml(self.cfg)}\n```"}
         _seed_everything(self.cfg.seed)
         self.device = _resolve_device(self.cfg.trainer.device)
         self.data = build(self.cfg, "dataset", seed=self.cfg.seed)
@@ -71,6 +73,7 @@ class Runner:
             return None
         report = pretrained.load_pretrained(self.model, spec.path, list(spec.exclude))
         log.info(pretrained.format_report(report))
+        self.texts["pretrained"] = f"```\n{pretrained.format_report(report)}\n```"
         _write_json(self.run_dir / "pretrained_report.json", report.to_json())
         return report
 
@@ -78,7 +81,9 @@ class Runner:
         specs = param_groups.parse_specs(OmegaConf.to_container(self.cfg.param_groups))
         groups = param_groups.resolve(self.model, specs)
         base_lr = self.cfg.optimizer.lr
-        log.info("param groups:\n%s", param_groups.format_table(groups, base_lr))
+        table = param_groups.format_table(groups, base_lr)
+        log.info("param groups:\n%s", table)
+        self.texts["param_groups"] = f"```\n{table}\n```"
         _write_json(self.run_dir / "param_groups.json", param_groups.explain(groups, base_lr))
         return groups
 
@@ -102,7 +107,8 @@ class Runner:
                 trainer.restore(self._resume_state(config))
                 log.info("resumed after epoch %d", trainer.progress.epoch)
             else:
-                logger.text("config", f"```yaml\n{OmegaConf.to_yaml(self.cfg)}\n```")
+                for tag, markdown in self.texts.items():
+                    logger.text(tag, markdown)
             progress = trainer.fit()
         finally:
             # The basic launcher runs sweep jobs in one process: every writer must be closed.

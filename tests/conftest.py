@@ -43,3 +43,16 @@ def read_scalars(run_dir: Path) -> dict[str, list[tuple[int, float]]]:
     return {
         tag: [(e.step, e.value) for e in events.Scalars(tag)] for tag in events.Tags()["scalars"]
     }
+
+
+def read_texts(run_dir: Path) -> dict[str, str]:
+    """Every text summary of a run's event files, by tag."""
+    events = EventAccumulator(str(run_dir), size_guidance={"tensors": 0})
+    events.Reload()
+    return {
+        tag.removesuffix("/text_summary"): events.Tensors(tag)[-1]
+        .tensor_proto.string_val[0]
+        .decode()
+        for tag in events.Tags()["tensors"]
+        if tag.endswith("/text_summary")
+    }

@@ -8,7 +8,7 @@ import torch
 
 from src.models import LeNet
 from src.pretrained import load_pretrained, read_state_dict
-from tests.conftest import ROOT, read_scalars, run_cli
+from tests.conftest import ROOT, read_scalars, read_texts, run_cli
 
 SHIPPED = ROOT / "weights" / "lenet_digits_0-4.pt"
 
@@ -46,6 +46,11 @@ def test_fc3_boost_trains_fc3_at_ten_times_the_base_lr_at_every_logged_step(tmp_
         pytest.approx(0.01),
         ["fc3.weight", "fc3.bias"],
     )
+    texts = read_texts(run_dir)
+    assert "fc3      ^fc3\\.      10" in texts["param_groups"]
+    assert "excluded       2: fc3.weight, fc3.bias" in texts["pretrained"]
+    assert "lr_mult: 10" in texts["config"]
+
     report = json.loads((run_dir / "pretrained_report.json").read_text())
     assert report["excluded"] == ["fc3.weight", "fc3.bias"] and len(report["loaded"]) == 8
 
