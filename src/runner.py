@@ -24,9 +24,10 @@ RESUME_MUST_MATCH = ("model", "dataset", "param_groups")
 
 
 class Runner:
-    def __init__(self, cfg: DictConfig, run_dir: Path):
+    def __init__(self, cfg: DictConfig, run_dir: Path, hparams: dict | None = None):
         self.cfg = cfg
         self.run_dir = Path(run_dir)
+        self.hparams = hparams or {}  # shown in TensorBoard's HPARAMS tab, e.g. the overrides
         self.checkpoint_path = self.run_dir / "checkpoints" / "last.pt"
 
     def run(self) -> dict | None:
@@ -109,7 +110,9 @@ class Runner:
             else:
                 for tag, markdown in self.texts.items():
                     logger.text(tag, markdown)
+                logger.hparams_start(self.hparams)
             progress = trainer.fit()
+            logger.hparams_end(progress.best_val_acc, progress.global_step)
         finally:
             # The basic launcher runs sweep jobs in one process: every writer must be closed.
             logger.close()

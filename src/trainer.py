@@ -86,7 +86,9 @@ class Trainer:
             loss = F.cross_entropy(self.model(images), labels)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
-            self.optimizer.step()
+            logging_step = self.progress.global_step % self.log_every_n_steps == 0
+            with self.logger.group_signals(self.optimizer, self.progress.global_step, logging_step):
+                self.optimizer.step()
             loss_sum += loss.detach()  # stays on the device: no sync per step
             if self.progress.global_step % self.log_every_n_steps == 0:
                 # Log the lrs this step trained with, before the scheduler moves them.

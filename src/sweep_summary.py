@@ -1,0 +1,141 @@
+"""The table at the end of a multirun: one row per job, failed jobs included.
+
+A Hydra callback (configured under `hydra.callbacks` in conf/config.yaml). Each job writes
+its row to `job.json` in its own dir when it ends, in whatever process or machine ran it
+(joblib workers, SLURM nodes); at the end of the sweep the main process gathers the rows
+into `summary.csv` and `summary.md` at the sweep root and prints the table.
+
+Hydra's basic sweeper re-raises a failed job's error once its batch is done, which would end
+the sweep without a summary: a failed job is therefore recorded here and handed on to the
+sweeper as a NaN result (optuna counts it as a failed trial), and the command exits 1 at the
+end if any job failed.
+"""
+
+import csv
+import json
+import logging
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+from hydra.core.utils import JobReturn, JobStatus
+from hydra.experimental.callback import Callback
+from hydra.types import RunMode
+from omegaconf import DictConfig
+
+from src.errors import GroupwiseError
+
+log = logging.getLogger(__name__)
+
+JOB_FILE = "job.json"
+COLUMNS = (
+    "job",
+    "overrides",
+    "val/acc",
+    "val/loss",
+    "best_val_acc",
+    "epochs",
+    "wall_time_s",
+    "torch_threads",
+    "status",
+    "error",
+)
+
+
+class SweepSummary(Callback):
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        # Rows older than this sweep (a reused hydra.sweep.dir) are not part of it.
+        self.sweep_started = time.time()
+
+    def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
+        self.job_started = time.monotonic()
+
+    def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:
+        if config.hydra.mode != RunMode.MULTIRUN:
+            return
+        row = {
+            "job": config.hydra.job.num,
+            "overrides": " ".join(job_return.overrides),
+            "wall_time_s": round(time.monotonic() - self.job_started, 2),
+            "torch_threads": _torch_threads(),
+            "status": "completed",
+            "error": "",
+        }
+        if job_return.status == JobStatus.FAILED:
+            error = job_return._return_value  # reading .return_value would raise it
+            row.update(status="failed", error=_describe(error))
+            if not isinstance(error, GroupwiseError):  # a bug, not a config mistake: show where
+                traceback.print_exception(error)
+            job_return.status = JobStatus.COMPLETED
+            job_return.return_value = float("nan")
+        output_dir = Path(config.hydra.runtime.output_dir)
+        (output_dir / JOB_FILE).write_text(json.dumps(row, indent=2) + "\n")
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        sweep_dir = Path(config.hydra.sweep.dir)
+        rows = gather_rows(sweep_dir, since=self.sweep_started)
+        write_summary(sweep_dir, rows)
+        print(format_markdown(rows), flush=True)
+        failed = [row for row in rows if row["status"] == "failed"]
+        if failed:
+            print(
+                f"groupwise: error: {len(failed)} of {len(rows)} jobs failed; "
+                f"see {sweep_dir / 'summary.md'}",
+                file=sys.stderr,
+            )
+            sys.exit(1)
+
+
+def gather_rows(sweep_dir: Path, since: float = 0.0) -> list[dict]:
+    """Every job's row with its final metrics (from the job's metrics.json), in job order."""
+    rows = []
+    for job_file in sweep_dir.rglob(JOB_FILE):
+        if job_file.stat().st_mtime < since:
+            continue
+        row = dict.fromkeys(COLUMNS, "") | json.loads(job_file.read_text())
+        metrics_file = job_file.parent / "metrics.json"
+        if row["status"] == "completed" and metrics_file.exists():
+            metrics = json.loads(metrics_file.read_text())
+            row.update({key: metrics[key] for key in ("val/acc", "val/loss", "best_val_acc")})
+            row["epochs"] = metrics["epochs"]
+        rows.append(row)
+    return sorted(rows, key=lambda row: row["job"])
+
+
+def write_summary(sweep_dir: Path, rows: list[dict]) -> None:
+    with (sweep_dir / "summary.csv").open("w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=COLUMNS)
+        writer.writeheader()
+        writer.writerows(rows)
+    (sweep_dir / "summary.md").write_text(format_markdown(rows) + "\n")
+
+
+def format_markdown(rows: list[dict]) -> str:
+    lines = [
+        "| " + " | ".join(COLUMNS) + " |",
+        "|" + "---|" * len(COLUMNS),
+    ]
+    for row in rows:
+        cells = [_format(column, row[column]) for column in COLUMNS]
+        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
+    return "\n".join(lines)
+
+
+def _format(column: str, value) -> str:
+    if column == "wall_time_s":
+        return f"{value:.1f}"
+    return f"{value:.4f}" if isinstance(value, float) else str(value)
+
+
+def _torch_threads() -> int:
+    import torch  # the job has imported it already; the sweep's main process need not
+
+    return torch.get_num_threads()
+
+
+def _describe(error: BaseException) -> str:
+    if isinstance(error, GroupwiseError):
+        return "; ".join(error.problems)
+    return f"{type(error).__name__}: {error}"
