@@ -1,0 +1,133 @@
+"""Multiruns through the real CLI: the sweep summary (a failing job included), each job's hparams
+in its own run, and the launcher and sweeper plugins."""
+
+import csv
+import json
+
+import pytest
+import yaml
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from tensorboard.plugins.hparams import metadata as hparams_metadata
+
+from tests.conftest import read_scalars, run_cli
+
+
+def summary_rows(sweep_dir):
+    with (sweep_dir / "summary.csv").open() as f:
+        return list(csv.DictReader(f))
+
+
+def session_hparams(run_dir) -> dict:
+    events = EventAccumulator(str(run_dir))
+    events.Reload()
+    content = events.PluginTagToContent("hparams")[hparams_metadata.SESSION_START_INFO_TAG]
+    start = hparams_metadata.parse_session_start_info_plugin_data(content)
+    return {
+        k: v.number_value if v.HasField("number_value") else v.string_value
+        for k, v in start.hparams.items()
+    }
+
+
+def test_a_failing_job_keeps_its_row_the_others_run_and_the_command_fails(tmp_path):
+    result = run_cli(
+        "-m",
+        "param_groups=fc3_boost",
+        "param_groups.fc3.lr_mult=1,-1,10",
+        "trainer.max_epochs=1",
+        f"hydra.sweep.dir={tmp_path}",
+        check=False,
+    )
+    assert result.returncode == 1
+    assert "groupwise: error: 1 of 3 jobs failed" in result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+
+    rows = summary_rows(tmp_path)
+    assert [(r["job"], r["status"]) for r in rows] == [
+        ("0", "completed"),
+        ("1", "failed"),
+        ("2", "completed"),
+    ]
+    assert (
+        rows[1]["overrides"]
+        == "param_groups=fc3_boost param_groups.fc3.lr_mult=-1 trainer.max_epochs=1"
+    )
+    assert rows[1]["error"].startswith("param_groups.fc3.lr_mult=-1: must be >= 0")
+    assert rows[1]["val/acc"] == ""
+    for row, mult in ((rows[0], 1), (rows[2], 10)):
+        job_dir = (
+            tmp_path
+            / f"param_groups.fc3.lr_mult={mult},param_groups=fc3_boost,trainer.max_epochs=1"
+        )
+        metrics = json.loads((job_dir / "metrics.json").read_text())
+        assert float(row["val/acc"]) == pytest.approx(metrics["val/acc"])
+        assert float(row["val/loss"]) == pytest.approx(metrics["val/loss"])
+        assert float(row["best_val_acc"]) == pytest.approx(metrics["best_val_acc"])
+        assert row["epochs"] == "1" and float(row["wall_time_s"]) > 0 and row["error"] == ""
+        # each job's HPARAMS row: its swept values, beside its own scalars
+        assert session_hparams(job_dir) == {
+            "param_groups": "fc3_boost",
+            "param_groups.fc3.lr_mult": mult,
+            "trainer.max_epochs": 1,
+        }
+        assert "val/best_acc" in read_scalars(job_dir)
+
+    markdown = (tmp_path / "summary.md").read_text()
+    assert markdown.strip() in result.stdout
+    assert (
+        "| 1 | param_groups=fc3_boost param_groups.fc3.lr_mult=-1 trainer.max_epochs=1 |"
+        in markdown
+    )
+
+
+def test_joblib_runs_jobs_in_parallel_processes_sharing_the_cores(tmp_path):
+    pytest.importorskip("hydra_plugins.hydra_joblib_launcher")
+    joblib = pytest.importorskip("joblib")
+    run_cli(
+        "-m",
+        "hydra/launcher=joblib",
+        "hydra.launcher.n_jobs=2",
+        "seed=0,1",
+        "trainer.max_epochs=1",
+        f"hydra.sweep.dir={tmp_path}",
+    )
+    rows = summary_rows(tmp_path)
+    assert [r["status"] for r in rows] == ["completed", "completed"]
+    # 2 jobs at once: each job's torch gets its share of the cores, not all of them
+    assert {r["torch_threads"] for r in rows} == {str(max(1, joblib.cpu_count() // 2))}
+
+
+def test_submitit_local_runs_each_job_in_its_own_process(tmp_path):
+    pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
+    run_cli(
+        "-m",
+        "hydra/launcher=submitit_local",
+        "param_groups=fc3_boost",
+        "param_groups.fc3.lr_mult=3",
+        "trainer.max_epochs=1",
+        f"hydra.sweep.dir={tmp_path}",
+    )
+    assert [r["status"] for r in summary_rows(tmp_path)] == ["completed"]
+    assert list((tmp_path / ".submitit").glob("*/*_result.pkl"))
+    job_dir = tmp_path / "param_groups.fc3.lr_mult=3,param_groups=fc3_boost,trainer.max_epochs=1"
+    assert "lr/fc3" in read_scalars(job_dir)
+
+
+def test_optuna_searches_the_base_lr_and_the_head_multiplier_for_val_acc(tmp_path):
+    pytest.importorskip("hydra_plugins.hydra_optuna_sweeper")
+    run_cli(
+        "-m",
+        "hparams_search=optuna_lr_mult",
+        "hydra.sweeper.n_trials=3",
+        "trainer.max_epochs=1",
+        f"hydra.sweep.dir={tmp_path}",
+    )
+    rows = summary_rows(tmp_path)
+    assert len(rows) == 3 and {r["status"] for r in rows} == {"completed"}
+    results = yaml.safe_load((tmp_path / "optimization_results.yaml").read_text())
+    assert results["best_value"] == pytest.approx(max(float(r["val/acc"]) for r in rows))
+    best = results["best_params"]
+    assert 1e-4 <= best["optimizer.lr"] <= 1e-1 and 1 <= best["param_groups.fc3.lr_mult"] <= 100
+    # every trial's sampled values are numbers in its HPARAMS row
+    trials = [session_hparams(p.parent) for p in tmp_path.glob("*/metrics.json")]
+    assert len({t["optimizer.lr"] for t in trials}) == 3
+    assert all(isinstance(t["param_groups.fc3.lr_mult"], float) for t in trials)

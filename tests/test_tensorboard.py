@@ -1,0 +1,144 @@
+"""What a run shows in TensorBoard, read back from its event files: per-group signals, the
+custom-scalars layout, and the hparams session in the run's own dir."""
+
+import json
+
+import pytest
+import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from tensorboard.plugins.custom_scalar import layout_pb2
+from tensorboard.plugins.hparams import api_pb2
+from tensorboard.plugins.hparams import metadata as hparams_metadata
+from torch import nn
+
+from src import hparams
+from src.logger import RunLogger
+from src.runner import Runner
+from tests.conftest import read_scalars
+
+
+def plugin_content(run_dir, plugin: str) -> dict[str, bytes]:
+    events = EventAccumulator(str(run_dir), size_guidance={"tensors": 0})
+    events.Reload()
+    return events.PluginTagToContent(plugin)
+
+
+def test_grad_norm_and_update_ratio_per_named_group_on_logged_steps_only(tmp_path):
+    torch.manual_seed(0)
+    body, head = nn.Linear(4, 3), nn.Linear(3, 2)
+    # `body` spans two optimizer param groups (decay / no decay) under one name.
+    optimizer = torch.optim.SGD(
+        [
+            {"params": [body.weight], "name": "body", "lr": 0.1},
+            {"params": [body.bias], "name": "body", "lr": 0.1, "weight_decay": 0.0},
+            {"params": head.parameters(), "name": "head", "lr": 1.0},
+        ]
+    )
+    logger = RunLogger(tmp_path)
+    expected = {}
+    for step in range(3):
+        optimizer.zero_grad()
+        head(body(torch.randn(8, 4))).square().mean().backward()
+        params = {"body": [body.weight, body.bias], "head": list(head.parameters())}
+        lrs = {"body": 0.1, "head": 1.0}
+        if step != 1:
+            for name, ps in params.items():
+                grad = torch.cat([p.grad.flatten() for p in ps]).norm()
+                weight = torch.cat([p.detach().flatten() for p in ps]).norm()
+                # plain SGD: the step is -lr * grad, so the ratio is lr * |g| / |w|
+                expected[f"grad_norm/{name}", step] = grad.item()
+                expected[f"update_ratio/{name}", step] = (lrs[name] * grad / weight).item()
+        with logger.group_signals(optimizer, step, enabled=step != 1):
+            optimizer.step()
+    logger.close()
+
+    scalars = read_scalars(tmp_path)
+    assert sorted(scalars) == [
+        "grad_norm/body",
+        "grad_norm/head",
+        "update_ratio/body",
+        "update_ratio/head",
+    ]
+    for (tag, step), value in expected.items():
+        assert dict(scalars[tag])[step] == pytest.approx(value, rel=1e-5), (tag, step)
+    assert all([s for s, _ in values] == [0, 2] for values in scalars.values())
+
+
+def test_a_run_logs_every_groups_signals_with_the_lrs_and_the_boosted_head_moves_faster(
+    make_cfg, tmp_path
+):
+    cfg = make_cfg("param_groups=fc3_boost", "trainer.max_epochs=1", "trainer.log_every_n_steps=5")
+    Runner(cfg, tmp_path).run()
+
+    scalars = read_scalars(tmp_path)
+    steps = [s for s, _ in scalars["lr/default"]]
+    assert len(steps) > 3
+    for signal in ("lr", "grad_norm", "update_ratio"):
+        for group in ("default", "fc3"):
+            assert [s for s, _ in scalars[f"{signal}/{group}"]] == steps, (signal, group)
+    # the fresh head at 10x the base lr changes far faster, relative to its size, than the body
+    for (_, head), (_, body) in zip(
+        scalars["update_ratio/fc3"], scalars["update_ratio/default"], strict=True
+    ):
+        assert head > 5 * body > 0
+
+
+def test_custom_scalars_layout_puts_every_group_on_one_chart_per_signal(tmp_path):
+    RunLogger(tmp_path).close()
+    events = EventAccumulator(str(tmp_path), size_guidance={"tensors": 0})
+    events.Reload()
+    layout = layout_pb2.Layout.FromString(
+        events.Tensors("custom_scalars__config__")[0].tensor_proto.string_val[0]
+    )
+    charts = {c.title: list(c.multiline.tag) for cat in layout.category for c in cat.chart}
+    assert charts["lr per group"] == ["lr/.*"]
+    assert charts["update ratio per group"] == ["update_ratio/.*"]
+
+
+def test_hparams_session_lives_in_the_run_dir_beside_its_scalars(make_cfg, tmp_path):
+    cfg = make_cfg("param_groups=fc3_boost", "trainer.max_epochs=2")
+    swept = {"param_groups.fc3.lr_mult": 10, "param_groups": "fc3_boost"}
+    Runner(cfg, tmp_path, hparams=swept).run()
+
+    # one run: no sub-run with its own event file, as SummaryWriter.add_hparams would make
+    assert [p.parent for p in tmp_path.rglob("events.out.tfevents.*")] == [tmp_path]
+    content = plugin_content(tmp_path, "hparams")
+    start = hparams_metadata.parse_session_start_info_plugin_data(
+        content[hparams_metadata.SESSION_START_INFO_TAG]
+    )
+    assert start.hparams["param_groups.fc3.lr_mult"].number_value == 10
+    assert start.hparams["param_groups"].string_value == "fc3_boost"
+    end = hparams_metadata.parse_session_end_info_plugin_data(
+        content[hparams_metadata.SESSION_END_INFO_TAG]
+    )
+    assert end.status == api_pb2.STATUS_SUCCESS
+    experiment = hparams_metadata.parse_experiment_plugin_data(
+        content[hparams_metadata.EXPERIMENT_TAG]
+    )
+    assert [m.name.tag for m in experiment.metric_infos] == ["val/acc", "val/loss", "val/best_acc"]
+
+    # the metrics the HPARAMS table shows are the last values of those scalars in this run
+    scalars = read_scalars(tmp_path)
+    metrics = json.loads((tmp_path / "metrics.json").read_text())
+    assert scalars["val/best_acc"][-1][1] == pytest.approx(metrics["best_val_acc"])
+    assert scalars["val/acc"][-1][1] == pytest.approx(metrics["val/acc"])
+
+
+def test_hparams_are_the_overrides_with_values_read_back_from_the_config(make_cfg):
+    overrides = [
+        "optimizer.lr=1e-2",
+        "param_groups=fc3_boost",
+        "param_groups.fc3.lr_mult=30",
+        "dataset.classes=[5,6]",
+        "+dataset.note=hi",
+        "dry_run=true",
+        "hydra.run.dir=/tmp/x",
+    ]
+    cfg = make_cfg(*[o for o in overrides if not o.startswith("hydra.")])
+    assert hparams.from_overrides(overrides, cfg, exclude_keys=["dry_run"]) == {
+        "optimizer.lr": 0.01,
+        "param_groups": "fc3_boost",
+        "param_groups.fc3.lr_mult": 30,
+        "dataset.classes": "[5,6]",
+        "dataset.note": "hi",
+    }
