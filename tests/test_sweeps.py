@@ -3,6 +3,7 @@ in its own run, and the launcher and sweeper plugins."""
 
 import csv
 import json
+import statistics
 
 import pytest
 import yaml
@@ -131,3 +132,42 @@ def test_optuna_searches_the_base_lr_and_the_head_multiplier_for_val_acc(tmp_pat
     trials = [session_hparams(p.parent) for p in tmp_path.glob("*/metrics.json")]
     assert len({t["optimizer.lr"] for t in trials}) == 3
     assert all(isinstance(t["param_groups.fc3.lr_mult"], float) for t in trials)
+
+
+@pytest.mark.parametrize(
+    ("start", "loads_pretrained", "excluded", "fc3_mult"),
+    [
+        ("scratch", False, [], None),
+        ("pretrained", True, [], None),
+        ("fc3_x1", True, ["^fc3\\."], 1),
+        ("fc3_x100", True, ["^fc3\\."], 100),
+    ],
+)
+def test_fewshot_starts_compose_as_the_study_describes(
+    make_cfg, start, loads_pretrained, excluded, fc3_mult
+):
+    cfg = make_cfg("experiment=fewshot_digits", f"fewshot={start}")
+    assert (cfg.pretrained.path is not None) == loads_pretrained
+    assert list(cfg.pretrained.exclude) == excluded
+    assert cfg.param_groups.get("fc3", {}).get("lr_mult") == fc3_mult
+
+
+def test_fewshot_study_prints_mean_and_std_per_start_and_shot_count(tmp_path):
+    result = run_cli(
+        "-m",
+        "experiment=fewshot_digits",
+        "fewshot=scratch,fc3_x10",  # the command line narrows the study's own sweep
+        "dataset.shots_per_class=5",
+        "seed=0,1",
+        "trainer.max_epochs=2",
+        f"hydra.sweep.dir={tmp_path}",
+    )
+    rows = summary_rows(tmp_path)
+    assert len(rows) == 4 and {r["status"] for r in rows} == {"completed"}
+    accs = [float(r["val/acc"]) for r in rows if "fewshot=fc3_x10" in r["overrides"]]
+    table = (tmp_path / "fewshot_table.md").read_text()
+    assert table.strip() in result.stdout
+    line = next(line for line in table.splitlines() if "fresh fc3 x10 |" in line)
+    mean, std = statistics.mean(accs), statistics.stdev(accs)
+    assert line == f"| pretrained body + fresh fc3 x10 | {mean:.3f} ± {std:.3f} (n=2) |"
+    assert "| pretrained body + fresh fc3 x3 | n/a |" in table
