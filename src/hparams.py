@@ -9,8 +9,8 @@ HParamValue = bool | int | float | str
 def from_overrides(
     overrides: list[str], cfg: DictConfig, exclude_keys: list[str]
 ) -> dict[str, HParamValue]:
-    """`key=value` for each command-line override (a sweep's overrides differ between its jobs),
-    except Hydra's own keys and `exclude_keys` (those that say where or how, not what, to run).
+    """`key=value` for each of the job's overrides (Hydra keeps its own `hydra.*` apart), but
+    `exclude_keys`: those that say where or how to run, not what (resume, dry_run).
 
     A value is read back from the composed config, so `optimizer.lr=1e-3` is the number 0.001
     and TensorBoard can plot it; a config-group choice (`param_groups=fc3_boost`) stays its name.
@@ -18,9 +18,9 @@ def from_overrides(
     values = {}
     for override in OverridesParser.create().parse_overrides(overrides):
         key = override.key_or_group
-        if override.is_delete() or key in exclude_keys or key.startswith("hydra"):
+        if override.is_delete() or key in exclude_keys:
             continue
-        value = OmegaConf.select(cfg, key)
+        value = OmegaConf.select(cfg, key, throw_on_resolution_failure=False)
         if not isinstance(value, HParamValue):  # a group choice or a list
             value = override.get_value_element_as_str()
         values[key] = value

@@ -95,6 +95,7 @@ def gather_rows(sweep_dir: Path, since: float = 0.0) -> list[dict]:
         if job_file.stat().st_mtime < since:
             continue
         row = dict.fromkeys(COLUMNS, "") | json.loads(job_file.read_text())
+        row["run_dir"] = str(job_file.parent.relative_to(sweep_dir))
         metrics_file = job_file.parent / "metrics.json"
         if row["status"] == "completed" and metrics_file.exists():
             metrics = json.loads(metrics_file.read_text())
@@ -106,7 +107,8 @@ def gather_rows(sweep_dir: Path, since: float = 0.0) -> list[dict]:
 
 def write_summary(sweep_dir: Path, rows: list[dict]) -> None:
     with (sweep_dir / "summary.csv").open("w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=COLUMNS)
+        # The csv also says where each run is, for scripts that read its files.
+        writer = csv.DictWriter(f, fieldnames=[*COLUMNS, "run_dir"])
         writer.writeheader()
         writer.writerows(rows)
     (sweep_dir / "summary.md").write_text(format_markdown(rows) + "\n")

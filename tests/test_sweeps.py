@@ -159,15 +159,23 @@ def test_fewshot_study_prints_mean_and_std_per_start_and_shot_count(tmp_path):
         "fewshot=scratch,fc3_x10",  # the command line narrows the study's own sweep
         "dataset.shots_per_class=5",
         "seed=0,1",
-        "trainer.max_epochs=2",
+        "trainer.max_epochs=6",
         f"hydra.sweep.dir={tmp_path}",
     )
     rows = summary_rows(tmp_path)
     assert len(rows) == 4 and {r["status"] for r in rows} == {"completed"}
-    accs = [float(r["val/acc"]) for r in rows if "fewshot=fc3_x10" in r["overrides"]]
+    runs = [tmp_path / r["run_dir"] for r in rows]
     table = (tmp_path / "fewshot_table.md").read_text()
     assert table.strip() in result.stdout
+    assert "| start | 5 shots, epoch 5 | 5 shots, epoch 6 |" in table
     line = next(line for line in table.splitlines() if "fresh fc3 x10 |" in line)
-    mean, std = statistics.mean(accs), statistics.stdev(accs)
-    assert line == f"| pretrained body + fresh fc3 x10 | {mean:.3f} ± {std:.3f} (n=2) |"
-    assert "| pretrained body + fresh fc3 x3 | n/a |" in table
+    cells = []
+    for epoch in (5, 6):
+        accs = [
+            dict(read_scalars(run)["val/acc"])[epoch * 2]  # 5 shots x 5 digits: 2 steps/epoch
+            for run in runs
+            if "fewshot=fc3_x10" in str(run)
+        ]
+        cells.append(f"{statistics.mean(accs):.3f} ± {statistics.stdev(accs):.3f}")
+    assert line == f"| pretrained body + fresh fc3 x10 | {cells[0]} | {cells[1]} |"
+    assert "| pretrained body + fresh fc3 x3 | n/a | n/a |" in table

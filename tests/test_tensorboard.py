@@ -132,9 +132,8 @@ def test_hparams_are_the_overrides_with_values_read_back_from_the_config(make_cf
         "dataset.classes=[5,6]",
         "+dataset.note=hi",
         "dry_run=true",
-        "hydra.run.dir=/tmp/x",
     ]
-    cfg = make_cfg(*[o for o in overrides if not o.startswith("hydra.")])
+    cfg = make_cfg(*overrides)
     assert hparams.from_overrides(overrides, cfg, exclude_keys=["dry_run"]) == {
         "optimizer.lr": 0.01,
         "param_groups": "fc3_boost",

@@ -1,4 +1,6 @@
-"""The study's table: mean ± std of the final val/acc over seeds, per start and shot count.
+"""The study's table: mean ± std over seeds of val/acc after 5 epochs (how fast) and after the
+last (where it ends), per start and shot count; the runs' val/acc curves are read back from
+their event files.
 
 Written as `fewshot_table.md` at the sweep root and printed at the end of
 `python -m src.run -m experiment=fewshot_digits` (a Hydra callback configured there), or
@@ -13,9 +15,11 @@ from typing import Any
 
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 from src.sweep_summary import gather_rows
 
+EARLY_EPOCH = 5
 STARTS = {
     "scratch": "from scratch",
     "pretrained": "pretrained, all weights (old head kept)",
@@ -37,33 +41,44 @@ class FewshotTable(Callback):
 
 
 def write_table(sweep_dir: Path, rows: list[dict]) -> None:
-    markdown = format_table(rows)
+    markdown = format_table(sweep_dir, rows)
     (sweep_dir / "fewshot_table.md").write_text(markdown + "\n")
     print(markdown, flush=True)
 
 
-def format_table(rows: list[dict]) -> str:
-    accs: dict[tuple[str, int], list[float]] = {}
+def format_table(sweep_dir: Path, rows: list[dict]) -> str:
+    curves: dict[tuple[str, int], list[list[float]]] = {}
     for row in rows:
         overrides = dict(o.split("=", 1) for o in row["overrides"].split())
         if row["status"] == "completed":
             key = (overrides["fewshot"], int(overrides["dataset.shots_per_class"]))
-            accs.setdefault(key, []).append(float(row["val/acc"]))
-    shots = sorted({s for _, s in accs})
-    lines = [
-        "| start | " + " | ".join(f"{s} shots/class: val/acc" for s in shots) + " |",
-        "|---|" + "---|" * len(shots),
-    ]
+            curves.setdefault(key, []).append(_val_acc_curve(sweep_dir / row["run_dir"]))
+    shots = sorted({s for _, s in curves})
+    last = max(len(curve) for runs in curves.values() for curve in runs)
+    early = min(EARLY_EPOCH, last)
+    header = [f"{s} shots, epoch {e}" for s in shots for e in (early, last)]
+    lines = ["| start | " + " | ".join(header) + " |", "|---|" + "---|" * len(header)]
     for start, label in STARTS.items():
-        cells = [_mean_std(accs.get((start, s), [])) for s in shots]
+        cells = []
+        for s in shots:
+            runs = curves.get((start, s), [])
+            cells += [_mean_std([c[early - 1] for c in runs]), _mean_std([c[-1] for c in runs])]
         lines.append(f"| {label} | " + " | ".join(cells) + " |")
+    n = {len(runs) for runs in curves.values()}
+    lines.append(f"\nval/acc, mean ± std over {', '.join(map(str, sorted(n)))} seeds")
     return "\n".join(lines)
+
+
+def _val_acc_curve(run_dir: Path) -> list[float]:
+    events = EventAccumulator(str(run_dir), size_guidance={"scalars": 0})
+    events.Reload()
+    return [e.value for e in events.Scalars("val/acc")]
 
 
 def _mean_std(values: list[float]) -> str:
     if len(values) < 2:
         return "n/a"
-    return f"{statistics.mean(values):.3f} ± {statistics.stdev(values):.3f} (n={len(values)})"
+    return f"{statistics.mean(values):.3f} ± {statistics.stdev(values):.3f}"
 
 
 if __name__ == "__main__":
