@@ -70,9 +70,13 @@ def format_table(sweep_dir: Path, rows: list[dict]) -> str:
 
 
 def _val_acc_curve(run_dir: Path) -> list[float]:
-    events = EventAccumulator(str(run_dir), size_guidance={"scalars": 0})
-    events.Reload()
-    return [e.value for e in events.Scalars("val/acc")]
+    curve = []
+    # File by file (a resumed run has several): a whole dir is watched, and logged about.
+    for event_file in sorted(run_dir.glob("events.out.tfevents.*")):
+        events = EventAccumulator(str(event_file), size_guidance={"scalars": 0})
+        events.Reload()
+        curve += [e.value for e in events.Scalars("val/acc")]
+    return curve
 
 
 def _mean_std(values: list[float]) -> str:
