@@ -13,7 +13,6 @@ end if any job failed.
 
 import csv
 import json
-import logging
 import sys
 import time
 import traceback
@@ -26,8 +25,6 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from src.errors import GroupwiseError
-
-log = logging.getLogger(__name__)
 
 JOB_FILE = "job.json"
 COLUMNS = (
