@@ -7,10 +7,11 @@ import statistics
 
 import pytest
 import yaml
+from hydra import compose, initialize_config_dir
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.hparams import metadata as hparams_metadata
 
-from tests.conftest import read_scalars, run_cli
+from tests.conftest import ROOT, read_scalars, run_cli
 
 
 def summary_rows(sweep_dir):
@@ -179,3 +180,15 @@ def test_fewshot_study_prints_mean_and_std_per_start_and_shot_count(tmp_path):
         cells.append(f"{statistics.mean(accs):.3f} ± {statistics.stdev(accs):.3f}")
     assert line == f"| pretrained body + fresh fc3 x10 | {cells[0]} | {cells[1]} |"
     assert "| pretrained body + fresh fc3 x3 | n/a | n/a |" in table
+
+
+def test_slurm_preset_asks_for_one_gpu_per_job_on_the_partition_given():
+    pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
+    overrides = ["hydra/launcher=slurm", "hydra.launcher.partition=gpu"]
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        cfg = compose("config", overrides, return_hydra_config=True)
+    launcher = cfg.hydra.launcher
+    assert launcher._target_.endswith("submitit_launcher.SlurmLauncher")
+    assert launcher.partition == "gpu"
+    assert (launcher.gpus_per_node, launcher.timeout_min) == (1, 60)
+    assert launcher.cpus_per_task == 8
