@@ -3,6 +3,7 @@ optimizer and schedule -> training -> outputs. Each step is a plain call with ex
 
 import json
 import logging
+import math
 import random
 from pathlib import Path
 
@@ -62,7 +63,10 @@ class Runner:
             self.cfg,
             "scheduler",
             optimizer=self.optimizer,
-            steps_per_epoch=len(self.data.train_loader),
+            # Optimizer steps: one per accumulate_grad_batches batches, and one for the rest.
+            steps_per_epoch=math.ceil(
+                len(self.data.train_loader) / self.cfg.trainer.accumulate_grad_batches
+            ),
             max_epochs=self.cfg.trainer.max_epochs,
         )
 
@@ -102,6 +106,12 @@ class Runner:
                 max_epochs=self.cfg.trainer.max_epochs,
                 log_every_n_steps=self.cfg.trainer.log_every_n_steps,
                 config=config,
+                precision=self.cfg.trainer.precision,
+                channels_last=self.cfg.trainer.channels_last,
+                compile=self.cfg.trainer.compile,
+                accumulate_grad_batches=self.cfg.trainer.accumulate_grad_batches,
+                grad_clip=self.cfg.trainer.grad_clip,
+                monitor=self.cfg.trainer.monitor,
             )
             if self.cfg.resume:
                 trainer.restore(self._resume_state(config))
@@ -116,6 +126,12 @@ class Runner:
         last = progress.history[-1] if progress.history else {}
         metrics = {k: v for k, v in last.items() if k != "epoch"}
         metrics.update(epochs=progress.epoch, best_val_acc=progress.best_val_acc)
+        if self.cfg.trainer.monitor is not None:
+            metrics["best"] = {
+                "metric": self.cfg.trainer.monitor,
+                "value": progress.best_score,
+                "epoch": progress.best_epoch,
+            }
         _write_json(self.run_dir / "metrics.json", metrics)
         return metrics
 
