@@ -5,19 +5,13 @@ import contextlib
 import torch
 from torch.optim import Optimizer
 
-from src.errors import GroupwiseError
-
 # trainer.precision -> the dtype autocast computes in; 32 leaves everything in float32.
 DTYPES = {"32": None, "bf16": torch.bfloat16, "16": torch.float16}
 
 
 class Precision:
     def __init__(self, precision: str | int, device: torch.device):
-        if str(precision) not in DTYPES:
-            raise GroupwiseError(
-                f"trainer.precision={precision}: use 32 (float32), bf16 (bfloat16 autocast) or "
-                "16 (float16 autocast with gradient scaling)"
-            )
+        """`precision`: a key of DTYPES (checked by the trainer's options)."""
         self.dtype = DTYPES[str(precision)]
         self.device_type = device.type
         # float16's narrow range flushes small gradients to zero; the scaler multiplies the

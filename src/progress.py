@@ -42,7 +42,7 @@ class ProgressBar:
         if not self.bar.disable:
             groups = optimizer.param_groups
             lr = next((g["lr"] for g in groups if g.get("name") == "default"), groups[0]["lr"])
-            self.bar.set_postfix(loss=f"{loss:.4f}", lr=f"{lr:.3g}", refresh=False)
+            self.bar.set_postfix(loss=f"{loss:.4f}", lr=f"{lr:.3g}")
 
     def close(self) -> None:
         self.bar.close()

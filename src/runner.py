@@ -16,7 +16,7 @@ from src import param_groups, pretrained
 from src.checkpoints import load_checkpoint
 from src.errors import GroupwiseError
 from src.logger import RunLogger
-from src.trainer import Trainer
+from src.trainer import Trainer, check_options
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +44,9 @@ class Runner:
         self.texts = {"config": f"```yaml\n{OmegaConf.to_yaml(self.cfg)}\n```"}
         _seed_everything(self.cfg.seed)
         self.device = _resolve_device(self.cfg.trainer.device)
+        # Before the schedule, which counts optimizer steps with accumulate_grad_batches.
+        t = self.cfg.trainer
+        check_options(t.precision, t.accumulate_grad_batches, t.grad_clip, t.monitor)
         self.data = build(self.cfg, "dataset", seed=self.cfg.seed)
         # The model's input channels and head size come from the data.
         self.model = build(

@@ -17,6 +17,7 @@ from src.checkpoints import save_checkpoint
 from src.data import Data
 from src.errors import GroupwiseError
 from src.logger import RunLogger
+from src.precision import DTYPES as PRECISIONS
 from src.precision import Precision
 
 # Metrics a best checkpoint can follow, and whether higher or lower is better.
@@ -66,7 +67,7 @@ class Trainer:
         self.log_every_n_steps = log_every_n_steps
         self.config = config
         self.progress = Progress()
-        _check_options(accumulate_grad_batches, grad_clip, monitor)
+        check_options(precision, accumulate_grad_batches, grad_clip, monitor)
         self.precision = Precision(precision, device)
         self.accumulate_grad_batches = accumulate_grad_batches
         self.grad_clip = grad_clip
@@ -212,8 +213,14 @@ class Trainer:
         os.replace(tmp, self.best_checkpoint_path)
 
 
-def _check_options(accumulate_grad_batches, grad_clip, monitor) -> None:
+def check_options(precision, accumulate_grad_batches, grad_clip, monitor) -> None:
+    """Every problem of the trainer's options, in one error."""
     problems = []
+    if str(precision) not in PRECISIONS:
+        problems.append(
+            f"trainer.precision={precision}: use 32 (float32), bf16 (bfloat16 autocast) or "
+            "16 (float16 autocast with gradient scaling)"
+        )
     if not isinstance(accumulate_grad_batches, int) or accumulate_grad_batches < 1:
         problems.append(
             f"trainer.accumulate_grad_batches={accumulate_grad_batches}: must be an integer >= 1 "
