@@ -137,3 +137,13 @@ def test_image_folder_layout_mistakes_are_clear_errors(tmp_path, split_photos):
         image_folder(str(split_photos), 4, 0, transform_from="resnet19")
     with pytest.raises(GroupwiseError, match=r"dataset\.image_size=0: must be a positive integer"):
         preprocess_for(None, 0, Preprocess(32, 32, (0.5,), (0.5,), 1))
+
+
+def test_digits_read_without_importing_sklearn_are_sklearns_digits():
+    from sklearn.datasets import load_digits
+
+    from src.data import read_digits
+
+    pixels, labels = read_digits()
+    bunch = load_digits()
+    assert (pixels == bunch.images).all() and (labels == bunch.target).all()
