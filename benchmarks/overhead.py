@@ -118,7 +118,11 @@ def plain_contestant(runner: Runner, model: torch.nn.Module):
 def lightning_contestant(runner: Runner, model: torch.nn.Module):
     """A minimal LightningModule on the same groups and loader: no logger, no checkpoints, no
     progress bar, no validation (the cheapest Lightning there is)."""
+    import logging
+
     import lightning as L
+
+    logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)  # per-fit banners
 
     lr = runner.cfg.optimizer.lr
     groups = param_groups.resolve(model, param_groups.parse_specs(runner.cfg.param_groups))
