@@ -37,7 +37,7 @@ WORKLOADS = {
     # name: (overrides, epochs per measurement, rounds)
     "lenet_digits_b64": (
         [ALL_DIGITS, "dataset.batch_size=64", "pretrained=none", "param_groups=fc3_boost"],
-        1,
+        3,
         30,
     ),
     "resnet18_64px_b32": (
