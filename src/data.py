@@ -1,13 +1,17 @@
-"""Datasets and loaders. The default, `digits`, is embedded: it loads offline from scikit-learn."""
+"""Datasets and loaders. The default, `digits`, is embedded: it loads offline from scikit-learn.
+The others read files: image folders, and CIFAR-10 / MNIST / Fashion-MNIST through torchvision."""
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from torch.nn import functional as F
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import DataLoader, Subset, TensorDataset
 
+from src import transforms
 from src.errors import GroupwiseError
+from src.transforms import DEFAULT_SIZE, IMAGENET_MEAN, IMAGENET_STD, Preprocess, preprocess_for
 
 
 @dataclass
@@ -33,13 +37,11 @@ def digits(
     labels become 0..k-1 in the order given; `shots_per_class` keeps the first N training
     images of each class in a seeded order, so 5 shots are a subset of 20 shots.
     """
-    from sklearn.datasets import load_digits  # costs ~1 s of imports; only this dataset needs it
-
     classes = _check_digits_args(classes, batch_size, shots_per_class, val_fraction)
-    bunch = load_digits()
-    images = torch.as_tensor(bunch.images, dtype=torch.float32).unsqueeze(1) / 16.0
+    pixels, labels = read_digits()
+    images = torch.as_tensor(pixels, dtype=torch.float32).unsqueeze(1) / 16.0
     images = F.interpolate(images, size=(image_size, image_size), mode="bilinear")
-    labels = torch.as_tensor(bunch.target)
+    labels = torch.as_tensor(labels)
 
     generator = torch.Generator().manual_seed(seed)
     train_idx, val_idx = [], []
@@ -78,6 +80,21 @@ def digits(
     )
 
 
+def read_digits():
+    """The digits as `sklearn.datasets.load_digits()` gives them ((1797, 8, 8) pixels 0-16,
+    labels), read straight from the file scikit-learn ships: importing sklearn.datasets
+    costs ~1 s of start-up (it pulls in scipy), reading the file 20 ms."""
+    import gzip
+    import importlib.util
+
+    import numpy as np
+
+    sklearn_dir = Path(importlib.util.find_spec("sklearn").origin).parent
+    with gzip.open(sklearn_dir / "datasets" / "data" / "digits.csv.gz", "rt") as f:
+        table = np.loadtxt(f, delimiter=",")
+    return table[:, :-1].reshape(-1, 8, 8), table[:, -1].astype(int)
+
+
 def _check_digits_args(classes, batch_size, shots_per_class, val_fraction) -> list[int]:
     problems = []
     classes = list(classes)
@@ -102,3 +119,169 @@ def _check_digits_args(classes, batch_size, shots_per_class, val_fraction) -> li
     if problems:
         raise GroupwiseError(*problems)
     return classes
+
+
+# The seed's CIFAR-10 normalisation (measured on its PNG export), and MNIST's usual ones.
+CIFAR10_NATIVE = Preprocess(32, 32, (0.4948, 0.4857, 0.4468), (0.2458, 0.2424, 0.2603), 3)
+MNIST_NATIVE = Preprocess(32, 32, (0.1307,), (0.3081,), 1)  # 28 pixels resized to LeNet's 32
+FASHION_MNIST_NATIVE = Preprocess(32, 32, (0.2860,), (0.3530,), 1)
+PHOTO_NATIVE = Preprocess(DEFAULT_SIZE, 37, IMAGENET_MEAN, IMAGENET_STD, 3)
+
+
+@dataclass
+class Loading:
+    """DataLoader settings shared by the file-backed datasets."""
+
+    batch_size: int
+    seed: int
+    num_workers: int = 0  # worker processes decoding and augmenting; 0: in the training process
+    pin_memory: bool = False  # page-locked batches: faster copies to a GPU
+    persistent_workers: bool = False  # keep workers between epochs; needs num_workers > 0
+
+    def problems(self) -> list[str]:
+        found = []
+        if not isinstance(self.batch_size, int) or self.batch_size < 1:
+            found.append(
+                f"dataset.batch_size={self.batch_size}: must be a positive integer, e.g. 32"
+            )
+        if not isinstance(self.num_workers, int) or self.num_workers < 0:
+            found.append(f"dataset.num_workers={self.num_workers}: must be an integer >= 0")
+        elif self.persistent_workers and self.num_workers == 0:
+            found.append(
+                "dataset.persistent_workers=true needs worker processes; set dataset.num_workers "
+                "to 1 or more, or persistent_workers=false"
+            )
+        return found
+
+    def loaders(self, train, val) -> tuple[DataLoader, DataLoader]:
+        common = {
+            "batch_size": self.batch_size,
+            "num_workers": self.num_workers,
+            "pin_memory": self.pin_memory,
+            "persistent_workers": self.persistent_workers,
+        }
+        train_loader = DataLoader(
+            train, shuffle=True, generator=torch.Generator().manual_seed(self.seed), **common
+        )
+        return train_loader, DataLoader(val, **common)
+
+
+def image_folder(
+    root: str,
+    batch_size: int,
+    seed: int,
+    transform_from: str | None = None,
+    image_size: int | None = None,
+    val_fraction: float = 0.2,
+    augment: bool = True,
+    **loading,
+) -> Data:
+    """Images in class folders: `root/train/<class>/*` and `root/val/<class>/*`, or
+    `root/<class>/*` split into train and val by `val_fraction` (stratified, fixed by `seed`)."""
+    from torchvision.datasets import ImageFolder
+
+    load = Loading(batch_size, seed, **loading)
+    problems = load.problems()
+    if not 0 < val_fraction < 1:
+        problems.append(f"dataset.val_fraction={val_fraction}: must lie strictly between 0 and 1")
+    root_path = Path(root).expanduser()
+    if not root_path.is_dir():
+        problems.append(
+            f"dataset.root={root}: no such directory; point it at a folder holding train/ and val/ "
+            "class folders, or class folders directly"
+        )
+    if problems:
+        raise GroupwiseError(*problems)
+    pre = preprocess_for(transform_from, image_size, PHOTO_NATIVE)
+    train_tf, val_tf = transforms.build(pre, "photo", None, augment)
+
+    def scan(folder: Path, transform) -> ImageFolder:
+        try:
+            return ImageFolder(str(folder), transform=transform)
+        except FileNotFoundError as err:  # no class folder, or a class folder without images
+            raise GroupwiseError(
+                f"dataset.root={root}: {err}; expected one folder per class holding images"
+            ) from None
+
+    if (root_path / "train").is_dir() and (root_path / "val").is_dir():
+        train, val = scan(root_path / "train", train_tf), scan(root_path / "val", val_tf)
+        if train.classes != val.classes:
+            raise GroupwiseError(
+                f"dataset.root={root}: train/ and val/ hold different classes "
+                f"({train.classes} vs {val.classes}); give both the same class folders"
+            )
+    else:
+        train, val = scan(root_path, train_tf), scan(root_path, val_tf)
+    classes = train.classes
+    if train.root == val.root:  # one folder: split it
+        train_idx, val_idx = _stratified_split(train.targets, val_fraction, seed)
+        train, val = Subset(train, train_idx), Subset(val, val_idx)
+    train_loader, val_loader = load.loaders(train, val)
+    return Data(train_loader, val_loader, len(classes), pre.channels, list(classes))
+
+
+def _stratified_split(targets: list[int], val_fraction: float, seed: int):
+    generator = torch.Generator().manual_seed(seed)
+    targets = torch.as_tensor(targets)
+    train_idx, val_idx = [], []
+    for label in targets.unique():
+        idx = (targets == label).nonzero().flatten()
+        idx = idx[torch.randperm(len(idx), generator=generator)]
+        n_val = round(len(idx) * val_fraction)
+        val_idx += idx[:n_val].tolist()
+        train_idx += idx[n_val:].tolist()
+    return train_idx, val_idx
+
+
+def cifar10(root: str, download: bool, batch_size: int, seed: int, **options) -> Data:
+    """CIFAR-10 (torchvision): the 50,000 training images train, the 10,000 test images
+    validate. `download=true` fetches it into `root` on first use."""
+    return _torchvision_dataset(
+        "CIFAR10", CIFAR10_NATIVE, root, download, batch_size, seed, **options
+    )
+
+
+def mnist(root: str, download: bool, batch_size: int, seed: int, **options) -> Data:
+    """MNIST (torchvision): 60,000 training digits, 10,000 test digits to validate."""
+    return _torchvision_dataset("MNIST", MNIST_NATIVE, root, download, batch_size, seed, **options)
+
+
+def fashion_mnist(root: str, download: bool, batch_size: int, seed: int, **options) -> Data:
+    """Fashion-MNIST (torchvision): 60,000 training images of clothes, 10,000 to validate."""
+    return _torchvision_dataset(
+        "FashionMNIST", FASHION_MNIST_NATIVE, root, download, batch_size, seed, **options
+    )
+
+
+def _torchvision_dataset(
+    name: str,
+    native: Preprocess,
+    root: str,
+    download: bool,
+    batch_size: int,
+    seed: int,
+    transform_from: str | None = None,
+    image_size: int | None = None,
+    augment: bool = True,
+    **loading,
+) -> Data:
+    import torchvision.datasets
+
+    load = Loading(batch_size, seed, **loading)
+    if load.problems():
+        raise GroupwiseError(*load.problems())
+    pre = preprocess_for(transform_from, image_size, native)
+    native_size = 32 if name == "CIFAR10" else 28
+    train_tf, val_tf = transforms.build(pre, "small", native_size, augment)
+    dataset = getattr(torchvision.datasets, name)
+    root = str(Path(root).expanduser())
+    try:
+        train = dataset(root, train=True, transform=train_tf, download=download)
+        val = dataset(root, train=False, transform=val_tf, download=download)
+    except RuntimeError as err:  # torchvision's "Dataset not found or corrupted"
+        raise GroupwiseError(
+            f"dataset.root={root}: {name} not found or corrupted there ({err}); set "
+            "dataset.download=true to fetch it, or point dataset.root at a copy"
+        ) from None
+    train_loader, val_loader = load.loaders(train, val)
+    return Data(train_loader, val_loader, len(train.classes), pre.channels, list(train.classes))

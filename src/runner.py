@@ -3,6 +3,7 @@ optimizer and schedule -> training -> outputs. Each step is a plain call with ex
 
 import json
 import logging
+import math
 import random
 from pathlib import Path
 
@@ -15,7 +16,7 @@ from src import param_groups, pretrained
 from src.checkpoints import load_checkpoint
 from src.errors import GroupwiseError
 from src.logger import RunLogger
-from src.trainer import Trainer
+from src.trainer import Trainer, check_options
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +45,9 @@ class Runner:
         self.texts = {"config": f"```yaml\n{OmegaConf.to_yaml(self.cfg)}\n```"}
         _seed_everything(self.cfg.seed)
         self.device = _resolve_device(self.cfg.trainer.device)
+        # Before the schedule, which counts optimizer steps with accumulate_grad_batches.
+        t = self.cfg.trainer
+        check_options(t.precision, t.accumulate_grad_batches, t.grad_clip, t.monitor)
         self.data = build(self.cfg, "dataset", seed=self.cfg.seed)
         # The model's input channels and head size come from the data.
         self.model = build(
@@ -63,7 +67,10 @@ class Runner:
             self.cfg,
             "scheduler",
             optimizer=self.optimizer,
-            steps_per_epoch=len(self.data.train_loader),
+            # Optimizer steps: one per accumulate_grad_batches batches, and one for the rest.
+            steps_per_epoch=math.ceil(
+                len(self.data.train_loader) / self.cfg.trainer.accumulate_grad_batches
+            ),
             max_epochs=self.cfg.trainer.max_epochs,
         )
 
@@ -103,6 +110,12 @@ class Runner:
                 max_epochs=self.cfg.trainer.max_epochs,
                 log_every_n_steps=self.cfg.trainer.log_every_n_steps,
                 config=config,
+                precision=self.cfg.trainer.precision,
+                channels_last=self.cfg.trainer.channels_last,
+                compile=self.cfg.trainer.compile,
+                accumulate_grad_batches=self.cfg.trainer.accumulate_grad_batches,
+                grad_clip=self.cfg.trainer.grad_clip,
+                monitor=self.cfg.trainer.monitor,
             )
             if self.cfg.resume:
                 trainer.restore(self._resume_state(config))
@@ -119,6 +132,12 @@ class Runner:
         last = progress.history[-1] if progress.history else {}
         metrics = {k: v for k, v in last.items() if k != "epoch"}
         metrics.update(epochs=progress.epoch, best_val_acc=progress.best_val_acc)
+        if self.cfg.trainer.monitor is not None:
+            metrics["best"] = {
+                "metric": self.cfg.trainer.monitor,
+                "value": progress.best_score,
+                "epoch": progress.best_epoch,
+            }
         _write_json(self.run_dir / "metrics.json", metrics)
         return metrics
 

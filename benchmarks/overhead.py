@@ -1,0 +1,256 @@
+"""Training-loop overhead: the runner's loop against a plain hand-written loop (and PyTorch
+Lightning when it is installed) on the same model, loader, batch and param groups, CPU only.
+
+    python benchmarks/overhead.py                                    # runner vs plain loop
+    /work/wt/venv-lightning/bin/python benchmarks/overhead.py        # ... and Lightning
+
+Each round trains every contestant for the same number of epochs, in an order that rotates
+between rounds, so load from other processes falls on all of them alike. Printed: images/s
+of each and its ratio to the plain loop, best round against best round and the median of
+per-round ratios (target: runner >= 0.97x).
+"""
+
+import argparse
+import copy
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf
+from torch.nn import functional as F
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import src.run  # noqa: E402, F401  registers the config resolvers
+from src import param_groups  # noqa: E402
+from src.logger import RunLogger  # noqa: E402
+from src.runner import Runner  # noqa: E402
+from src.trainer import Trainer  # noqa: E402
+
+ALL_DIGITS = "dataset.classes=[0,1,2,3,4,5,6,7,8,9]"
+WORKLOADS = {
+    # name: (overrides, epochs per measurement, rounds)
+    "lenet_digits_b64": (
+        [ALL_DIGITS, "dataset.batch_size=64", "pretrained=none", "param_groups=fc3_boost"],
+        3,
+        30,
+    ),
+    "resnet18_64px_b32": (
+        [
+            ALL_DIGITS,
+            "dataset.shots_per_class=16",
+            "dataset.image_size=64",
+            "dataset.batch_size=32",
+            "model=resnet18",
+            "pretrained=none",
+            "+param_groups.head={pattern: '^fc\\.', lr_mult: 10}",
+        ],
+        1,
+        10,
+    ),
+}
+
+
+def build_runner(overrides: list[str], run_dir: Path) -> Runner:
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        cfg = compose("config", overrides=[*overrides, "trainer.device=cpu"])
+    runner = Runner(cfg, run_dir)
+    runner.setup()
+    return runner
+
+
+def runner_contestant(runner: Runner, run_dir: Path):
+    """The runner's own Trainer, built as `Runner.train` builds it; timed per training epoch."""
+    cfg = runner.cfg
+    trainer = Trainer(
+        model=runner.model,
+        optimizer=runner.optimizer,
+        scheduler=runner.scheduler,
+        data=runner.data,
+        device=runner.device,
+        logger=RunLogger(run_dir),
+        checkpoint_path=run_dir / "checkpoints" / "last.pt",
+        max_epochs=cfg.trainer.max_epochs,
+        log_every_n_steps=cfg.trainer.log_every_n_steps,
+        config=OmegaConf.to_container(cfg, resolve=True),
+        precision=cfg.trainer.precision,
+        channels_last=cfg.trainer.channels_last,
+        compile=cfg.trainer.compile,
+        accumulate_grad_batches=cfg.trainer.accumulate_grad_batches,
+        grad_clip=cfg.trainer.grad_clip,
+        monitor=cfg.trainer.monitor,
+    )
+
+    def train(epochs: int) -> float:
+        start = time.perf_counter()
+        for _ in range(epochs):
+            trainer._train_epoch()
+        return time.perf_counter() - start
+
+    return train
+
+
+def plain_contestant(runner: Runner, model: torch.nn.Module):
+    """What one writes by hand: the same groups and lrs, the seed's loop body."""
+    groups = param_groups.resolve(model, param_groups.parse_specs(runner.cfg.param_groups))
+    optimizer = torch.optim.SGD(
+        param_groups.optimizer_groups(groups, runner.cfg.optimizer.lr),
+        lr=runner.cfg.optimizer.lr,
+        momentum=runner.cfg.optimizer.momentum,
+        weight_decay=runner.cfg.optimizer.weight_decay,
+    )
+    loader = runner.data.train_loader
+
+    def train(epochs: int) -> float:
+        start = time.perf_counter()
+        model.train()
+        for _ in range(epochs):
+            for images, labels in loader:
+                loss = F.cross_entropy(model(images), labels)
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+        return time.perf_counter() - start
+
+    return train
+
+
+def lightning_contestant(runner: Runner, model: torch.nn.Module):
+    """A minimal LightningModule on the same groups and loader: no logger, no checkpoints, no
+    progress bar, no validation (the cheapest Lightning there is)."""
+    import logging
+
+    import lightning as L
+
+    logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)  # per-fit banners
+
+    lr = runner.cfg.optimizer.lr
+    groups = param_groups.resolve(model, param_groups.parse_specs(runner.cfg.param_groups))
+
+    class Module(L.LightningModule):
+        def __init__(self):
+            super().__init__()
+            self.model = model
+
+        def training_step(self, batch, batch_index):
+            images, labels = batch
+            return F.cross_entropy(self.model(images), labels)
+
+        def configure_optimizers(self):
+            return torch.optim.SGD(
+                param_groups.optimizer_groups(groups, lr),
+                lr=lr,
+                momentum=runner.cfg.optimizer.momentum,
+                weight_decay=runner.cfg.optimizer.weight_decay,
+            )
+
+    class EpochTimer(L.Callback):
+        """Times the epochs only: building a Trainer and `fit`'s set-up are not Lightning's
+        per-step cost."""
+
+        def on_train_epoch_start(self, trainer, module):
+            self.start = time.perf_counter()
+
+        def on_train_epoch_end(self, trainer, module):
+            self.seconds += time.perf_counter() - self.start
+
+    module = Module()
+    loader = runner.data.train_loader
+    timer = EpochTimer()
+
+    def train(epochs: int) -> float:
+        timer.seconds = 0.0
+        trainer = L.Trainer(
+            callbacks=[timer],
+            max_epochs=epochs,
+            accelerator="cpu",
+            devices=1,
+            logger=False,
+            enable_checkpointing=False,
+            enable_progress_bar=False,
+            enable_model_summary=False,
+            num_sanity_val_steps=0,
+            limit_val_batches=0,
+        )
+        trainer.fit(module, loader)
+        return timer.seconds
+
+    return train
+
+
+def measure(name: str, overrides: list[str], epochs: int, rounds: int, lightning: bool) -> dict:
+    with tempfile.TemporaryDirectory() as tmp:
+        runner = build_runner(overrides, Path(tmp))
+        initial = copy.deepcopy(runner.model)  # every contestant starts from the same weights
+        contestants = {
+            "plain": plain_contestant(runner, copy.deepcopy(initial)),
+            "runner": runner_contestant(runner, Path(tmp)),
+        }
+        if lightning:
+            contestants["lightning"] = lightning_contestant(runner, copy.deepcopy(initial))
+        images = len(runner.data.train_loader.dataset) * epochs
+        for train in contestants.values():
+            train(1)  # warm-up: allocator, thread pools, first-call paths
+        seconds = {k: [] for k in contestants}
+        order = list(contestants)
+        for round_index in range(rounds):
+            shift = round_index % len(order)
+            for key in order[shift:] + order[:shift]:
+                seconds[key].append(contestants[key](epochs))
+            times = "  ".join(f"{k} {v[-1]:.3f} s" for k, v in seconds.items())
+            print(f"  round {round_index + 1}/{rounds}: {times}", flush=True)
+    result = {"workload": name, "images_per_measurement": images}
+    for key, times in seconds.items():
+        result[key] = {
+            "images_per_s": images / min(times),
+            # The fastest of each: the least disturbed by other processes.
+            "ratio_of_best": min(seconds["plain"]) / min(times),
+            "median_ratio": statistics.median(
+                p / t for p, t in zip(seconds["plain"], times, strict=True)
+            ),
+        }
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--workload", choices=list(WORKLOADS), action="append")
+    parser.add_argument("--rounds-scale", type=float, default=1.0)
+    parser.add_argument("--threads", type=int, default=1)
+    args = parser.parse_args()
+    try:
+        import lightning  # noqa: F401
+
+        has_lightning = True
+    except ImportError:
+        has_lightning = False
+        print("lightning not installed: runner vs plain loop only")
+    torch.manual_seed(0)
+    # One intra-op thread: on a shared machine, threads that spin-wait for a busy core slow
+    # every contestant by whole multiples; one thread keeps the comparison about the loop.
+    torch.set_num_threads(args.threads)
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    for name in args.workload or list(WORKLOADS):
+        overrides, epochs, rounds = WORKLOADS[name]
+        print(f"\n{name}", flush=True)
+        result = measure(
+            name, overrides, epochs, max(2, round(rounds * args.rounds_scale)), has_lightning
+        )
+        print(f"{name}: {result['images_per_measurement']} images per measurement")
+        for key in ("plain", "runner", "lightning"):
+            if key in result:
+                r = result[key]
+                print(
+                    f"  {key:<10} {r['images_per_s']:8.0f} img/s (best round)   "
+                    f"{r['ratio_of_best']:.3f}x plain (best vs best)   "
+                    f"{r['median_ratio']:.3f}x plain (median of per-round ratios)"
+                )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,48 @@
+"""The console progress bar of a training epoch: images done, images/s, loss and lr."""
+
+import sys
+
+from torch.optim import Optimizer
+from tqdm import tqdm
+
+
+def wanted() -> bool:
+    """Only on a terminal, and never in a sweep whose jobs run in parallel: their bars would
+    overwrite each other's lines."""
+    return sys.stderr.isatty() and not _in_parallel_sweep()
+
+
+def _in_parallel_sweep() -> bool:
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+
+    if not HydraConfig.initialized():
+        return False
+    hydra = HydraConfig.get()
+    # The basic launcher runs a sweep's jobs one after another; every other launcher in parallel.
+    return hydra.mode == RunMode.MULTIRUN and not hydra.launcher._target_.endswith("BasicLauncher")
+
+
+class ProgressBar:
+    def __init__(self, total: int, epoch: int, enabled: bool):
+        self.bar = tqdm(
+            total=total,
+            desc=f"epoch {epoch}",
+            unit="img",
+            unit_scale=True,
+            leave=False,
+            disable=not enabled,
+        )
+
+    def advance(self, images: int) -> None:
+        self.bar.update(images)
+
+    def show(self, loss: float, optimizer: Optimizer) -> None:
+        """Called where the loss is on the host already: the bar never syncs on its own."""
+        if not self.bar.disable:
+            groups = optimizer.param_groups
+            lr = next((g["lr"] for g in groups if g.get("name") == "default"), groups[0]["lr"])
+            self.bar.set_postfix(loss=f"{loss:.4f}", lr=f"{lr:.3g}")
+
+    def close(self) -> None:
+        self.bar.close()

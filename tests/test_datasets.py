@@ -1,0 +1,149 @@
+"""File-backed datasets on files the tests write: image folders of PNGs, MNIST's idx format."""
+
+import pytest
+import torch
+
+from src.data import cifar10, fashion_mnist, image_folder, mnist
+from src.errors import GroupwiseError
+from src.transforms import IMAGENET_MEAN, Preprocess, preprocess_for
+from tests.generated_data import COLOURS, write_idx, write_image_folder
+
+CLASSES = sorted(COLOURS)
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory):
+    return write_image_folder(tmp_path_factory.mktemp("photos"), per_class=10)
+
+
+@pytest.fixture(scope="module")
+def split_photos(tmp_path_factory):
+    root = tmp_path_factory.mktemp("split")
+    write_image_folder(root / "train", per_class=6, seed=1)
+    write_image_folder(root / "val", per_class=3, seed=2)
+    return root
+
+
+def files(subset) -> list[str]:
+    return [subset.dataset.samples[i][0] for i in subset.indices]
+
+
+def test_one_folder_is_split_by_fraction_stratified_and_fixed_by_the_seed(photos):
+    data = image_folder(str(photos), batch_size=4, seed=0, val_fraction=0.3)
+    train, val = data.train_loader.dataset, data.val_loader.dataset
+    assert data.class_names == CLASSES and data.num_classes == 3 and data.in_channels == 3
+    assert len(val) == 9 and len(train) == 21  # 3 of each class's 10
+    val_labels = torch.tensor([val.dataset.targets[i] for i in val.indices])
+    assert torch.bincount(val_labels).tolist() == [3, 3, 3]
+    assert not set(files(train)) & set(files(val))
+    again = image_folder(str(photos), batch_size=4, seed=0, val_fraction=0.3)
+    other = image_folder(str(photos), batch_size=4, seed=1, val_fraction=0.3)
+    assert files(again.val_loader.dataset) == files(val)
+    assert files(other.val_loader.dataset) != files(val)
+
+
+def test_train_and_val_folders_are_used_as_given(split_photos):
+    data = image_folder(str(split_photos), batch_size=4, seed=0)
+    assert len(data.train_loader.dataset) == 18 and len(data.val_loader.dataset) == 9
+    images, labels = next(iter(data.val_loader))
+    # No model metadata: LeNet's 32 pixels, ImageNet's statistics.
+    assert images.shape == (4, 3, 32, 32) and images.dtype == torch.float32
+    blue = images[labels == CLASSES.index("blue")]
+    assert (blue[:, 2].mean(dim=(1, 2)) > blue[:, 0].mean(dim=(1, 2))).all()
+
+
+def test_a_torchvision_model_brings_its_weights_size_and_normalisation(split_photos):
+    pre = preprocess_for("resnet50", None, native=None)
+    assert (pre.size, pre.resize, pre.mean, pre.channels) == (224, 232, IMAGENET_MEAN, 3)
+    v1 = preprocess_for("ResNet50_Weights.IMAGENET1K_V1", None, native=None)
+    assert (v1.size, v1.resize) == (224, 256)
+    smaller = preprocess_for("resnet18", 64, native=None)
+    assert (smaller.size, smaller.resize) == (64, round(64 * 256 / 224))
+    data = image_folder(str(split_photos), batch_size=2, seed=0, transform_from="resnet18")
+    assert next(iter(data.train_loader))[0].shape == (2, 3, 224, 224)
+    assert next(iter(data.val_loader))[0].shape == (2, 3, 224, 224)
+
+
+def test_training_images_are_augmented_and_evaluation_images_are_not(split_photos):
+    def first_image(data):
+        loader = data.train_loader
+        return loader.dataset[0][0]
+
+    augmented = image_folder(str(split_photos), 4, 0)
+    assert not torch.equal(first_image(augmented), first_image(augmented))
+    plain = image_folder(str(split_photos), 4, 0, augment=False)
+    assert torch.equal(first_image(plain), first_image(plain))
+    train_set = plain.train_loader.dataset
+    unaugmented = plain.val_loader.dataset.transform(train_set.loader(train_set.samples[0][0]))
+    assert torch.equal(first_image(plain), unaugmented)
+
+
+@pytest.mark.filterwarnings("ignore:'pin_memory' argument is set as true")
+def test_loader_settings_reach_the_data_loaders(split_photos):
+    data = image_folder(
+        str(split_photos), 4, 0, num_workers=1, pin_memory=True, persistent_workers=True
+    )
+    for loader in (data.train_loader, data.val_loader):
+        assert (loader.num_workers, loader.pin_memory, loader.persistent_workers) == (1, True, True)
+    labels = torch.cat([labels for _, labels in data.val_loader])
+    assert sorted(labels.tolist()) == [0, 0, 0, 1, 1, 1, 2, 2, 2]
+
+
+@pytest.mark.parametrize(("builder", "folder"), [(mnist, "MNIST"), (fashion_mnist, "FashionMNIST")])
+def test_mnist_formats_load_from_idx_files(tmp_path, builder, folder):
+    write_idx(tmp_path, folder, n_train=40, n_test=20)
+    data = builder(str(tmp_path), download=False, batch_size=8, seed=0)
+    images, labels = next(iter(data.val_loader))
+    assert images.shape == (8, 1, 32, 32) and data.in_channels == 1 and data.num_classes == 10
+    assert labels.tolist() == [0, 1, 2, 3, 4, 5, 6, 7]  # the file's order
+    assert len(data.train_loader.dataset) == 40
+    # The band written for digit 0 (rows 0-5 of 28) is the brightest part of its image.
+    assert images[0, 0, :6].mean() > images[0, 0, 16:].mean() + 1
+    rgb = builder(str(tmp_path), download=False, batch_size=8, seed=0, transform_from="resnet18")
+    assert rgb.in_channels == 3
+    assert next(iter(rgb.train_loader))[0].shape == (8, 3, 224, 224)
+
+
+def test_a_missing_torchvision_dataset_says_how_to_get_it(tmp_path):
+    with pytest.raises(
+        GroupwiseError, match=r"dataset.root=.*CIFAR10 not found.*dataset.download=true"
+    ):
+        cifar10(str(tmp_path), download=False, batch_size=16, seed=0)
+
+
+def test_image_folder_mistakes_are_reported_together(tmp_path):
+    with pytest.raises(GroupwiseError) as err:
+        image_folder(
+            str(tmp_path / "nope"), batch_size=0, seed=0, val_fraction=1.5, persistent_workers=True
+        )
+    assert len(err.value.problems) == 4
+    assert "dataset.batch_size=0" in err.value.problems[0]
+    assert "dataset.persistent_workers=true needs worker processes" in err.value.problems[1]
+    assert "dataset.val_fraction=1.5" in err.value.problems[2]
+    assert "dataset.root=" in err.value.problems[3] and "no such directory" in err.value.problems[3]
+
+
+def test_image_folder_layout_mistakes_are_clear_errors(tmp_path, split_photos):
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(GroupwiseError, match=r"dataset.root=.*empty: .*one folder per class"):
+        image_folder(str(tmp_path / "empty"), 4, 0)
+    mismatched = tmp_path / "mismatched"
+    write_image_folder(mismatched / "train", per_class=2)
+    write_image_folder(mismatched / "val", per_class=2)
+    (mismatched / "val" / "red").rename(mismatched / "val" / "purple")
+    with pytest.raises(GroupwiseError, match="train/ and val/ hold different classes"):
+        image_folder(str(mismatched), 4, 0)
+    with pytest.raises(GroupwiseError, match=r"dataset\.transform_from=resnet19: neither"):
+        image_folder(str(split_photos), 4, 0, transform_from="resnet19")
+    with pytest.raises(GroupwiseError, match=r"dataset\.image_size=0: must be a positive integer"):
+        preprocess_for(None, 0, Preprocess(32, 32, (0.5,), (0.5,), 1))
+
+
+def test_digits_read_without_importing_sklearn_are_sklearns_digits():
+    from sklearn.datasets import load_digits
+
+    from src.data import read_digits
+
+    pixels, labels = read_digits()
+    bunch = load_digits()
+    assert (pixels == bunch.images).all() and (labels == bunch.target).all()
