@@ -8,7 +8,7 @@ from pathlib import Path
 
 import torch
 from hydra.errors import InstantiationException
-from hydra.utils import instantiate
+from hydra.utils import get_class, instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from src import param_groups, pretrained
@@ -20,7 +20,7 @@ from src.trainer import Trainer
 log = logging.getLogger(__name__)
 
 # A resumed run must train the same network with the same groups as the one it continues.
-RESUME_MUST_MATCH = ("model", "dataset", "param_groups")
+RESUME_MUST_MATCH = ("model", "dataset", "param_groups", "weight_decay_1d")
 
 
 class Runner:
@@ -56,7 +56,12 @@ class Runner:
         self.optimizer = build(
             self.cfg,
             "optimizer",
-            params=param_groups.optimizer_groups(self.groups, self.cfg.optimizer.lr),
+            params=param_groups.optimizer_groups(
+                self.groups,
+                self.cfg.optimizer.lr,
+                self.cfg.optimizer.get("weight_decay", 0.0),
+                self.cfg.weight_decay_1d,
+            ),
         )
         self.scheduler = build(
             self.cfg,
@@ -78,14 +83,20 @@ class Runner:
         return report
 
     def _resolve_param_groups(self) -> list[param_groups.ResolvedGroup]:
-        specs = param_groups.parse_specs(OmegaConf.to_container(self.cfg.param_groups))
-        groups = param_groups.resolve(self.model, specs)
-        base_lr = self.cfg.optimizer.lr
-        table = param_groups.format_table(groups, base_lr)
+        specs = param_groups.parse_specs(
+            OmegaConf.to_container(self.cfg.param_groups),
+            param_groups.accepted_keys(get_class(self.cfg.optimizer._target_)),
+        )
+        resolution = param_groups.resolve(self.model, specs)
+        optimizer = self.cfg.optimizer
+        info = param_groups.explain(
+            resolution, optimizer.lr, optimizer.get("weight_decay", 0.0), self.cfg.weight_decay_1d
+        )
+        table = param_groups.format_explain(info)
         log.info("param groups:\n%s", table)
         self.texts["param_groups"] = f"```\n{table}\n```"
-        _write_json(self.run_dir / "param_groups.json", param_groups.explain(groups, base_lr))
-        return groups
+        _write_json(self.run_dir / "param_groups.json", info)
+        return resolution.groups
 
     def train(self) -> dict:
         config = OmegaConf.to_container(self.cfg, resolve=True)

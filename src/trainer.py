@@ -15,6 +15,7 @@ from tqdm import tqdm
 from src.checkpoints import save_checkpoint
 from src.data import Data
 from src.logger import RunLogger
+from src.param_groups import set_trainable
 
 
 @dataclass
@@ -74,6 +75,7 @@ class Trainer:
 
     def _train_epoch(self) -> float:
         self.model.train()
+        set_trainable(self.model, self.optimizer, self.progress.epoch)  # frozen groups, BN
         loss_sum = torch.zeros((), device=self.device)
         batches = tqdm(
             self.data.train_loader,
