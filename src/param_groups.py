@@ -18,7 +18,7 @@ into the optimizer of a run after it.
 
 import difflib
 import re
-from collections.abc import Collection, Mapping
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
 
 from torch import nn
@@ -226,56 +226,54 @@ def resolve(model: nn.Module, specs: list[GroupSpec]) -> Resolution:
     """
     default, named = specs[0], specs[1:]
     owned = {spec.name: [] for spec in specs}  # group -> [(name, param, regex match)]
-    pattern_hits = {(spec.name, p.pattern): 0 for spec in named for p in spec.patterns}
-    matched_names = {spec.name: [] for spec in named}
+    rules = [(spec.name, pattern) for spec in named for pattern in spec.patterns]
+    searches = [pattern.search for _, pattern in rules]
+    any_rule_matches = _any_of([pattern for _, pattern in rules])
+    hits = [0] * len(rules)
     shadowed, tied = {}, {}
     owner_of = {}  # id(param) -> (group, the name it is owned under)
     all_names = []
     for param_name, param in model.named_parameters(remove_duplicate=False):
         all_names.append(param_name)
-        matches = []  # (group, the first of its patterns' matches), in config order
-        for spec in named:
-            first = None
-            for pattern in spec.patterns:
-                found = pattern.search(param_name)
-                if found:
-                    pattern_hits[spec.name, pattern.pattern] += 1
-                    first = first or found
-            if first:
-                matched_names[spec.name].append(param_name)
-                matches.append((spec.name, first))
+        found = []
+        if any_rule_matches(param_name):
+            found = [(i, m) for i, search in enumerate(searches) if (m := search(param_name))]
+        matches = {}  # group -> the match of its first pattern that matched, in config order
+        for i, match in found:
+            hits[i] += 1
+            matches.setdefault(rules[i][0], match)
         if id(param) in owner_of:
             owner, tied[param_name] = owner_of[id(param)]
         else:
-            owner, match = matches[0] if matches else (default.name, None)
+            owner, match = next(iter(matches.items()), (default.name, None))
             owner_of[id(param)] = (owner, param_name)
             owned[owner].append((param_name, param, match))
-        for group, _ in matches:
+        for group in matches:
             if group != owner:
                 shadowed.setdefault((group, owner), []).append(param_name)
 
     problems = []
-    for (group_name, pattern), hits in pattern_hits.items():
-        if hits == 0:
-            close = difflib.get_close_matches(pattern.strip("^$\\."), all_names, n=3, cutoff=0.3)
+    for (group_name, pattern), count in zip(rules, hits, strict=True):
+        if count == 0:
+            close = difflib.get_close_matches(
+                pattern.pattern.strip("^$\\."), all_names, n=3, cutoff=0.3
+            )
             hint = f"; closest parameter names: {close}" if close else ""
             problems.append(
-                f"param_groups.{group_name}.pattern={pattern!r} matches no parameter (a typo?){hint}"
+                f"param_groups.{group_name}.pattern={pattern.pattern!r} matches no parameter "
+                f"(a typo?){hint}"
             )
     for spec in named:
-        if owned[spec.name] or not matched_names[spec.name]:
+        taken = [(n, o) for (g, o), names in shadowed.items() if g == spec.name for n in names]
+        if owned[spec.name] or not taken:
             continue
-        taken = []
-        for name in matched_names[spec.name][:3]:
-            owner = next(
-                o for (g, o), names in shadowed.items() if g == spec.name and name in names
-            )
-            taken.append(
-                f"{name} by {owner}" + (f" (tied to {tied[name]})" if name in tied else "")
-            )
+        described = [
+            f"{name} by {owner}" + (f" (tied to {tied[name]})" if name in tied else "")
+            for name, owner in taken[:3]
+        ]
         problems.append(
             f"param_groups.{spec.name}: every parameter it matches is owned already "
-            f"({', '.join(taken)}); move the group earlier or narrow the other patterns"
+            f"({', '.join(described)}); move the group earlier or narrow the other patterns"
         )
     groups = []
     for spec in specs:
@@ -292,6 +290,19 @@ def resolve(model: nn.Module, specs: list[GroupSpec]) -> Resolution:
     if problems:
         raise GroupwiseError(*problems)
     return Resolution(groups, shadowed, tied)
+
+
+def _any_of(patterns: list[re.Pattern]) -> Callable[[str], object]:
+    """One search that tells whether any pattern matches: most names match no rule, and
+    then cost one regex call instead of one per pattern. Joining patterns renumbers their
+    groups, so patterns that refer to a group by number keep the one-by-one search."""
+    refers_to_groups = re.compile(r"\\[1-9]|\(\?\(|\(\?P=")
+    if not patterns or any(refers_to_groups.search(p.pattern) for p in patterns):
+        return lambda name: bool(patterns)
+    try:
+        return re.compile("|".join(f"(?:{p.pattern})" for p in patterns)).search
+    except re.error:  # e.g. a flag like (?i) that is valid only at the start of a pattern
+        return lambda name: True
 
 
 def _group(name: str, spec: GroupSpec, lr_mult: float, owned: list) -> ResolvedGroup:
@@ -345,7 +356,9 @@ def optimizer_groups(
     with 1-D ones), never one per tensor: torch re-checks every earlier group as each one
     is added. The split halves share the group's name, so logs show one lr per name."""
     result = []
-    for g in groups:
+    # `default` last: torch checks each added group against all earlier ones, and `default`,
+    # the rest of the model, is usually the largest (10,000 tensors: 27 -> 6 ms).
+    for g in sorted(groups, key=lambda g: g.spec_name == DEFAULT):
         decayed = [p for p in g.params if decays(p, weight_decay_1d)]
         exempt = [p for p in g.params if not decays(p, weight_decay_1d)]
         for params, wd_mult in ((decayed, g.weight_decay_mult), (exempt, 0.0)):

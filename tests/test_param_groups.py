@@ -86,11 +86,11 @@ def test_1d_tensors_get_no_weight_decay_and_a_mixed_group_splits_under_one_name(
         LeNet(1, 10), parse_specs({"fc3": {"pattern": r"^fc3\.", "weight_decay_mult": 2}})
     )
     groups = optimizer_groups(resolution.groups, 0.1, weight_decay=1e-4)
-    assert decay_of(groups) == [
-        ("default", 4, 1e-4),
-        ("default", 4, 0.0),
+    assert decay_of(groups) == [  # `default` last: see optimizer_groups
         ("fc3", 1, 2e-4),
         ("fc3", 1, 0.0),
+        ("default", 4, 1e-4),
+        ("default", 4, 0.0),
     ]
     assert all(p.ndim == 1 for g in groups if g["weight_decay"] == 0 for p in g["params"])
     torch.optim.SGD(groups, lr=0.1)  # every tensor in exactly one optimizer group
@@ -108,7 +108,7 @@ def test_the_1d_rule_holds_inside_custom_groups_and_catches_norm_weights():
 def test_the_switch_decays_1d_tensors_too_and_keeps_one_optimizer_group_per_name():
     resolution = resolve(LeNet(1, 10), parse_specs({"fc3": {"pattern": r"^fc3\."}}))
     groups = optimizer_groups(resolution.groups, 0.1, weight_decay=1e-4, weight_decay_1d=True)
-    assert decay_of(groups) == [("default", 8, 1e-4), ("fc3", 2, 1e-4)]
+    assert decay_of(groups) == [("fc3", 2, 1e-4), ("default", 8, 1e-4)]
 
 
 # --- other optimizer keys ------------------------------------------------------------------
@@ -481,3 +481,16 @@ def test_every_preset_opens_with_the_command_that_uses_it():
     for path in (ROOT / "conf" / "param_groups").glob("*.yaml"):
         first = path.read_text().splitlines()[0]
         assert first.startswith("# python -m src.run") and f"param_groups={path.stem}" in first
+
+
+def test_patterns_with_flags_or_references_to_their_groups_match_as_on_their_own():
+    # such patterns cannot be joined into the one search that most names take
+    config = {
+        "head": {"pattern": r"(?i)^FC3\."},
+        "convs": {"pattern": r"^(c)?o?\w*?(?(1)\d)\.weight"},
+        "conv_biases": {"pattern": r"^c(o)nv\d\.(?!\1)b"},
+    }
+    groups = groups_of(LeNet(1, 10), config)
+    assert groups["head"] == ["fc3.weight", "fc3.bias"]
+    assert groups["convs"] == ["conv1.weight", "conv2.weight", "fc1.weight", "fc2.weight"]
+    assert groups["conv_biases"] == ["conv1.bias", "conv2.bias"]

@@ -106,12 +106,12 @@ def test_every_optimizer_gets_the_groups_their_lrs_decay_and_own_keys(
     groups = runner.optimizer.param_groups
     assert type(runner.optimizer).__name__.lower() == optimizer
     assert [(g["name"], g["lr"], g["weight_decay"]) for g in groups] == [
-        ("default", 0.001, 0.01),
-        ("default", 0.001, 0.0),
         ("fc3", pytest.approx(0.01), 0.01),
         ("fc3", pytest.approx(0.01), 0.0),
+        ("default", 0.001, 0.01),
+        ("default", 0.001, 0.0),
     ]
-    assert [g[option] != runner.optimizer.defaults[option] for g in groups] == [0, 0, 1, 1]
+    assert [g[option] != runner.optimizer.defaults[option] for g in groups] == [1, 1, 0, 0]
 
 
 def test_dry_run_explains_folded_names_shadowing_and_freezing(make_cfg, tmp_path, caplog):
