@@ -235,17 +235,18 @@ def resolve(model: nn.Module, specs: list[GroupSpec]) -> Resolution:
     all_names = []
     for param_name, param in model.named_parameters(remove_duplicate=False):
         all_names.append(param_name)
-        found = []
-        if any_rule_matches(param_name):
-            found = [(i, m) for i, search in enumerate(searches) if (m := search(param_name))]
         matches = {}  # group -> the match of its first pattern that matched, in config order
-        for i, match in found:
-            hits[i] += 1
-            matches.setdefault(rules[i][0], match)
-        if id(param) in owner_of:
-            owner, tied[param_name] = owner_of[id(param)]
+        if any_rule_matches(param_name):
+            for i, search in enumerate(searches):
+                match = search(param_name)
+                if match:
+                    hits[i] += 1
+                    matches.setdefault(rules[i][0], match)
+        earlier = owner_of.get(id(param))
+        if earlier:
+            owner, tied[param_name] = earlier
         else:
-            owner, match = next(iter(matches.items()), (default.name, None))
+            owner, match = next(iter(matches.items())) if matches else (default.name, None)
             owner_of[id(param)] = (owner, param_name)
             owned[owner].append((param_name, param, match))
         for group in matches:
@@ -359,8 +360,9 @@ def optimizer_groups(
     # `default` last: torch checks each added group against all earlier ones, and `default`,
     # the rest of the model, is usually the largest (10,000 tensors: 27 -> 6 ms).
     for g in sorted(groups, key=lambda g: g.spec_name == DEFAULT):
-        decayed = [p for p in g.params if decays(p, weight_decay_1d)]
-        exempt = [p for p in g.params if not decays(p, weight_decay_1d)]
+        decayed, exempt = [], []
+        for param in g.params:
+            (decayed if decays(param, weight_decay_1d) else exempt).append(param)
         for params, wd_mult in ((decayed, g.weight_decay_mult), (exempt, 0.0)):
             if params:
                 result.append(
