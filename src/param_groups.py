@@ -17,6 +17,7 @@ into the optimizer of a run after it.
 """
 
 import difflib
+import inspect
 import re
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
@@ -86,8 +87,6 @@ class Resolution:
 
 def accepted_keys(optimizer_class: type) -> set[str]:
     """The keys an optimizer takes per param group: its constructor's keyword arguments."""
-    import inspect
-
     return set(inspect.signature(optimizer_class).parameters) - {"params"}
 
 
@@ -115,7 +114,7 @@ def parse_specs(
         parsed.trains_from_epoch = _trains_from_epoch(spec, where, problems)
         if spec.get("layer_decay") is not None:
             parsed.layer_decay = _number(spec, "layer_decay", 1.0, where, problems)
-            if not 0 < parsed.layer_decay <= 1:
+            if parsed.layer_decay == 0 or parsed.layer_decay > 1:  # < 0: reported already
                 problems.append(
                     f"{where}.layer_decay={parsed.layer_decay:g}: must lie in (0, 1]; 0.75 gives "
                     "each layer 0.75x the lr of the layer after it"
@@ -170,13 +169,13 @@ def _check_keys(where: str, spec: Mapping, optimizer_keys: Collection[str], opti
         else:
             unknown.append(key)
     if unknown:
-        allowed = sorted(RULE_KEYS | (set(optimizer_keys) - set(DERIVED_KEYS)))
-        close = {k: difflib.get_close_matches(str(k), allowed, n=1) for k in unknown}
+        own = sorted(set(optimizer_keys) - set(DERIVED_KEYS))
+        close = {k: difflib.get_close_matches(str(k), [*RULE_KEYS, *own], n=1) for k in unknown}
         hint = "".join(f"; {k}: did you mean {c[0]}?" for k, c in close.items() if c)
-        problems.append(
-            f"{where}: unknown key(s) {sorted(unknown)}{hint}; a group takes "
-            f"{sorted(RULE_KEYS)} and the optimizer's own keys {sorted(allowed)}"
-        )
+        takes = f"; a group takes {sorted(RULE_KEYS)}"
+        if own:
+            takes += f" and the optimizer's own keys {own}"
+        problems.append(f"{where}: unknown key(s) {sorted(unknown, key=str)}{hint}{takes}")
     return problems
 
 
