@@ -1,6 +1,7 @@
 """One run, in named steps: data -> model -> pretrained weights -> param groups ->
 optimizer and schedule -> training -> outputs. Each step is a plain call with explicit inputs."""
 
+import importlib
 import json
 import logging
 import random
@@ -8,7 +9,7 @@ from pathlib import Path
 
 import torch
 from hydra.errors import InstantiationException
-from hydra.utils import get_class, instantiate
+from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from src import param_groups, pretrained
@@ -85,7 +86,7 @@ class Runner:
     def _resolve_param_groups(self) -> list[param_groups.ResolvedGroup]:
         specs = param_groups.parse_specs(
             OmegaConf.to_container(self.cfg.param_groups),
-            param_groups.accepted_keys(get_class(self.cfg.optimizer._target_)),
+            param_groups.accepted_keys(_optimizer_class(self.cfg.optimizer._target_)),
         )
         resolution = param_groups.resolve(self.model, specs)
         optimizer = self.cfg.optimizer
@@ -169,6 +170,17 @@ def build(cfg: DictConfig, key: str, **kwargs):
     raise GroupwiseError(
         f"{key} ({cfg[key].get('_target_')}): {cause}; check the values under {key}"
     ) from None
+
+
+def _optimizer_class(target: str) -> type:
+    """The optimizer's class, before it is built: it tells which keys a param group may set."""
+    module, _, name = target.rpartition(".")
+    try:
+        return getattr(importlib.import_module(module), name)
+    except (ImportError, ValueError, AttributeError):
+        raise GroupwiseError(
+            f"optimizer._target_={target}: no such class; use e.g. torch.optim.AdamW"
+        ) from None
 
 
 def _seed_everything(seed: int) -> None:

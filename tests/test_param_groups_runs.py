@@ -6,6 +6,7 @@ import logging
 import pytest
 import torch
 
+from src.errors import GroupwiseError
 from src.pretrained import read_state_dict
 from src.runner import Runner
 from tests.conftest import ROOT, read_scalars, read_texts, run_cli
@@ -184,3 +185,11 @@ def test_every_problem_of_a_param_groups_config_is_one_line_of_one_error(tmp_pat
         "param_groups.stages.pattern",
     ]
     assert all(e.startswith("groupwise: error: ") for e in errors)
+
+
+def test_an_optimizer_that_does_not_exist_is_named_before_any_group_is_checked(make_cfg, tmp_path):
+    runner = Runner(make_cfg("optimizer._target_=torch.optim.Adamm"), tmp_path)
+    with pytest.raises(
+        GroupwiseError, match=r"optimizer._target_=torch.optim.Adamm: no such class"
+    ):
+        runner.setup()
