@@ -1,6 +1,7 @@
 """One run, in named steps: data -> model -> pretrained weights -> param groups ->
 optimizer and schedule -> training -> outputs. Each step is a plain call with explicit inputs."""
 
+import importlib
 import json
 import logging
 import math
@@ -21,7 +22,7 @@ from src.trainer import Trainer, check_options
 log = logging.getLogger(__name__)
 
 # A resumed run must train the same network with the same groups as the one it continues.
-RESUME_MUST_MATCH = ("model", "dataset", "param_groups")
+RESUME_MUST_MATCH = ("model", "dataset", "param_groups", "weight_decay_1d")
 
 
 class Runner:
@@ -61,7 +62,12 @@ class Runner:
         self.optimizer = build(
             self.cfg,
             "optimizer",
-            params=param_groups.optimizer_groups(self.groups, self.cfg.optimizer.lr),
+            params=param_groups.optimizer_groups(
+                self.groups,
+                self.cfg.optimizer.lr,
+                self.cfg.optimizer.get("weight_decay", 0.0),
+                self.cfg.weight_decay_1d,
+            ),
         )
         self.scheduler = build(
             self.cfg,
@@ -86,14 +92,20 @@ class Runner:
         return report
 
     def _resolve_param_groups(self) -> list[param_groups.ResolvedGroup]:
-        specs = param_groups.parse_specs(OmegaConf.to_container(self.cfg.param_groups))
-        groups = param_groups.resolve(self.model, specs)
-        base_lr = self.cfg.optimizer.lr
-        table = param_groups.format_table(groups, base_lr)
+        specs = param_groups.parse_specs(
+            OmegaConf.to_container(self.cfg.param_groups),
+            param_groups.accepted_keys(_optimizer_class(self.cfg.optimizer._target_)),
+        )
+        resolution = param_groups.resolve(self.model, specs)
+        optimizer = self.cfg.optimizer
+        info = param_groups.explain(
+            resolution, optimizer.lr, optimizer.get("weight_decay", 0.0), self.cfg.weight_decay_1d
+        )
+        table = param_groups.format_explain(info)
         log.info("param groups:\n%s", table)
         self.texts["param_groups"] = f"```\n{table}\n```"
-        _write_json(self.run_dir / "param_groups.json", param_groups.explain(groups, base_lr))
-        return groups
+        _write_json(self.run_dir / "param_groups.json", info)
+        return resolution.groups
 
     def train(self) -> dict:
         config = OmegaConf.to_container(self.cfg, resolve=True)
@@ -180,6 +192,17 @@ def build(cfg: DictConfig, key: str, **kwargs):
     raise GroupwiseError(
         f"{key} ({cfg[key].get('_target_')}): {cause}; check the values under {key}"
     ) from None
+
+
+def _optimizer_class(target: str) -> type:
+    """The optimizer's class, before it is built: it tells which keys a param group may set."""
+    module, _, name = target.rpartition(".")
+    try:
+        return getattr(importlib.import_module(module), name)
+    except (ImportError, ValueError, AttributeError):
+        raise GroupwiseError(
+            f"optimizer._target_={target}: no such class; use e.g. torch.optim.AdamW"
+        ) from None
 
 
 def _seed_everything(seed: int) -> None:

@@ -17,6 +17,7 @@ from src.checkpoints import save_checkpoint
 from src.data import Data
 from src.errors import GroupwiseError
 from src.logger import RunLogger
+from src.param_groups import set_trainable
 from src.precision import DTYPES as PRECISIONS
 from src.precision import Precision
 
@@ -109,6 +110,7 @@ class Trainer:
         self.optimizer.zero_grad(set_to_none=True)
         loader = self.data.train_loader
         batches = len(loader)
+        set_trainable(self.model, self.optimizer, self.progress.epoch)  # frozen groups, BN
         loss_sum = torch.zeros((), device=self.device)
         bar = progress_bar.ProgressBar(
             len(loader.dataset), self.progress.epoch + 1, progress_bar.wanted()
