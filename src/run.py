@@ -5,9 +5,12 @@ import sys
 from pathlib import Path
 
 import hydra
+from hydra._internal import utils as hydra_internal_utils
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
+from src import distributed
+from src.config_errors import CONFIG_ERRORS, one_line
 from src.errors import GroupwiseError
 
 # Lets configs name files shipped with the project wherever the command is run from.
@@ -31,5 +34,30 @@ def main(cfg: DictConfig) -> float | None:
     return metrics["val/acc"] if metrics else None
 
 
+def _report_config_errors(run_and_report):
+    """Hydra runs composition through `run_and_report`, which prints its errors over several
+    lines: report the user's config mistakes as one line instead (exit 2, like ours)."""
+
+    def wrapped(func):
+        def call():
+            try:
+                return func()
+            except CONFIG_ERRORS as err:
+                if os.environ.get("HYDRA_FULL_ERROR") == "1":
+                    raise
+                print(f"groupwise: error: {one_line(err)}", file=sys.stderr)
+                sys.exit(2)
+
+        return run_and_report(call)
+
+    return wrapped
+
+
+hydra_internal_utils.run_and_report = _report_config_errors(hydra_internal_utils.run_and_report)
+
 if __name__ == "__main__":
-    main()
+    distributed.setup()  # before Hydra names the run dir: from rank 0's clock on every rank
+    try:
+        main()
+    finally:
+        distributed.teardown()

@@ -1,7 +1,7 @@
 """The training loop: steps, per-epoch evaluation, checkpoints and the logging calls."""
 
-import random
 import sys
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -12,8 +12,10 @@ from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler
 from tqdm import tqdm
 
-from src.checkpoints import save_checkpoint
+from src import distributed
+from src.checkpoints import rng_states, save_checkpoint, set_rng_states
 from src.data import Data
+from src.errors import GroupwiseError
 from src.logger import RunLogger
 
 
@@ -25,6 +27,10 @@ class Progress:
     global_step: int = 0
     best_val_acc: float = 0.0
     history: list[dict] = field(default_factory=list)
+    # Where a step checkpoint stands inside the epoch in progress: the batches of it already
+    # trained, and the sum of their losses (for the epoch's mean train/loss).
+    batches_in_epoch: int = 0
+    train_loss_sum: float = 0.0
 
 
 class Trainer:
@@ -40,6 +46,7 @@ class Trainer:
         max_epochs: int,
         log_every_n_steps: int,
         config: dict,
+        checkpoint_every_n_steps: int | None = None,
     ):
         self.model = model
         self.optimizer = optimizer
@@ -51,7 +58,19 @@ class Trainer:
         self.max_epochs = max_epochs
         self.log_every_n_steps = log_every_n_steps
         self.config = config
+        self.checkpoint_every_n_steps = checkpoint_every_n_steps
         self.progress = Progress()
+        # The data order of an epoch follows from the loader's generator as it stood when the
+        # epoch began: kept, so a step checkpoint can replay the order and skip what was trained.
+        self._epoch_loader_state = self.data.train_loader.generator.get_state()
+        # RNG states restored from a step checkpoint, set once the trained batches are skipped.
+        self._rng_to_restore = None
+        # The first step whose loss was not finite, tracked on the device: checked (one sync)
+        # only before a checkpoint is written and at epoch ends, never per step.
+        self._first_nonfinite_step = torch.full((), float("inf"), device=device)
+        self._lrs_since_check: dict[int, dict[str, float]] = {}
+        # DDP's reducer only syncs the gradients of parameters trainable when it is built.
+        self.train_module, self._trainable = distributed.wrap(model, device), _trainable(model)
 
     def fit(self) -> Progress:
         while self.progress.epoch < self.max_epochs:
@@ -74,16 +93,23 @@ class Trainer:
 
     def _train_epoch(self) -> float:
         self.model.train()
-        loss_sum = torch.zeros((), device=self.device)
+        if _trainable(self.model) != self._trainable:  # e.g. a group unfrozen at this epoch
+            self.train_module, self._trainable = (
+                distributed.wrap(self.model, self.device),
+                _trainable(self.model),
+            )
+        self._epoch_loader_state = self.data.train_loader.generator.get_state()
+        loss_sum = torch.full((), self.progress.train_loss_sum, device=self.device)
         batches = tqdm(
             self.data.train_loader,
             desc=f"epoch {self.progress.epoch + 1}",
             leave=False,
             disable=not sys.stderr.isatty(),
         )
-        for images, labels in batches:
+        for images, labels in self._skip_trained_batches(batches):
             images, labels = images.to(self.device), labels.to(self.device)
-            loss = F.cross_entropy(self.model(images), labels)
+            loss = F.cross_entropy(self.train_module(images), labels)
+            self._track_nonfinite(loss)
             self.optimizer.zero_grad(set_to_none=True)
             loss.backward()
             self.optimizer.step()
@@ -92,9 +118,57 @@ class Trainer:
                 # Log the lrs this step trained with, before the scheduler moves them.
                 self.logger.learning_rates(self.optimizer, self.progress.global_step)
                 self.logger.scalars({"train/loss": loss.item()}, self.progress.global_step)
+                self.check_finite()  # the host waits for the loss here anyway
             self.scheduler.step()
             self.progress.global_step += 1
-        return loss_sum.item() / len(self.data.train_loader)
+            self.progress.batches_in_epoch += 1
+            if (
+                self.checkpoint_every_n_steps
+                and self.progress.global_step % self.checkpoint_every_n_steps == 0
+            ):
+                self.progress.train_loss_sum = loss_sum.item()
+                self.save()
+        self.check_finite()
+        self.progress.batches_in_epoch, self.progress.train_loss_sum = 0, 0.0
+        self._epoch_loader_state = self.data.train_loader.generator.get_state()
+        return distributed.mean_over_ranks(loss_sum).item() / len(self.data.train_loader)
+
+    def _skip_trained_batches(self, batches):
+        """This epoch's batches, past those a step checkpoint says were trained already.
+
+        Skipped batches are still drawn (not trained): that replays every draw the data
+        pipeline makes, in the main process and in workers; then the RNG states of the
+        checkpoint are set, so the next batch's augmentations and dropout are those the
+        interrupted run would have used.
+        """
+        iterator = iter(batches)
+        for _ in range(self.progress.batches_in_epoch):
+            next(iterator)
+        if self._rng_to_restore is not None:
+            set_rng_states(self._rng_to_restore)
+            self._rng_to_restore = None
+        return iterator
+
+    def _track_nonfinite(self, loss: torch.Tensor) -> None:
+        step = self.progress.global_step
+        first = torch.where(torch.isfinite(loss.detach()), float("inf"), float(step))
+        torch.minimum(self._first_nonfinite_step, first, out=self._first_nonfinite_step)
+        self._lrs_since_check[step] = _lrs_by_group(self.optimizer)
+
+    def check_finite(self) -> None:
+        """Stop at a non-finite loss before it reaches a checkpoint: the last good one stays."""
+        first = distributed.min_over_ranks(self._first_nonfinite_step).item()
+        lrs, self._lrs_since_check = self._lrs_since_check, {}
+        if first == float("inf"):
+            return
+        step = int(first)
+        lr_text = ", ".join(f"{name}={lr:.3g}" for name, lr in lrs.get(step, {}).items())
+        raise GroupwiseError(
+            f"train/loss is not finite at step {step} (epoch {self.progress.epoch + 1}); lr per "
+            f"group: {lr_text}; the lr is too large for some group: lower optimizer.lr or the "
+            f"group's lr_mult and start a new run (the last good checkpoint, {self.checkpoint_path}, "
+            "was kept)"
+        )
 
     @torch.no_grad()
     def evaluate(self) -> tuple[float, float]:
@@ -108,31 +182,77 @@ class Trainer:
             loss_sum += F.cross_entropy(logits, labels, reduction="sum")
             correct += (logits.argmax(1) == labels).sum()
             count += len(labels)
+        # Each rank evaluated its shard of the validation set.
+        loss_sum, correct = (
+            distributed.sum_over_ranks(loss_sum),
+            distributed.sum_over_ranks(correct),
+        )
+        count = distributed.sum_over_ranks(torch.tensor(count, device=self.device)).item()
         return loss_sum.item() / count, correct.item() / count
 
     def save(self) -> None:
+        self.check_finite()
+        if not distributed.is_main():  # one run dir for all ranks; their states are the same
+            return
         save_checkpoint(
             {
                 "model": self.model.state_dict(),
                 "optimizer": self.optimizer.state_dict(),
                 "scheduler": self.scheduler.state_dict(),
                 "progress": vars(self.progress),
-                "rng": {
-                    "torch": torch.get_rng_state(),
-                    "python": random.getstate(),
-                    "loader": self.data.train_loader.generator.get_state(),
-                },
+                "rng": {**rng_states(), "loader": self._epoch_loader_state},
                 "config": self.config,
             },
             self.checkpoint_path,
         )
 
     def restore(self, state: dict) -> None:
-        """Continue from a checkpoint written by `save`: weights, optimizer, schedule, RNGs."""
+        """Continue from a checkpoint written by `save`: weights, optimizer, schedule, RNGs,
+        and the position inside the epoch."""
         self.model.load_state_dict(state["model"])
         self.optimizer.load_state_dict(state["optimizer"])
         self.scheduler.load_state_dict(state["scheduler"])
         self.progress = Progress(**state["progress"])
-        torch.set_rng_state(state["rng"]["torch"])
-        random.setstate(state["rng"]["python"])
-        self.data.train_loader.generator.set_state(state["rng"]["loader"])
+        self._epoch_loader_state = state["rng"]["loader"]
+        self.data.train_loader.generator.set_state(self._epoch_loader_state)
+        self._rng_to_restore = state["rng"]
+
+
+def _trainable(model: nn.Module) -> list[bool]:
+    return [p.requires_grad for p in model.parameters()]
+
+
+def _lrs_by_group(optimizer: Optimizer) -> dict[str, float]:
+    # A named group may span two optimizer groups (decay / no decay) that share its lr.
+    lrs = {}
+    for group in optimizer.param_groups:
+        lrs.setdefault(group["name"], group["lr"])
+    return lrs
+
+
+def check_settings(trainer: Mapping) -> None:
+    """The loop's own config keys, all problems at once."""
+    problems = []
+    max_epochs = trainer.get("max_epochs")
+    if not _is_count(max_epochs, minimum=0):
+        problems.append(
+            f"trainer.max_epochs={max_epochs!r}: must be an integer >= 0, the epochs to train "
+            "in all (a resumed run counts those already done)"
+        )
+    log_every = trainer.get("log_every_n_steps")
+    if not _is_count(log_every, minimum=1):
+        problems.append(
+            f"trainer.log_every_n_steps={log_every!r}: must be a positive integer, e.g. 10"
+        )
+    checkpoint_every = trainer.get("checkpoint_every_n_steps")
+    if checkpoint_every is not None and not _is_count(checkpoint_every, minimum=1):
+        problems.append(
+            f"trainer.checkpoint_every_n_steps={checkpoint_every!r}: must be a positive "
+            "integer, or null to checkpoint at the end of each epoch only"
+        )
+    if problems:
+        raise GroupwiseError(*problems)
+
+
+def _is_count(value, minimum: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= minimum
