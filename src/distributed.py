@@ -12,6 +12,7 @@ so the single-process path runs the same code. Under torchrun:
   checkpoint.
 """
 
+import atexit
 import math
 import os
 from datetime import datetime
@@ -31,20 +32,16 @@ def launched_by_torchrun() -> bool:
 
 def setup() -> None:
     """Join the process group torchrun describes in the environment (rank, world size,
-    rendezvous address): NCCL for CUDA tensors, Gloo for CPU ones."""
+    rendezvous address): NCCL for CUDA tensors, Gloo for CPU ones. Left at exit."""
     if not launched_by_torchrun() or dist.is_initialized():
         return
+    atexit.register(dist.destroy_process_group)
     if torch.cuda.is_available():
         torch.cuda.set_device(int(os.environ["LOCAL_RANK"]))
         dist.init_process_group("cpu:gloo,cuda:nccl")
     else:
         dist.init_process_group("gloo")
     _share_rank_zero_clock_with_hydra()
-
-
-def teardown() -> None:
-    if dist.is_initialized():
-        dist.destroy_process_group()
 
 
 def is_main() -> bool:

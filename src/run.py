@@ -2,6 +2,7 @@
 
 import os
 import sys
+from datetime import datetime
 from pathlib import Path
 
 import hydra
@@ -9,13 +10,19 @@ from hydra._internal import utils as hydra_internal_utils
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf
 
-from src import distributed
 from src.config_errors import CONFIG_ERRORS, one_line
 from src.errors import GroupwiseError
 
 # Lets configs name files shipped with the project wherever the command is run from.
 OmegaConf.register_new_resolver(
     "project_dir", lambda: str(Path(__file__).resolve().parents[1]), replace=True
+)
+# Hydra records each launch's config in hydra.output_subdir: a resume records its own beside
+# the record of how the run was started, instead of overwriting it.
+OmegaConf.register_new_resolver(
+    "launch_record_dir",
+    lambda resume: f".hydra/resume_{datetime.now():%Y-%m-%d_%H-%M-%S}" if resume else ".hydra",
+    replace=True,
 )
 
 
@@ -56,8 +63,8 @@ def _report_config_errors(run_and_report):
 hydra_internal_utils.run_and_report = _report_config_errors(hydra_internal_utils.run_and_report)
 
 if __name__ == "__main__":
-    distributed.setup()  # before Hydra names the run dir: from rank 0's clock on every rank
-    try:
-        main()
-    finally:
-        distributed.teardown()
+    if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # launched by torchrun
+        from src import distributed  # imports torch: only here, so that `--help` stays fast
+
+        distributed.setup()  # before Hydra names the run dir: from rank 0's clock on every rank
+    main()

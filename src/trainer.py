@@ -66,7 +66,7 @@ class Trainer:
         # RNG states restored from a step checkpoint, set once the trained batches are skipped.
         self._rng_to_restore = None
         # The first step whose loss was not finite, tracked on the device: checked (one sync)
-        # only before a checkpoint is written and at epoch ends, never per step.
+        # where the host waits anyway (logged steps, checkpoints, epoch ends), never per step.
         self._first_nonfinite_step = torch.full((), float("inf"), device=device)
         self._lrs_since_check: dict[int, dict[str, float]] = {}
         # DDP's reducer only syncs the gradients of parameters trainable when it is built.
@@ -164,10 +164,10 @@ class Trainer:
         step = int(first)
         lr_text = ", ".join(f"{name}={lr:.3g}" for name, lr in lrs.get(step, {}).items())
         raise GroupwiseError(
-            f"train/loss is not finite at step {step} (epoch {self.progress.epoch + 1}); lr per "
-            f"group: {lr_text}; the lr is too large for some group: lower optimizer.lr or the "
-            f"group's lr_mult and start a new run (the last good checkpoint, {self.checkpoint_path}, "
-            "was kept)"
+            f"train/loss is not finite (nan or inf) at step {step} (epoch "
+            f"{self.progress.epoch + 1}); lr per group: {lr_text}; a too-large lr is the usual "
+            "cause: lower optimizer.lr or a group's lr_mult and start a new run; the last good "
+            f"checkpoint, {self.checkpoint_path}, was kept"
         )
 
     @torch.no_grad()
