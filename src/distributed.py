@@ -15,6 +15,7 @@ so the single-process path runs the same code. Under torchrun:
 import atexit
 import math
 import os
+import sys
 from datetime import datetime
 
 import torch
@@ -41,6 +42,8 @@ def setup() -> None:
         dist.init_process_group("cpu:gloo,cuda:nccl")
     else:
         dist.init_process_group("gloo")
+    if dist.get_rank() != 0:  # one console: rank 0's (errors still show, on stderr)
+        sys.stdout = open(os.devnull, "w")  # noqa: SIM115  (open for the life of the process)
     _share_rank_zero_clock_with_hydra()
 
 
