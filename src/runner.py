@@ -212,7 +212,7 @@ class _Absent:
         return "(absent)"
 
 
-ABSENT = _Absent()
+_ABSENT = _Absent()
 
 
 def _differences(old, new, key: str) -> list[tuple[str, object, object]]:
@@ -221,7 +221,7 @@ def _differences(old, new, key: str) -> list[tuple[str, object, object]]:
         return [
             difference
             for k in [*old, *(k for k in new if k not in old)]
-            for difference in _differences(old.get(k, ABSENT), new.get(k, ABSENT), f"{key}.{k}")
+            for difference in _differences(old.get(k, _ABSENT), new.get(k, _ABSENT), f"{key}.{k}")
         ]
     return [] if old == new else [(key, old, new)]
 

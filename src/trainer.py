@@ -1,5 +1,6 @@
 """The training loop: steps, per-epoch evaluation, checkpoints and the logging calls."""
 
+import math
 import sys
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -65,10 +66,10 @@ class Trainer:
         self._epoch_loader_state = self.data.train_loader.generator.get_state()
         # RNG states restored from a step checkpoint, set once the trained batches are skipped.
         self._rng_to_restore = None
-        # The first step whose loss was not finite, tracked on the device: checked (one sync)
-        # where the host waits anyway (logged steps, checkpoints, epoch ends), never per step.
-        self._first_nonfinite_step = torch.full((), float("inf"), device=device)
-        self._lrs_since_check: dict[int, dict[str, float]] = {}
+        # (step, loss, lr of each optimizer group) of the steps since the last finiteness check:
+        # checked where the host waits anyway (logged steps, checkpoints, epoch ends), never
+        # per step, so the loop keeps no host-device sync of its own.
+        self._unchecked_losses: list[tuple[int, torch.Tensor, list[float]]] = []
         # DDP's reducer only syncs the gradients of parameters trainable when it is built.
         self.train_module, self._trainable = distributed.wrap(model, device), _trainable(model)
 
@@ -150,19 +151,29 @@ class Trainer:
         return iterator
 
     def _track_nonfinite(self, loss: torch.Tensor) -> None:
-        step = self.progress.global_step
-        first = torch.where(torch.isfinite(loss.detach()), float("inf"), float(step))
-        torch.minimum(self._first_nonfinite_step, first, out=self._first_nonfinite_step)
-        self._lrs_since_check[step] = _lrs_by_group(self.optimizer)
+        lrs = [group["lr"] for group in self.optimizer.param_groups]
+        self._unchecked_losses.append((self.progress.global_step, loss.detach(), lrs))
 
     def check_finite(self) -> None:
         """Stop at a non-finite loss before it reaches a checkpoint: the last good one stays."""
-        first = distributed.min_over_ranks(self._first_nonfinite_step).item()
-        lrs, self._lrs_since_check = self._lrs_since_check, {}
-        if first == float("inf"):
+        unchecked, self._unchecked_losses = self._unchecked_losses, []
+        finite = (
+            torch.stack([loss for _, loss, _ in unchecked]).isfinite().tolist() if unchecked else []
+        )
+        bad = [step for (step, _, _), ok in zip(unchecked, finite, strict=True) if not ok]
+        # Every rank stops, at the first step any rank found.
+        first = distributed.min_over_ranks(
+            torch.tensor(min(bad, default=math.inf), dtype=torch.float64)
+        )
+        if first.item() == math.inf:
             return
-        step = int(first)
-        lr_text = ", ".join(f"{name}={lr:.3g}" for name, lr in lrs.get(step, {}).items())
+        step = int(first.item())
+        lrs = {s: lrs for s, _, lrs in unchecked}[step]  # every rank checks the same steps
+        # A named group may span two optimizer groups (decay / no decay) that share its lr.
+        names = [group["name"] for group in self.optimizer.param_groups]
+        lr_text = ", ".join(
+            f"{name}={lr:.3g}" for name, lr in dict(zip(names, lrs, strict=True)).items()
+        )
         raise GroupwiseError(
             f"train/loss is not finite (nan or inf) at step {step} (epoch "
             f"{self.progress.epoch + 1}); lr per group: {lr_text}; a too-large lr is the usual "
@@ -220,14 +231,6 @@ class Trainer:
 
 def _trainable(model: nn.Module) -> list[bool]:
     return [p.requires_grad for p in model.parameters()]
-
-
-def _lrs_by_group(optimizer: Optimizer) -> dict[str, float]:
-    # A named group may span two optimizer groups (decay / no decay) that share its lr.
-    lrs = {}
-    for group in optimizer.param_groups:
-        lrs.setdefault(group["name"], group["lr"])
-    return lrs
 
 
 def check_settings(trainer: Mapping) -> None:
