@@ -70,8 +70,10 @@ class Trainer:
         # checked where the host waits anyway (logged steps, checkpoints, epoch ends), never
         # per step, so the loop keeps no host-device sync of its own.
         self._unchecked_losses: list[tuple[int, torch.Tensor, list[float]]] = []
-        # DDP's reducer only syncs the gradients of parameters trainable when it is built.
-        self.train_module, self._trainable = distributed.wrap(model, device), _trainable(model)
+        # What the training steps call: the model, or under torchrun its DDP wrapper, whose
+        # reducer syncs the gradients of the parameters trainable when it was built.
+        self._trainable = _trainable(model)
+        self.train_module = distributed.wrap(model, device)
 
     def fit(self) -> Progress:
         while self.progress.epoch < self.max_epochs:
@@ -95,10 +97,8 @@ class Trainer:
     def _train_epoch(self) -> float:
         self.model.train()
         if _trainable(self.model) != self._trainable:  # e.g. a group unfrozen at this epoch
-            self.train_module, self._trainable = (
-                distributed.wrap(self.model, self.device),
-                _trainable(self.model),
-            )
+            self._trainable = _trainable(self.model)
+            self.train_module = distributed.wrap(self.model, self.device)
         self._epoch_loader_state = self.data.train_loader.generator.get_state()
         loss_sum = torch.full((), self.progress.train_loss_sum, device=self.device)
         batches = tqdm(
