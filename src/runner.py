@@ -29,6 +29,7 @@ class Runner:
         self.cfg = cfg
         self.run_dir = Path(run_dir)
         self.checkpoint_path = self.run_dir / "checkpoints" / "last.pt"
+        self.resume_state: dict | None = None  # the checkpoint to continue, read by `run`
 
     def run(self) -> dict | None:
         """Set up, then explain (dry run) or train; returns the final metrics."""
