@@ -14,15 +14,16 @@ from src import data as data_module
 from src import distributed
 from src.checkpoints import load_checkpoint
 from src.models import LeNet
+from src.runner import Runner
 from src.trainer import Trainer
-from tests.conftest import ROOT, read_scalars, run_cli
+from tests.conftest import ROOT, read_scalars
 
 TINY = ["dataset.shots_per_class=8", "trainer.max_epochs=2", "scheduler=cosine"]
 
 
-def test_two_gloo_processes_match_one_process_with_the_same_global_batch(tmp_path):
+def test_two_gloo_processes_match_one_process_with_the_same_global_batch(make_cfg, tmp_path):
     one = tmp_path / "one"
-    run_cli(*TINY, "dataset.batch_size=8", f"hydra.run.dir={one}")
+    Runner(make_cfg(*TINY, "dataset.batch_size=8"), one).run()
     # No hydra.run.dir: both ranks must name the same dir from `${now:...}`.
     result = subprocess.run(
         [

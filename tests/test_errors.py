@@ -168,7 +168,7 @@ def test_a_non_finite_loss_stops_with_the_step_and_every_lr_and_keeps_the_last_c
         "param_groups=fc3_boost",
         "scheduler.step_size=1",
         "scheduler.gamma=1e6",
-        "trainer.max_epochs=3",
+        "trainer.max_epochs=2",
         "trainer.checkpoint_every_n_steps=null",
         f"hydra.run.dir={tmp_path}",
         check=False,
