@@ -13,16 +13,17 @@ from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from src import param_groups, pretrained
+from src import distributed, param_groups, pretrained
 from src.checkpoints import load_checkpoint
 from src.errors import GroupwiseError
 from src.logger import RunLogger
-from src.trainer import Trainer, check_options
+from src.trainer import Trainer, check_settings
 
 log = logging.getLogger(__name__)
 
-# A resumed run must train the same network with the same groups as the one it continues.
-RESUME_MUST_MATCH = ("model", "dataset", "param_groups", "weight_decay_1d")
+# A resumed run must train the same network with the same groups on the same data as the one
+# it continues; the optimizer too, as its restored state would silently override a change.
+RESUME_MUST_MATCH = ("seed", "model", "dataset", "optimizer", "param_groups", "weight_decay_1d")
 
 
 class Runner:
@@ -31,10 +32,13 @@ class Runner:
         self.run_dir = Path(run_dir)
         self.hparams = hparams or {}  # shown in TensorBoard's HPARAMS tab, e.g. the overrides
         self.checkpoint_path = self.run_dir / "checkpoints" / "last.pt"
+        self.resume_state: dict | None = None  # the checkpoint to continue, read by `run`
 
     def run(self) -> dict | None:
         """Set up, then explain (dry run) or train; returns the final metrics."""
         self._check_run_dir()
+        # Refused before setup writes anything into the run being resumed.
+        self.resume_state = self._resume_state() if self.cfg.resume else None
         self.setup()
         if self.cfg.dry_run:
             log.info("dry run: nothing trained")
@@ -44,12 +48,13 @@ class Runner:
     def setup(self) -> None:
         # Markdown shown in TensorBoard's text tab, gathered by the steps that make it.
         self.texts = {"config": f"```yaml\n{OmegaConf.to_yaml(self.cfg)}\n```"}
+        check_settings(self.cfg.trainer)
         _seed_everything(self.cfg.seed)
-        self.device = _resolve_device(self.cfg.trainer.device)
-        # Before the schedule, which counts optimizer steps with accumulate_grad_batches.
-        t = self.cfg.trainer
-        check_options(t.precision, t.accumulate_grad_batches, t.grad_clip, t.monitor)
+        self.device = distributed.device(_resolve_device(self.cfg.trainer.device))
         self.data = build(self.cfg, "dataset", seed=self.cfg.seed)
+        # Under torchrun each rank trains and evaluates on its share (no-ops otherwise).
+        self.data.train_loader = distributed.shard(self.data.train_loader, pad=True)
+        self.data.val_loader = distributed.shard(self.data.val_loader, pad=False)
         # The model's input channels and head size come from the data.
         self.model = build(
             self.cfg, "model", in_channels=self.data.in_channels, num_classes=self.data.num_classes
@@ -59,6 +64,7 @@ class Runner:
         self.load_report = self._load_pretrained()
         self.model.to(self.device)
         self.groups = self._resolve_param_groups()
+        distributed.check_same_on_every_rank(self.param_groups_info, "param groups")
         self.optimizer = build(
             self.cfg,
             "optimizer",
@@ -105,11 +111,12 @@ class Runner:
         log.info("param groups:\n%s", table)
         self.texts["param_groups"] = f"```\n{table}\n```"
         _write_json(self.run_dir / "param_groups.json", info)
+        self.param_groups_info = info
         return resolution.groups
 
     def train(self) -> dict:
         config = OmegaConf.to_container(self.cfg, resolve=True)
-        logger = RunLogger(self.run_dir)
+        logger = RunLogger(self.run_dir) if distributed.is_main() else distributed.Silent()
         try:
             trainer = Trainer(
                 model=self.model,
@@ -128,9 +135,10 @@ class Runner:
                 accumulate_grad_batches=self.cfg.trainer.accumulate_grad_batches,
                 grad_clip=self.cfg.trainer.grad_clip,
                 monitor=self.cfg.trainer.monitor,
+                checkpoint_every_n_steps=self.cfg.trainer.checkpoint_every_n_steps,
             )
-            if self.cfg.resume:
-                trainer.restore(self._resume_state(config))
+            if self.resume_state is not None:
+                trainer.restore(self.resume_state)
                 log.info("resumed after epoch %d", trainer.progress.epoch)
             else:
                 for tag, markdown in self.texts.items():
@@ -166,13 +174,26 @@ class Runner:
                 "continue it, or choose another hydra.run.dir (nothing was overwritten)"
             )
 
-    def _resume_state(self, config: dict) -> dict:
-        state = load_checkpoint(self.checkpoint_path)
-        changed = [k for k in RESUME_MUST_MATCH if state["config"].get(k) != config.get(k)]
-        if changed:
+    def _resume_state(self) -> dict:
+        try:
+            state = load_checkpoint(self.checkpoint_path)
+        except Exception as err:  # torch raises RuntimeError, EOFError, ... for damaged files
             raise GroupwiseError(
-                f"resume=true: {', '.join(changed)} differ from the run being resumed "
-                f"({self.checkpoint_path}); resume with its config, or start a new run dir"
+                f"resume=true: {self.checkpoint_path} is not a readable checkpoint "
+                f"({type(err).__name__}); start a new run dir (atomic writes make this rare: "
+                "was the file copied or edited?)"
+            ) from None
+        config = OmegaConf.to_container(self.cfg, resolve=True)
+        differences = [
+            f"{key}: {old!r} -> {new!r}"
+            for part in RESUME_MUST_MATCH
+            for key, old, new in _differences(state["config"].get(part), config.get(part), part)
+        ]
+        if differences:
+            raise GroupwiseError(
+                f"resume=true: the config differs from the run being resumed "
+                f"({self.checkpoint_path}) in {'; '.join(differences)}; resume with the values "
+                "it was started with, or start a new run in another hydra.run.dir"
             )
         return state
 
@@ -226,6 +247,29 @@ def _resolve_device(name: str) -> torch.device:
     return device
 
 
+class _Absent:
+    """The value of a key that one of two configs lacks."""
+
+    def __repr__(self) -> str:
+        return "(absent)"
+
+
+_ABSENT = _Absent()
+
+
+def _differences(old, new, key: str) -> list[tuple[str, object, object]]:
+    """(dotted key, old value, new value) for every leaf that differs."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        return [
+            difference
+            for k in [*old, *(k for k in new if k not in old)]
+            for difference in _differences(old.get(k, _ABSENT), new.get(k, _ABSENT), f"{key}.{k}")
+        ]
+    return [] if old == new else [(key, old, new)]
+
+
 def _write_json(path: Path, data: dict) -> None:
+    if not distributed.is_main():  # all ranks share the run dir; rank 0 writes it
+        return
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(data, indent=2) + "\n")

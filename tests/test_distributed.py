@@ -1,0 +1,104 @@
+"""Distributed training with torchrun and DDP, on CPU processes talking through Gloo."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+
+from src import data as data_module
+from src import distributed
+from src.checkpoints import load_checkpoint
+from src.models import LeNet
+from src.runner import Runner
+from src.trainer import Trainer
+from tests.conftest import ROOT, read_scalars
+
+TINY = ["dataset.shots_per_class=8", "trainer.max_epochs=2", "scheduler=cosine"]
+
+
+def test_two_gloo_processes_match_one_process_with_the_same_global_batch(make_cfg, tmp_path):
+    one = tmp_path / "one"
+    Runner(make_cfg(*TINY, "dataset.batch_size=8"), one).run()
+    # No hydra.run.dir: both ranks must name the same dir from `${now:...}`.
+    result = subprocess.run(
+        [
+            *(sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"),
+            *("-m", "src.run", *TINY, "dataset.batch_size=4"),
+        ],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    (two,) = (tmp_path / "outputs" / "runs").iterdir()
+
+    expected, actual = (load_checkpoint(d / "checkpoints/last.pt") for d in (one, two))
+    assert expected["model"].keys() == actual["model"].keys()
+    for key, tensor in expected["model"].items():
+        torch.testing.assert_close(actual["model"][key], tensor, rtol=1e-5, atol=1e-6)
+    assert actual["progress"]["global_step"] == expected["progress"]["global_step"] == 10
+    metrics = [json.loads((d / "metrics.json").read_text()) for d in (one, two)]
+    for key in ("train/loss", "val/loss", "val/acc"):
+        assert abs(metrics[0][key] - metrics[1][key]) < 1e-5, key
+    # Only rank 0 wrote TensorBoard, and printed: one event file, each epoch once.
+    assert len(list(two.glob("events.out.tfevents.*"))) == 1
+    assert [s for s, _ in read_scalars(two)["lr/default"]] == [0]  # steps 0..9, every 10th
+    assert result.stdout.count("epoch 2/2") == 1
+
+
+def _train_with_fc3_unfrozen_at_epoch_2(rank: int, world: int, rendezvous: str, out: str):
+    dist.init_process_group("gloo", init_method=f"file://{rendezvous}", rank=rank, world_size=world)
+    torch.manual_seed(0)
+    data = data_module.digits(classes=[5, 6, 7], batch_size=4, seed=0, shots_per_class=8)
+    data.train_loader = distributed.shard(data.train_loader, pad=True)
+    data.val_loader = distributed.shard(data.val_loader, pad=False)
+    model = LeNet(1, 3)
+    initial_fc3 = model.fc3.weight.detach().clone()
+    model.fc3.requires_grad_(False)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.05)
+    for group in optimizer.param_groups:
+        group["name"] = "default"
+    trainer = Trainer(
+        model=model,
+        optimizer=optimizer,
+        scheduler=torch.optim.lr_scheduler.LambdaLR(optimizer, lambda step: 1.0),
+        data=data,
+        device=torch.device("cpu"),
+        logger=distributed.Silent(),
+        checkpoint_path=Path(out) / "last.pt",
+        max_epochs=1,
+        log_every_n_steps=100,
+        config={},
+    )
+    trainer.fit()
+    frozen_fc3 = model.fc3.weight.detach().clone()
+    model.fc3.requires_grad_(True)  # what scheduled unfreezing does at an epoch start
+    trainer.max_epochs = 2
+    trainer.fit()
+    torch.save(
+        {"initial": initial_fc3, "frozen": frozen_fc3, "state": model.state_dict()},
+        f"{out}/rank{rank}.pt",
+    )
+    dist.destroy_process_group()
+
+
+def test_a_group_unfrozen_mid_run_trains_in_sync_on_every_rank(tmp_path):
+    mp.spawn(
+        _train_with_fc3_unfrozen_at_epoch_2,
+        args=(2, str(tmp_path / "rendezvous"), str(tmp_path)),
+        nprocs=2,
+    )
+    ranks = [torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1)]
+    for rank in ranks:
+        assert torch.equal(rank["frozen"], rank["initial"])  # frozen: untouched in epoch 1
+        assert not torch.equal(rank["state"]["fc3.weight"], rank["frozen"])  # then trained
+    # Each rank saw other samples: only gradients averaged by DDP keep the weights equal.
+    for key, tensor in ranks[0]["state"].items():
+        assert torch.equal(tensor, ranks[1]["state"][key]), key

@@ -1,0 +1,223 @@
+"""Bad input through the real CLI: exit 2, one line naming the key, the value and what to do,
+no traceback, nothing already written overwritten or lost. (More cases: tests/test_cli.py.)"""
+
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+from src import data
+from src.checkpoints import load_checkpoint
+from tests.conftest import ROOT, run_cli
+
+TINY = ["dataset.shots_per_class=8", "dataset.batch_size=8"]
+
+
+def assert_one_clear_line(result: subprocess.CompletedProcess, expected: str) -> None:
+    assert result.returncode == 2, result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(errors) == 1 and errors[0].startswith("groupwise: error: "), result.stderr
+    assert expected in errors[0]
+    assert "Traceback" not in result.stderr + result.stdout
+    assert "HYDRA_FULL_ERROR" not in result.stderr
+
+
+def empty_checkpoint(tmp_path):
+    (tmp_path / "empty.pt").touch()
+    return [f"pretrained.path={tmp_path / 'empty.pt'}"]
+
+
+def a_directory(tmp_path):
+    return [f"pretrained.path={tmp_path}"]
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        (["model=lenett"], "model=lenett: no such model config; did you mean model=lenet?"),
+        (
+            ["trainer.max_epoch=3"],
+            "trainer.max_epoch: no such key; did you mean trainer.max_epochs?",
+        ),
+        (
+            ["param_groups=fc3_boost", "param_groups.fc3.lr_mul=3"],
+            "param_groups.fc3.lr_mul: no such key; did you mean param_groups.fc3.lr_mult?",
+        ),
+        (
+            ["param_groups=fc3_boost", "param_groups.fc3.pattern=^fc3"],
+            "cannot parse the override 'param_groups.fc3.pattern=^fc3': at '^'",
+        ),
+        (empty_checkpoint, "the file is empty"),
+        (a_directory, "is a directory, not a checkpoint file"),
+        (["dataset.shots_per_class=1000"], "dataset.shots_per_class=1000: digit 5 has only"),
+        (["dataset.batch_size=0"], "dataset.batch_size=0: must be a positive integer"),
+        (["trainer.max_epochs=-1"], "trainer.max_epochs=-1: must be an integer >= 0"),
+        (["trainer.log_every_n_steps=0"], "trainer.log_every_n_steps=0: must be a positive"),
+        (["trainer.device=tpu"], "trainer.device=tpu: not a device; use auto, cpu, cuda"),
+    ],
+    ids=[
+        "unknown-config-option",
+        "typo-key",
+        "typo-group-key",
+        "unquoted-regex",
+        "empty-checkpoint",
+        "checkpoint-is-a-directory",
+        "more-shots-than-exist",
+        "batch-size-0",
+        "negative-epochs",
+        "log-every-0",
+        "unknown-device",
+    ],
+)
+def test_bad_input_is_one_clear_line_and_writes_no_checkpoint(tmp_path, overrides, expected):
+    overrides = overrides(tmp_path) if callable(overrides) else overrides
+    run_dir = tmp_path / "run"
+    assert_one_clear_line(run_cli(*overrides, f"hydra.run.dir={run_dir}", check=False), expected)
+    assert not (run_dir / "checkpoints").exists()
+    assert not list(run_dir.glob("events.out.tfevents.*"))
+
+
+def test_hydra_full_error_shows_the_traceback(tmp_path):
+    result = subprocess.run(
+        [sys.executable, "-m", "src.run", "trainer.max_epoch=3", f"hydra.run.dir={tmp_path}"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "HYDRA_FULL_ERROR": "1"},
+        timeout=300,
+    )
+    assert result.returncode != 0 and "Traceback" in result.stderr
+
+
+@pytest.fixture(scope="module")
+def finished_run(tmp_path_factory):
+    run_dir = tmp_path_factory.mktemp("finished")
+    run_cli(*TINY, "param_groups=fc3_boost", "trainer.max_epochs=1", f"hydra.run.dir={run_dir}")
+    return run_dir
+
+
+def snapshot(run_dir):
+    return {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file()}
+
+
+def assert_nothing_overwritten_or_lost(before: dict) -> None:
+    for path, content in before.items():
+        now = path.read_bytes()
+        # Hydra's console log is appended to, never rewritten.
+        assert now.startswith(content) if path.name == "run.log" else now == content, path
+
+
+@pytest.mark.parametrize(
+    ("overrides", "expected"),
+    [
+        (
+            ["model=resnet18", "pretrained=none"],
+            "resume=true: the config differs from the run being resumed",
+        ),
+        (
+            ["param_groups.fc3.lr_mult=100"],
+            "in param_groups.fc3.lr_mult: 10 -> 100; resume with the values it was started with",
+        ),
+        (
+            ["param_groups=none"],
+            "param_groups.fc3: {'pattern': '^fc3\\\\.', 'lr_mult': 10} -> (absent)",
+        ),
+    ],
+    ids=["changed-model", "changed-multiplier", "dropped-group"],
+)
+def test_resume_with_a_changed_model_or_groups_is_refused_and_keeps_the_run(
+    finished_run, overrides, expected
+):
+    before = snapshot(finished_run)
+    result = run_cli(
+        *TINY,
+        "param_groups=fc3_boost",
+        *overrides,
+        "trainer.max_epochs=2",
+        "resume=true",
+        f"hydra.run.dir={finished_run}",
+        check=False,
+    )
+    assert_one_clear_line(result, expected)
+    if overrides[0].startswith("model="):
+        assert (
+            "model._target_: 'src.models.LeNet' -> 'src.models.torchvision_model'" in result.stderr
+        )
+    assert_nothing_overwritten_or_lost(before)
+
+
+def test_resume_from_a_damaged_checkpoint_is_one_clear_line(tmp_path, finished_run):
+    run_dir = tmp_path / "run"
+    (run_dir / "checkpoints").mkdir(parents=True)
+    checkpoint = (finished_run / "checkpoints/last.pt").read_bytes()
+    (run_dir / "checkpoints/last.pt").write_bytes(checkpoint[: len(checkpoint) // 3])
+    result = run_cli(
+        *TINY, "param_groups=fc3_boost", "resume=true", f"hydra.run.dir={run_dir}", check=False
+    )
+    assert_one_clear_line(result, "is not a readable checkpoint")
+
+
+def test_a_non_finite_loss_stops_with_the_step_and_every_lr_and_keeps_the_last_checkpoint(
+    tmp_path,
+):
+    # lr x 1e6 from epoch 2 on: epoch 1 trains and checkpoints, epoch 2 diverges.
+    result = run_cli(
+        *TINY,
+        "param_groups=fc3_boost",
+        "scheduler.step_size=1",
+        "scheduler.gamma=1e6",
+        "trainer.max_epochs=2",
+        "trainer.checkpoint_every_n_steps=null",
+        f"hydra.run.dir={tmp_path}",
+        check=False,
+    )
+    assert_one_clear_line(result, "train/loss is not finite (nan or inf) at step ")
+    assert "(epoch 2); lr per group: default=1e+03, fc3=1e+04; a too-large lr" in result.stderr
+    state = load_checkpoint(tmp_path / "checkpoints/last.pt")
+    assert state["progress"]["epoch"] == 1
+    assert all(torch.isfinite(t).all() for t in state["model"].values())
+    assert not (tmp_path / "metrics.json").exists()
+
+
+IMAGE_FOLDER = pytest.mark.skipif(
+    not hasattr(data, "image_folder"), reason="needs dataset=image_folder (issue 6)"
+)
+
+
+def make_image_folder(root, broken: bool = False):
+    from PIL import Image
+
+    for label in ("cat", "dog"):
+        (root / label).mkdir(parents=True)
+        for i in range(4):
+            Image.new("RGB", (8, 8), (60 * i, 0, 0)).save(root / label / f"{i}.png")
+    if broken:
+        (root / "dog" / "9.png").write_bytes(b"not an image")
+
+
+@IMAGE_FOLDER
+@pytest.mark.parametrize(
+    ("make", "expected"),
+    [
+        (lambda root: None, "no such directory"),
+        (lambda root: root.mkdir(), "expected one folder per class holding images"),
+        (lambda root: make_image_folder(root, broken=True), "9.png"),
+    ],
+    ids=["missing-root", "empty-folder", "unreadable-image"],
+)
+def test_bad_image_folders_are_one_clear_line(tmp_path, make, expected):
+    root = tmp_path / "images"
+    make(root)
+    result = run_cli(
+        "dataset=image_folder",
+        f"dataset.root={root}",
+        "dataset.batch_size=2",
+        "pretrained=none",
+        "trainer.max_epochs=1",
+        f"hydra.run.dir={tmp_path / 'run'}",
+        check=False,
+    )
+    assert_one_clear_line(result, f"dataset.root={root}")
+    assert expected in result.stderr
