@@ -61,10 +61,15 @@ def _train_with_fc3_unfrozen_at_epoch_2(rank: int, world: int, rendezvous: str, 
     data.val_loader = distributed.shard(data.val_loader, pad=False)
     model = LeNet(1, 3)
     initial_fc3 = model.fc3.weight.detach().clone()
-    model.fc3.requires_grad_(False)
-    optimizer = torch.optim.SGD(model.parameters(), lr=0.05)
-    for group in optimizer.param_groups:
-        group["name"] = "default"
+    # Scheduled unfreezing as param_groups.optimizer_groups marks it: fc3 trains from epoch 1.
+    body = [p for name, p in model.named_parameters() if not name.startswith("fc3.")]
+    optimizer = torch.optim.SGD(
+        [
+            {"params": body, "name": "default"},
+            {"params": list(model.fc3.parameters()), "name": "fc3", "trains_from_epoch": 1},
+        ],
+        lr=0.05,
+    )
     trainer = Trainer(
         model=model,
         optimizer=optimizer,
@@ -79,7 +84,6 @@ def _train_with_fc3_unfrozen_at_epoch_2(rank: int, world: int, rendezvous: str, 
     )
     trainer.fit()
     frozen_fc3 = model.fc3.weight.detach().clone()
-    model.fc3.requires_grad_(True)  # what scheduled unfreezing does at an epoch start
     trainer.max_epochs = 2
     trainer.fit()
     torch.save(
