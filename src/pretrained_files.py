@@ -175,4 +175,4 @@ def _weights_of(checkpoint, use_ema: bool, where: str) -> tuple[dict[str, torch.
 
 def _top_level(checkpoint: dict) -> list[str]:
     keys = [str(k) for k in checkpoint]
-    return keys[:8] + ["..."] if len(keys) > 8 else keys
+    return [*keys[:8], "..."] if len(keys) > 8 else keys

@@ -319,8 +319,8 @@ def test_long_key_lists_fold_by_prefix():
     keys = [f"layer{i}.{j}.conv.weight" for i in range(1, 4) for j in range(20)] + ["fc.weight"]
     assert fold(keys) == ["layer1.* (20)", "layer2.* (20)", "layer3.* (20)", "fc.weight"]
     assert fold(keys[:3]) == keys[:3]
-    few_blocks = [f"layer1.{j}.{p}" for j in range(3) for p in ("weight", "bias")] * 2
-    assert fold(few_blocks[:6] + ["a", "b", "c"]) == [
+    few_blocks = [f"layer1.{j}.{p}" for j in range(3) for p in ("weight", "bias")]
+    assert fold([*few_blocks[:6], "a", "b", "c"]) == [
         "layer1.0.* (2)", "layer1.1.* (2)", "layer1.2.* (2)", "a", "b", "c",
     ]  # fmt: skip
 
