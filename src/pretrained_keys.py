@@ -86,15 +86,15 @@ def map_keys(
             changed += new != key
             if new in renamed:
                 raise GroupwiseError(
-                    f"pretrained.rename: [{pattern.pattern!r}, {replacement!r}] gives two tensors "
+                    f"pretrained.rename: ['{pattern.pattern}', '{replacement}'] gives two tensors "
                     f"the name {new!r}; make the rule more specific, or exclude one of them"
                 )
             renamed[new] = tensor
         if not changed:
             raise GroupwiseError(
-                f"pretrained.rename: [{pattern.pattern!r}, {replacement!r}] renames no key (a "
+                f"pretrained.rename: ['{pattern.pattern}', '{replacement}'] renames no key (a "
                 f"typo?); the keys start {sorted(tensors)[:3]}"
             )
-        notes.append(f"rename [{pattern.pattern!r}, {replacement!r}]: {changed} keys")
+        notes.append(f"rename ['{pattern.pattern}', '{replacement}']: {changed} keys")
         tensors = renamed
     return tensors, notes

@@ -39,19 +39,22 @@ class LoadReport:
 
 
 def fold(keys: list[str], limit: int = MAX_LISTED) -> list[str]:
-    """Keys as they are when few; else grouped by the longest prefix that fits in `limit`
-    lines, e.g. ['conv1.weight', 'layer1.* (60)', 'fc.* (2)']."""
+    """Keys as they are when few; else grouped by prefix into at most `limit` entries,
+    e.g. ['conv1.weight', 'bn1.* (5)', 'layer1.* (60)']."""
     if len(keys) <= limit:
         return list(keys)
-    depth = max(len(k.split(".")) for k in keys)
-    for d in range(depth - 1, 0, -1):
-        groups = Counter(".".join(k.split(".")[:d]) for k in keys)
-        if len(groups) <= limit:
-            alone = {".".join(k.split(".")[:d]): k for k in keys}  # the key of a group of one
-            return [
-                alone[prefix] if n == 1 else f"{prefix}.* ({n})" for prefix, n in groups.items()
-            ]
-    return [*keys[: limit - 1], f"... ({len(keys) - limit + 1} more)"]
+    # The shallowest level that shows some structure: `fpn.* (16)` says less than
+    # `fpn.inner_blocks.* (8), fpn.layer_blocks.* (8)`; eight blocks of two would say too much.
+    folded = None
+    for depth in range(1, max(len(k.split(".")) for k in keys)):
+        groups = Counter(".".join(k.split(".")[:depth]) for k in keys)
+        if len(groups) > limit:
+            break
+        alone = {".".join(k.split(".")[:depth]): k for k in keys}  # the key of a group of one
+        folded = [alone[prefix] if n == 1 else f"{prefix}.* ({n})" for prefix, n in groups.items()]
+        if len(groups) > 1:
+            break
+    return folded or [*keys[: limit - 1], f"... ({len(keys) - limit + 1} more)"]
 
 
 def format_report(report: LoadReport) -> str:

@@ -206,9 +206,9 @@ def test_rename_rules_apply_in_order(tmp_path):
     )
     assert len(report.loaded) == 9
     assert report.key_changes == [
-        "rename ['^stem\\\\.0\\\\.', 'stem.']: 2 keys",
-        "rename ['^stem\\\\.', 'body.']: 2 keys",
-        "rename ['^fc\\\\.(\\\\w+)$', 'head.\\\\1']: 2 keys",
+        r"rename ['^stem\.0\.', 'stem.']: 2 keys",
+        r"rename ['^stem\.', 'body.']: 2 keys",
+        r"rename ['^fc\.(\w+)$', 'head.\1']: 2 keys",
     ]
     assert_same_weights(target, source.state_dict(), source.state_dict())
 
@@ -320,9 +320,9 @@ def test_long_key_lists_fold_by_prefix():
     assert fold(keys) == ["layer1.* (20)", "layer2.* (20)", "layer3.* (20)", "fc.weight"]
     assert fold(keys[:3]) == keys[:3]
     few_blocks = [f"layer1.{j}.{p}" for j in range(3) for p in ("weight", "bias")]
-    assert fold([*few_blocks[:6], "a", "b", "c"]) == [
-        "layer1.0.* (2)", "layer1.1.* (2)", "layer1.2.* (2)", "a", "b", "c",
-    ]  # fmt: skip
+    assert fold([*few_blocks, "a", "b", "c"]) == ["layer1.* (6)", "a", "b", "c"]
+    fpn = [f"fpn.{kind}.{i}.0.{p}" for kind in ("inner", "layer") for i in range(4) for p in "wb"]
+    assert fold(fpn) == ["fpn.inner.* (8)", "fpn.layer.* (8)"]
 
 
 def test_the_report_names_source_changes_counts_and_share(tmp_path):

@@ -110,11 +110,11 @@ def test_rename_rules_from_the_command_line_and_the_report_in_tensorboard(tmp_pa
     report = report_of(tmp_path / "run")
     assert report["key_changes"] == [
         "wrapper '_orig_mod.' removed from every key",
-        "rename ['^net\\\\.', '']: 10 keys",
+        r"rename ['^net\.', '']: 10 keys",
         "rename ['^linear', 'fc']: 6 keys",
     ]
     text = read_texts(tmp_path / "run")["pretrained"]
-    assert "keys           rename ['^net\\\\.', '']: 10 keys" in text
+    assert r"keys           rename ['^net\.', '']: 10 keys" in text
     assert "loaded         8 tensors, 60,856 of 61,281 parameters (99.3%)" in text
     assert "excluded       2: fc3.weight, fc3.bias" in text
     assert "loaded         8 tensors" in result.stdout
