@@ -34,6 +34,7 @@ __all__ = [
 
 # The `pretrained` config keys, as keyword arguments of the functions below.
 OPTIONS = ("exclude", "rename", "prefix", "use_ema", "adapt_input_channels", "strict")
+BUILT_NORMALLY = "built normally, then loaded by copy"
 
 
 def check_options(config: dict) -> dict:
@@ -64,13 +65,22 @@ def build_with_pretrained(
         with torch.device("meta"):
             model = make_model()
     except (RuntimeError, NotImplementedError) as err:  # a model that computes with its tensors
-        return _build_normally(make_model, path, f"its constructor fails on meta ({err})", options)
+        model = make_model()
+        report = load_pretrained(model, path, **options)
+        report.built = (
+            f"{BUILT_NORMALLY}: its constructor fails on the meta device ({_first_line(err)})"
+        )
+        return model, report
     keep, report = _match(model, path, **options)
     not_loaded = [k for k in model.state_dict() if k not in keep]
     obstacle = _meta_obstacle(model, not_loaded)
     if obstacle:
-        return _build_normally(make_model, path, obstacle, options)
-    for owner in {_owner(model, key) for key in not_loaded}:
+        model = make_model()
+        model.load_state_dict(keep, strict=False)
+        report.built = f"{BUILT_NORMALLY}: {obstacle}"
+        return model, report
+    # In module order (not a set's): the same seed initialises the same values every run.
+    for owner in dict.fromkeys(_owner(model, key) for key in not_loaded):
         owner.to_empty(device="cpu", recurse=False)
         owner.reset_parameters()
     model.load_state_dict(keep, strict=False, assign=True)
@@ -85,13 +95,6 @@ def load_pretrained(model: nn.Module, path: str | Path, **options) -> LoadReport
     keep, report = _match(model, path, **options)
     model.load_state_dict(keep, strict=False)
     return report
-
-
-def _build_normally(make_model, path, reason: str, options: dict) -> tuple[nn.Module, LoadReport]:
-    model = make_model()
-    report = load_pretrained(model, path, **options)
-    report.built = f"built normally, then loaded by copy: {reason}"
-    return model, report
 
 
 def _match(
@@ -213,6 +216,10 @@ def _adapt_input_channels(weight: torch.Tensor, channels: int) -> torch.Tensor:
         return weight.sum(dim=1, keepdim=True)
     repeats = -(-channels // 3)
     return weight.repeat(1, repeats, *[1] * (weight.ndim - 2))[:, :channels] * (3 / channels)
+
+
+def _first_line(err: Exception) -> str:
+    return next((line for line in str(err).splitlines() if line.strip()), type(err).__name__)
 
 
 def _owner(model: nn.Module, key: str) -> nn.Module:

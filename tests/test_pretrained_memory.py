@@ -144,7 +144,7 @@ class ComputesInConstructor(nn.Module):
         (Tied, [], "shares (ties) parameters"),
         (WithNonPersistentBuffer, [], "has non-persistent buffers ['scale']"),
         (OwnParameter, ["token"], "token, not in the checkpoint, belongs to a OwnParameter"),
-        (ComputesInConstructor, [], "its constructor fails on meta"),
+        (ComputesInConstructor, [], "its constructor fails on the meta device (Tensor.item()"),
     ],
 )
 def test_a_model_the_meta_device_cannot_rebuild_faithfully_is_built_normally(
@@ -163,3 +163,16 @@ def test_a_model_the_meta_device_cannot_rebuild_faithfully_is_built_normally(
         assert model.out.weight is model.embed.weight
     if make is WithNonPersistentBuffer:
         assert torch.equal(model.scale, torch.full((4,), 2.0))
+
+
+def test_the_same_seed_initialises_the_new_layers_alike(tmp_path):
+    state = LeNet(1, 10).state_dict()
+    for key in ("conv2.bias", "fc1.weight", "fc2.bias"):
+        del state[key]
+    path = save(state, tmp_path / "w.pt")
+    built = []
+    for _ in range(2):
+        torch.manual_seed(0)
+        built.append(build_with_pretrained(lambda: LeNet(1, 5), path)[0].state_dict())
+    for key, tensor in built[0].items():
+        assert torch.equal(tensor, built[1][key]), key
