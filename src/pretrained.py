@@ -211,7 +211,8 @@ def _adaptable(tensor: torch.Tensor, wanted: torch.Tensor) -> bool:
 
 def _adapt_input_channels(weight: torch.Tensor, channels: int) -> torch.Tensor:
     """Sum the RGB filters for 1 channel (a grey image is R = G = B); for more, repeat them
-    and rescale by 3/channels, so a uniform input gives the activation it gave before."""
+    and scale by 3/channels, which keeps the activations' scale (exactly, for an input whose
+    channels are all alike, when channels is a multiple of 3)."""
     if channels == 1:
         return weight.sum(dim=1, keepdim=True)
     repeats = -(-channels // 3)
