@@ -177,15 +177,16 @@ def _check_outcome(report: LoadReport, keep, tensors, model_state, strict: bool)
 
 def _prefix_hint(checkpoint_keys: list[str], model_keys: list[str]) -> str:
     """The usual cause of loading nothing: one side's keys carry an extra first component."""
+    model_names = set(model_keys)
     firsts = {k.split(".", 1)[0] for k in checkpoint_keys}
     if len(firsts) == 1 and all("." in k for k in checkpoint_keys):
         first = f"{firsts.pop()}."
-        if any(k.removeprefix(first) in model_keys for k in checkpoint_keys):
+        if any(k.removeprefix(first) in model_names for k in checkpoint_keys):
             return f"; every checkpoint key starts with {first!r}: try pretrained.prefix={first}"
     firsts = {k.split(".", 1)[0] for k in model_keys}
     if len(firsts) == 1 and all("." in k for k in model_keys):
         first = f"{firsts.pop()}."
-        if any(first + k in model_keys for k in checkpoint_keys):
+        if any(first + k in model_names for k in checkpoint_keys):
             return (
                 f"; every model key starts with {first!r}: try "
                 f"\"pretrained.rename=[['^', '{first}']]\""
