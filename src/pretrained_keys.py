@@ -36,7 +36,7 @@ def check_rules(
         try:
             pattern = re.compile(rule[0])
             pattern.sub(rule[1], "")  # a replacement naming a group the pattern lacks fails here
-        except (re.error, IndexError) as err:  # IndexError: a group the pattern lacks
+        except (re.error, IndexError) as err:
             problems.append(f"{where}: invalid regex or replacement ({err}); fix or escape it")
             continue
         rules.append((pattern, rule[1]))
