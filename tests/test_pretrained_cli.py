@@ -186,15 +186,12 @@ def extra_key(path, _):
         (lambda t: [*file_of(extra_key)(t), "pretrained.strict=true"], "pretrained.strict=true: "),
         (lambda t: [*file_of(lenet)(t), "pretrained.prefix=backbone."], "pretrained.prefix='backbone.': no key of"),
         (lambda t: [*file_of(lenet)(t), "pretrained.use_ema=true"], "pretrained.use_ema=true: "),
-        (lambda t: [*file_of(lenet)(t), "pretrained.rename=[['^(', '']]"], "pretrained.rename[0]=['^(', '']: invalid regex"),
-        (lambda t: [*file_of(lenet)(t), "pretrained.rename=[[a, b, c]]"], "pretrained.rename[0]=['a', 'b', 'c']: a rule is a [pattern, replacement] pair"),
         (lambda t: [*file_of(lenet)(t), "pretrained.rename=[['^x', '']]"], "renames no key (a typo?)"),
-        (lambda t: [*file_of(lenet)(t), "+pretrained.strickt=true"], "pretrained.strickt: unknown key"),
         (["pretrained.path=ResNet51_Weights.IMAGENET1K_V1"], "not a torchvision weights name"),
     ],
     ids=["directory", "empty", "truncated", "code-carrying-lightning", "zero-loaded",
-         "strict", "prefix-not-found", "no-ema", "bad-rename-regex", "bad-rename-rule",
-         "rename-matches-nothing", "unknown-key", "unknown-torchvision-name"],
+         "strict", "prefix-not-found", "no-ema", "rename-matches-nothing",
+         "unknown-torchvision-name"],
 )  # fmt: skip
 def test_pretrained_errors_are_one_clear_line_without_traceback(tmp_path, overrides, expected):
     overrides = overrides(tmp_path) if callable(overrides) else overrides
@@ -205,3 +202,24 @@ def test_pretrained_errors_are_one_clear_line_without_traceback(tmp_path, overri
     assert expected in errors[0]
     assert "Traceback" not in result.stderr + result.stdout
     assert not (tmp_path / "pwned").exists()
+
+
+def test_every_mistake_in_the_pretrained_config_is_reported_at_once(tmp_path):
+    overrides = ["pretrained.rename=[['^(', ''], [a, b, c]]", "pretrained.exclude=['[']"]
+    result = run_cli("dry_run=true", *overrides, f"hydra.run.dir={tmp_path}", check=False)
+    assert result.returncode == 2 and "Traceback" not in result.stderr + result.stdout
+    assert result.stderr.splitlines() == [
+        "groupwise: error: pretrained.rename[0]=['^(', '']: invalid regex or replacement "
+        "(missing ), unterminated subpattern at position 1); fix or escape it",
+        "groupwise: error: pretrained.rename[1]=['a', 'b', 'c']: a rule is a [pattern, "
+        "replacement] pair of strings, e.g. pretrained.rename=[['^backbone\\.', '']]",
+        "groupwise: error: pretrained.exclude: '[' is not a valid regex (unterminated character "
+        "set at position 0); fix or escape it",
+    ]
+    result = run_cli("dry_run=true", "+pretrained.strickt=true", "pretrained.use_ema=1",
+                     f"hydra.run.dir={tmp_path}", check=False)  # fmt: skip
+    assert result.stderr.splitlines() == [
+        "groupwise: error: pretrained.strickt: unknown key; the keys are path, exclude, rename, "
+        "prefix, use_ema, adapt_input_channels, strict",
+        "groupwise: error: pretrained.use_ema=1: must be true or false",
+    ]
