@@ -1,173 +1,250 @@
-"""The seed's three fine-tuning steps, made safe: read a checkpoint, filter it, load it, report.
+"""The seed's step 3, made safe and lean: put a checkpoint's matching tensors into a model.
 
-Step 2 reads with `weights_only=True`, so a checkpoint can never run code. Step 3 copies
-a tensor only when its key exists in the model *and* its shape matches: a new head of
-another size is skipped and reported instead of crashing `load_state_dict`.
+A tensor is loaded when its key (after the key rules of `pretrained_keys`) exists in the model
+*and* its shape matches; a new head of another size is skipped and reported instead of
+crashing `load_state_dict`. Loading nothing at all is an error, never a silent no-op.
+
+`build_with_pretrained` builds the model on the meta device, where no tensor is allocated,
+then gives it the checkpoint's (memory-mapped) tensors themselves with
+`load_state_dict(assign=True)`: a large checkpoint is never held twice. Only what the
+checkpoint lacks, such as a new head, is materialised and initialised, by its layer's own
+`reset_parameters()` (PyTorch's default init for that layer, as `model.fc = nn.Linear(...)`
+would give).
 """
 
-import pickle
-import re
-from dataclasses import asdict, dataclass, field
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
 from torch import nn
 
 from src.errors import GroupwiseError
+from src.pretrained_files import read_state_dict, read_weights
+from src.pretrained_keys import check_rules, map_keys
+from src.pretrained_report import LoadReport, fold, format_report
 
-# Where training checkpoints keep their weights; a raw state_dict has none of these.
-WEIGHT_KEYS = ("model", "state_dict", "module")
+__all__ = [
+    "LoadReport",
+    "build_with_pretrained",
+    "check_options",
+    "format_report",
+    "load_pretrained",
+    "read_state_dict",
+]
 
-
-@dataclass
-class LoadReport:
-    path: str
-    loaded: list[str] = field(default_factory=list)
-    skipped_shape: dict[str, dict[str, list[int]]] = field(default_factory=dict)
-    excluded: list[str] = field(default_factory=list)
-    unexpected: list[str] = field(default_factory=list)
-    missing: list[str] = field(default_factory=list)
-    loaded_elements: int = 0
-    model_elements: int = 0
-
-    def to_json(self) -> dict:
-        share = self.loaded_elements / self.model_elements if self.model_elements else 0.0
-        return {**asdict(self), "loaded_share": share}
+# The `pretrained` config keys, as keyword arguments of the functions below.
+OPTIONS = ("exclude", "rename", "prefix", "use_ema", "adapt_input_channels", "strict")
+BUILT_NORMALLY = "built normally, then loaded by copy"
 
 
-def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
-    """Step 2: read tensors only. Anything else in the pickle is refused, never executed."""
-    where = f"pretrained.path={path}"
-    path = Path(path)
-    if not path.exists():
-        raise GroupwiseError(
-            f"{where}: no such file; check the path, or set pretrained=none to train from scratch"
-        )
-    if not path.is_file():
-        raise GroupwiseError(
-            f"{where}: is a directory, not a checkpoint file; point it at a .pt file inside"
-        )
-    if path.stat().st_size == 0:
-        raise GroupwiseError(f"{where}: the file is empty; re-save or re-download the checkpoint")
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=_is_zip(path))
-    except pickle.UnpicklingError as err:
-        # weights_only's unpickler names the first global it refused to build.
-        refused = re.search(r"Unsupported global: GLOBAL (\S+)", str(err))
-        if refused:
-            raise GroupwiseError(
-                f"{where}: refused: the checkpoint's pickle asks to build {refused.group(1)}, "
-                "not just tensors, and could run code; re-save it as a plain state_dict "
-                "(torch.save(model.state_dict(), path)) from a source you trust"
-            ) from None
-        raise _corrupt(where, err) from None
-    except Exception as err:  # torch raises RuntimeError, EOFError, ... for damaged files
-        raise _corrupt(where, err) from None
-    return _weights_of(checkpoint, where)
-
-
-def _is_zip(path: Path) -> bool:
-    # Only the zip format (torch >= 1.6 default) can be memory-mapped.
-    with path.open("rb") as f:
-        return f.read(4) == b"PK\x03\x04"
-
-
-def _first_line(err: Exception) -> str:
-    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
-    # weights_only errors open with boilerplate; the cause is on the unpickler's line.
-    cause = [line for line in lines if line.startswith("WeightsUnpickler error")]
-    return (cause or lines or [type(err).__name__])[0]
-
-
-def _corrupt(where: str, err: Exception) -> GroupwiseError:
-    return GroupwiseError(
-        f"{where}: not a readable PyTorch checkpoint ({type(err).__name__}: {_first_line(err)}); "
-        "the file may be truncated or of another format: re-save or re-download it"
-    )
-
-
-def _weights_of(checkpoint, where: str) -> dict[str, torch.Tensor]:
-    """A raw state_dict, or the weights inside a training checkpoint dict."""
-    if isinstance(checkpoint, dict):
-        for key in WEIGHT_KEYS:
-            if isinstance(checkpoint.get(key), dict):
-                checkpoint = checkpoint[key]
-                break
-        tensors = {k: v for k, v in checkpoint.items() if isinstance(v, torch.Tensor)}
-        if tensors:
-            return tensors
-    raise GroupwiseError(
-        f"{where}: holds no tensors by name (a {type(checkpoint).__name__}); expected a state_dict "
-        f"or a dict with the weights under one of {list(WEIGHT_KEYS)}"
-    )
-
-
-def filter_state_dict(
-    checkpoint: dict[str, torch.Tensor],
-    model: nn.Module,
-    exclude: list[str] = (),
-    path: str = "",
-) -> tuple[dict[str, torch.Tensor], LoadReport]:
-    """Step 3's filter: keep tensors whose key is in the model and whose shape matches."""
-    model_state = model.state_dict()
-    report = LoadReport(path=str(path), model_elements=sum(p.numel() for p in model.parameters()))
-    excluders = [re.compile(p) for p in exclude]
-    keep = {}
-    for key, tensor in checkpoint.items():
-        if any(e.search(key) for e in excluders):
-            report.excluded.append(key)
-        elif key not in model_state:
-            report.unexpected.append(key)
-        elif tensor.shape != model_state[key].shape:
-            report.skipped_shape[key] = {
-                "checkpoint": list(tensor.shape),
-                "model": list(model_state[key].shape),
-            }
-        else:
-            keep[key] = tensor
-            report.loaded.append(key)
-    report.missing = [k for k in model_state if k not in checkpoint]
-    parameter_names = {name for name, _ in model.named_parameters()}
-    report.loaded_elements = sum(t.numel() for k, t in keep.items() if k in parameter_names)
-    return keep, report
-
-
-def load_pretrained(model: nn.Module, path: str | Path, exclude: list[str] = ()) -> LoadReport:
-    """Read, filter and load; loading nothing at all is an error, never a silent no-op."""
-    problems = []
-    for pattern in exclude:
-        try:
-            re.compile(pattern)
-        except re.error as err:
-            problems.append(
-                f"pretrained.exclude: {pattern!r} is not a valid regex ({err}); fix or escape it"
-            )
+def check_options(config: dict) -> dict:
+    """The `pretrained` config as keyword arguments; every unknown or ill-typed key at once."""
+    problems = [
+        f"pretrained.{key}: unknown key; the keys are path, {', '.join(OPTIONS)}"
+        for key in config
+        if key not in ("path", *OPTIONS)
+    ]
+    for key in ("use_ema", "adapt_input_channels", "strict"):
+        if not isinstance(config.get(key, False), bool):
+            problems.append(f"pretrained.{key}={config[key]!r}: must be true or false")
+    for key in ("exclude", "rename"):
+        if not isinstance(config.get(key, []), list):
+            problems.append(f"pretrained.{key}={config[key]!r}: must be a list")
     if problems:
         raise GroupwiseError(*problems)
-    keep, report = filter_state_dict(read_state_dict(path), model, exclude, path)
-    if not keep:
-        raise GroupwiseError(
-            f"pretrained.path={path}: shares no tensor (same key and shape) with the model; "
-            f"checkpoint keys start {sorted(report.unexpected + report.excluded + list(report.skipped_shape))[:3]}, "
-            f"model keys start {list(model.state_dict())[:3]}: is it for another model?"
+    check_rules(config.get("rename", []), config.get("exclude", []), config.get("prefix"))
+    return {key: config[key] for key in OPTIONS if key in config}
+
+
+def build_with_pretrained(
+    make_model: Callable[[], nn.Module], path: str | Path, **options
+) -> tuple[nn.Module, LoadReport]:
+    """Build the model with `make_model()` and load the checkpoint at `path` into it, without
+    ever allocating the tensors the checkpoint replaces."""
+    try:
+        with torch.device("meta"):
+            model = make_model()
+    except (RuntimeError, NotImplementedError) as err:  # a model that computes with its tensors
+        model = make_model()
+        report = load_pretrained(model, path, **options)
+        report.built = (
+            f"{BUILT_NORMALLY}: its constructor fails on the meta device ({_first_line(err)})"
         )
+        return model, report
+    keep, report = _match(model, path, **options)
+    not_loaded = [k for k in model.state_dict() if k not in keep]
+    obstacle = _meta_obstacle(model, not_loaded)
+    if obstacle:
+        model = make_model()
+        model.load_state_dict(keep, strict=False)
+        report.built = f"{BUILT_NORMALLY}: {obstacle}"
+        return model, report
+    # In module order (not a set's): the same seed initialises the same values every run.
+    for owner in dict.fromkeys(_owner(model, key) for key in not_loaded):
+        owner.to_empty(device="cpu", recurse=False)
+        owner.reset_parameters()
+    model.load_state_dict(keep, strict=False, assign=True)
+    report.built = (
+        f"built on the meta device: took the checkpoint's tensors, initialised {len(not_loaded)}"
+    )
+    return model, report
+
+
+def load_pretrained(model: nn.Module, path: str | Path, **options) -> LoadReport:
+    """Load into a model already built: the matching tensors are copied in."""
+    keep, report = _match(model, path, **options)
     model.load_state_dict(keep, strict=False)
     return report
 
 
-def format_report(report: LoadReport) -> str:
-    info = report.to_json()
-    lines = [
-        f"pretrained: {report.path}",
-        f"  loaded         {len(report.loaded)} tensors, {report.loaded_elements:,} of "
-        f"{report.model_elements:,} parameters ({info['loaded_share']:.1%})",
-    ]
-    for key, shapes in report.skipped_shape.items():
-        lines.append(
-            f"  skipped_shape  {key}: checkpoint {shapes['checkpoint']} vs model {shapes['model']}"
+def _match(
+    model: nn.Module,
+    path: str | Path,
+    exclude: list[str] = (),
+    rename: list[list[str]] = (),
+    prefix: str | None = None,
+    use_ema: bool = False,
+    adapt_input_channels: bool = False,
+    strict: bool = False,
+) -> tuple[dict[str, torch.Tensor], LoadReport]:
+    """The checkpoint's tensors that fit the model, by the model's names, and the report."""
+    rules, excluders = check_rules(list(rename), list(exclude), prefix)
+    weights = read_weights(path, use_ema)
+    tensors, key_changes = map_keys(weights.tensors, rules, prefix, f"pretrained.path={path}")
+    model_state = model.state_dict()
+    report = LoadReport(
+        path=str(path),
+        source=weights.description,
+        key_changes=key_changes,
+        model_elements=sum(p.numel() for p in model.parameters()),
+    )
+    first_conv = _first_conv_weight(model)
+    keep = {}
+    for key, tensor in tensors.items():
+        if any(e.search(key) for e in excluders):
+            report.excluded.append(key)
+            continue
+        if key not in model_state:
+            report.unexpected.append(key)
+            continue
+        wanted = model_state[key]
+        shapes = {"checkpoint": list(tensor.shape), "model": list(wanted.shape)}
+        if key == first_conv and _adaptable(tensor, wanted):
+            if not adapt_input_channels:
+                report.advice.append(
+                    f"{key} was trained on 3 input channels, the model takes {wanted.shape[1]}: "
+                    "pretrained.adapt_input_channels=true would adapt it instead of skipping it"
+                )
+            else:
+                tensor = _adapt_input_channels(tensor, wanted.shape[1])
+                report.adapted[key] = shapes
+        if tensor.shape != wanted.shape:
+            report.skipped_shape[key] = shapes
+            continue
+        # assign=True keeps the checkpoint's dtype: cast to the model's, as a copy would.
+        keep[key] = tensor.to(wanted.dtype)
+        report.loaded.append(key)
+    report.missing = [k for k in model_state if k not in tensors]
+    parameter_names = {name for name, _ in model.named_parameters()}
+    report.loaded_elements = sum(t.numel() for k, t in keep.items() if k in parameter_names)
+    _check_outcome(report, keep, tensors, model_state, strict)
+    return keep, report
+
+
+def _check_outcome(report: LoadReport, keep, tensors, model_state, strict: bool) -> None:
+    where = f"pretrained.path={report.path}"
+    if not keep:
+        raise GroupwiseError(
+            f"{where}: shares no tensor (same key and shape) with the model; checkpoint keys "
+            f"start {list(tensors)[:3]}, model keys start {list(model_state)[:3]}"
+            f"{_prefix_hint(list(tensors), list(model_state))}"
         )
-    for label in ("excluded", "unexpected", "missing"):
-        keys = getattr(report, label)
-        if keys:
-            lines.append(f"  {label:<14} {len(keys)}: {', '.join(keys)}")
-    return "\n".join(lines)
+    if strict and (report.unexpected or report.missing or report.skipped_shape):
+        problems = [
+            f"{label} {len(keys)}: {', '.join(fold(list(keys)))}"
+            for label, keys in (
+                ("unexpected", report.unexpected),
+                ("missing", report.missing),
+                ("skipped_shape", report.skipped_shape),
+            )
+            if keys
+        ]
+        raise GroupwiseError(
+            f"pretrained.strict=true: {where} does not fit the model exactly ({'; '.join(problems)}); "
+            "exclude what the model should not take, or set pretrained.strict=false"
+        )
+
+
+def _prefix_hint(checkpoint_keys: list[str], model_keys: list[str]) -> str:
+    """The usual cause of loading nothing: one side's keys carry an extra first component."""
+    model_names = set(model_keys)
+    firsts = {k.split(".", 1)[0] for k in checkpoint_keys}
+    if len(firsts) == 1 and all("." in k for k in checkpoint_keys):
+        first = f"{firsts.pop()}."
+        if any(k.removeprefix(first) in model_names for k in checkpoint_keys):
+            return f"; every checkpoint key starts with {first!r}: try pretrained.prefix={first}"
+    firsts = {k.split(".", 1)[0] for k in model_keys}
+    if len(firsts) == 1 and all("." in k for k in model_keys):
+        first = f"{firsts.pop()}."
+        if any(first + k in model_names for k in checkpoint_keys):
+            return (
+                f"; every model key starts with {first!r}: try "
+                f"\"pretrained.rename=[['^', '{first}']]\""
+            )
+    return "; is it for another model?"
+
+
+def _first_conv_weight(model: nn.Module) -> str | None:
+    for name, module in model.named_modules():
+        if isinstance(module, nn.Conv1d | nn.Conv2d | nn.Conv3d):
+            return f"{name}.weight"
+    return None
+
+
+def _adaptable(tensor: torch.Tensor, wanted: torch.Tensor) -> bool:
+    """Pretrained on 3 input channels (RGB), wanted with another number: all else equal."""
+    return (
+        tensor.ndim == wanted.ndim >= 3
+        and tensor.shape[1] == 3 != wanted.shape[1]
+        and tensor.shape[:1] + tensor.shape[2:] == wanted.shape[:1] + wanted.shape[2:]
+    )
+
+
+def _adapt_input_channels(weight: torch.Tensor, channels: int) -> torch.Tensor:
+    """Sum the RGB filters for 1 channel (a grey image is R = G = B); for more, repeat them
+    and scale by 3/channels, which keeps the activations' scale (exactly, for an input whose
+    channels are all alike, when channels is a multiple of 3)."""
+    if channels == 1:
+        return weight.sum(dim=1, keepdim=True)
+    repeats = -(-channels // 3)
+    return weight.repeat(1, repeats, *[1] * (weight.ndim - 2))[:, :channels] * (3 / channels)
+
+
+def _first_line(err: Exception) -> str:
+    return next((line for line in str(err).splitlines() if line.strip()), type(err).__name__)
+
+
+def _owner(model: nn.Module, key: str) -> nn.Module:
+    return model.get_submodule(key.rpartition(".")[0])
+
+
+def _meta_obstacle(model: nn.Module, not_loaded: list[str]) -> str | None:
+    """Why the meta-built model cannot be completed faithfully, if it cannot."""
+    tied = len(list(model.named_parameters(remove_duplicate=False))) != len(
+        list(model.named_parameters())
+    )
+    if tied:
+        return "it shares (ties) parameters between layers, which assign=True would untie"
+    for name, module in model.named_modules():
+        non_persistent = [b for b in module._non_persistent_buffers_set if b in module._buffers]
+        if non_persistent:
+            # Computed in the constructor and absent from every checkpoint: lost on meta.
+            return f"{name or 'the model'} has non-persistent buffers {non_persistent}"
+    for key in not_loaded:
+        owner = _owner(model, key)
+        if not hasattr(owner, "reset_parameters"):
+            return (
+                f"{key}, not in the checkpoint, belongs to a {type(owner).__name__}, which has no "
+                "reset_parameters() to initialise it"
+            )
+    return None

@@ -55,13 +55,9 @@ class Runner:
         # Under torchrun each rank trains and evaluates on its share (no-ops otherwise).
         self.data.train_loader = distributed.shard(self.data.train_loader, pad=True)
         self.data.val_loader = distributed.shard(self.data.val_loader, pad=False)
-        # The model's input channels and head size come from the data.
-        self.model = build(
-            self.cfg, "model", in_channels=self.data.in_channels, num_classes=self.data.num_classes
-        )
         # Pretrained weights go in before the optimizer exists, and before the model moves
         # to its device, so the checkpoint is read into CPU memory once.
-        self.load_report = self._load_pretrained()
+        self.model, self.load_report = self._build_model_with_pretrained()
         self.model.to(self.device)
         self.groups = self._resolve_param_groups()
         distributed.check_same_on_every_rank(self.param_groups_info, "param groups")
@@ -86,16 +82,30 @@ class Runner:
             max_epochs=self.cfg.trainer.max_epochs,
         )
 
-    def _load_pretrained(self) -> pretrained.LoadReport | None:
-        spec = self.cfg.pretrained
-        if spec.path is None:
+    def _build_model_with_pretrained(self) -> tuple[torch.nn.Module, pretrained.LoadReport | None]:
+        def make_model():
+            # The model's input channels and head size come from the data.
+            return build(
+                self.cfg,
+                "model",
+                in_channels=self.data.in_channels,
+                num_classes=self.data.num_classes,
+            )
+
+        options = pretrained.check_options(
+            OmegaConf.to_container(self.cfg.pretrained, resolve=True)
+        )
+        if self.cfg.pretrained.path is None:
             log.info("pretrained: none (training from scratch)")
-            return None
-        report = pretrained.load_pretrained(self.model, spec.path, list(spec.exclude))
+            return make_model(), None
+        # Built on the meta device, the model takes the checkpoint's tensors themselves.
+        model, report = pretrained.build_with_pretrained(
+            make_model, self.cfg.pretrained.path, **options
+        )
         log.info(pretrained.format_report(report))
         self.texts["pretrained"] = f"```\n{pretrained.format_report(report)}\n```"
         _write_json(self.run_dir / "pretrained_report.json", report.to_json())
-        return report
+        return model, report
 
     def _resolve_param_groups(self) -> list[param_groups.ResolvedGroup]:
         specs = param_groups.parse_specs(

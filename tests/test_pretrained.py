@@ -1,12 +1,20 @@
+"""Reading every checkpoint format, the key rules, shapes and channels, the report, safety."""
+
 import builtins
+import io
+import pathlib
 
 import pytest
 import torch
+from safetensors.torch import save_file
 from torch import nn
 
 from src.errors import GroupwiseError
 from src.models import LeNet
-from src.pretrained import filter_state_dict, load_pretrained, read_state_dict
+from src.pretrained import build_with_pretrained, check_options, load_pretrained
+from src.pretrained_files import read_weights
+from src.pretrained_report import fold, format_report
+from tests.pretrained_sources import lightning_checkpoint, torchvision_cache
 
 
 class Small(nn.Module):
@@ -17,9 +25,14 @@ class Small(nn.Module):
         self.head = nn.Linear(8, classes)
 
 
-def save(obj, path):
-    torch.save(obj, path)
+def save(obj, path, **kwargs):
+    torch.save(obj, path, **kwargs)
     return path
+
+
+def assert_same_weights(model: nn.Module, state: dict, keys):
+    for key in keys:
+        assert torch.equal(model.state_dict()[key], state[key]), key
 
 
 def test_same_key_and_shape_loads_other_shape_is_skipped_with_both_shapes(tmp_path):
@@ -40,36 +53,297 @@ def test_same_key_and_shape_loads_other_shape_is_skipped_with_both_shapes(tmp_pa
     assert report.missing == ["norm.bias"]
     assert report.loaded_elements == 4 * 8 + 8 + 8  # body and norm.weight: parameters only
     assert report.to_json()["loaded_share"] == pytest.approx(48 / (32 + 8 + 16 + 24 + 3))
+    assert report.to_json()["counts"] == {
+        "loaded": 6, "adapted": 0, "skipped_shape": 2, "excluded": 0, "unexpected": 1, "missing": 1,
+    }  # fmt: skip
 
 
 def test_excluded_keys_are_never_loaded(tmp_path):
     source, target = LeNet(1, 5), LeNet(1, 5)
     before = target.fc3.weight.clone()
-    report = load_pretrained(target, save(source.state_dict(), tmp_path / "w.pt"), [r"^fc3\."])
+    report = load_pretrained(
+        target, save(source.state_dict(), tmp_path / "w.pt"), exclude=[r"^fc3\."]
+    )
     assert report.excluded == ["fc3.weight", "fc3.bias"]
     assert torch.equal(target.fc3.weight, before)
     assert torch.equal(target.fc1.weight, source.fc1.weight)
 
 
-def test_weights_inside_a_training_checkpoint_are_found(tmp_path):
+@pytest.mark.parametrize("suffix", [".pt", ".pth", ".pkl", ".bin"])
+def test_a_raw_state_dict_loads_whatever_the_extension(tmp_path, suffix):
+    state = LeNet(1, 5).state_dict()
+    weights = read_weights(save(state, tmp_path / f"w{suffix}"))
+    assert weights.description == "torch zip checkpoint (memory-mapped)"
+    assert weights.tensors.keys() == state.keys()
+
+
+def test_the_legacy_torch_format_loads(tmp_path):
+    state = LeNet(1, 5).state_dict()
+    path = save(state, tmp_path / "old.pth", _use_new_zipfile_serialization=False)
+    weights = read_weights(path)
+    assert weights.description == "legacy torch checkpoint"
+    assert torch.equal(weights.tensors["fc1.weight"], state["fc1.weight"])
+
+
+@pytest.mark.parametrize("entry", ["state_dict", "model", "module"])
+def test_weights_inside_a_training_checkpoint_are_found(tmp_path, entry):
     source = Small()
-    checkpoint = {"model": source.state_dict(), "optimizer": {"state": {}}, "epoch": 3}
-    assert (
-        read_state_dict(save(checkpoint, tmp_path / "last.pt")).keys() == source.state_dict().keys()
+    checkpoint = {entry: source.state_dict(), "optimizer": {"state": {}}, "epoch": 3}
+    weights = read_weights(save(checkpoint, tmp_path / "last.pt"))
+    assert weights.tensors.keys() == source.state_dict().keys()
+    assert weights.description.endswith(f"weights under '{entry}'")
+
+
+@pytest.mark.parametrize("entry", ["state_dict_ema", "model_ema"])
+def test_use_ema_takes_the_moving_average_instead(tmp_path, entry):
+    live, ema = Small(), Small()
+    path = save({"state_dict": live.state_dict(), entry: ema.state_dict()}, tmp_path / "w.pt")
+    target = Small()
+    load_pretrained(target, path, use_ema=True)
+    assert_same_weights(target, ema.state_dict(), ["body.weight", "head.bias"])
+    load_pretrained(target, path)
+    assert_same_weights(target, live.state_dict(), ["body.weight", "head.bias"])
+
+
+def test_use_ema_without_ema_weights_is_an_error_listing_the_entries(tmp_path):
+    path = save({"state_dict": Small().state_dict(), "epoch": 1}, tmp_path / "w.pt")
+    with pytest.raises(
+        GroupwiseError, match=r"use_ema=true: .* no EMA .*\['state_dict', 'epoch'\]"
+    ):
+        load_pretrained(Small(), path, use_ema=True)
+
+
+def test_a_lightning_checkpoint_loads_with_its_attribute_as_prefix(tmp_path):
+    source = LeNet(1, 5)
+    path = save(lightning_checkpoint(source), tmp_path / "epoch=3.ckpt")
+    target = LeNet(1, 5)
+    report = load_pretrained(target, path, prefix="model.")
+    assert len(report.loaded) == 10 and not report.unexpected and not report.missing
+    assert report.key_changes == ["prefix 'model.': took 10 of 10 tensors"]
+    assert_same_weights(target, source.state_dict(), source.state_dict())
+
+
+def test_a_checkpoint_whose_extras_are_not_plain_data_is_refused_by_name(tmp_path):
+    checkpoint = lightning_checkpoint(Small(), hyper_parameters={"data": pathlib.PosixPath("/d")})
+    with pytest.raises(GroupwiseError, match=r"refused: .* asks to build pathlib\.PosixPath"):
+        load_pretrained(Small(), save(checkpoint, tmp_path / "w.ckpt"), prefix="model.")
+
+
+def test_safetensors_load(tmp_path):
+    source = Small()
+    save_file(source.state_dict(), tmp_path / "model.safetensors")
+    target = Small()
+    report = load_pretrained(target, tmp_path / "model.safetensors")
+    assert report.source == "safetensors" and len(report.loaded) == 9
+    assert_same_weights(target, source.state_dict(), source.state_dict())
+
+
+def test_a_torchvision_weights_name_resolves_through_torchvisions_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path))
+    cached = torchvision_cache(tmp_path, "MobileNet_V3_Small_Weights.IMAGENET1K_V1")
+    import torchvision
+
+    model = torchvision.models.mobilenet_v3_small(num_classes=7)
+    report = load_pretrained(model, "MobileNet_V3_Small_Weights.IMAGENET1K_V1")
+    assert report.source == "torchvision weights"
+    assert set(report.skipped_shape) == {"classifier.3.weight", "classifier.3.bias"}
+    state = torch.load(cached, weights_only=True)
+    assert_same_weights(model, state, report.loaded)
+
+
+def test_an_unknown_torchvision_weights_name_is_an_error(tmp_path):
+    with pytest.raises(GroupwiseError, match=r"ResNet51_Weights.IMAGENET1K_V2: not a torchvision"):
+        load_pretrained(Small(), "ResNet51_Weights.IMAGENET1K_V2")
+
+
+@pytest.mark.parametrize(
+    "wrappers", [["module."], ["_orig_mod."], ["_orig_mod.", "module."]], ids="+".join
+)
+def test_wrappers_on_every_key_are_removed(tmp_path, wrappers):
+    source = Small()
+    prefix = "".join(wrappers)
+    path = save({prefix + k: v for k, v in source.state_dict().items()}, tmp_path / "w.pt")
+    target = Small()
+    report = load_pretrained(target, path)
+    assert len(report.loaded) == 9
+    assert report.key_changes == [f"wrapper '{w}' removed from every key" for w in wrappers]
+
+
+def test_a_wrapper_on_only_some_keys_stays(tmp_path):
+    state = Small().state_dict()
+    state["module.extra"] = torch.zeros(1)
+    report = load_pretrained(Small(), save(state, tmp_path / "w.pt"))
+    assert report.unexpected == ["module.extra"] and not report.key_changes
+
+
+def test_prefix_takes_one_sub_tree(tmp_path):
+    source = Small()
+    detector = {f"backbone.{k}": v for k, v in source.state_dict().items()}
+    detector["roi_heads.cls.weight"] = torch.zeros(3, 8)
+    target = Small()
+    report = load_pretrained(target, save(detector, tmp_path / "w.pt"), prefix="backbone.")
+    assert report.key_changes == ["prefix 'backbone.': took 9 of 10 tensors"]
+    assert len(report.loaded) == 9 and not report.unexpected
+    assert_same_weights(target, source.state_dict(), source.state_dict())
+
+
+def test_a_prefix_no_key_has_is_an_error_showing_the_keys(tmp_path):
+    path = save(Small().state_dict(), tmp_path / "w.pt")
+    with pytest.raises(GroupwiseError, match=r"prefix='backbone\.': no key .* start \['body.bias'"):
+        load_pretrained(Small(), path, prefix="backbone.")
+
+
+def test_rename_rules_apply_in_order(tmp_path):
+    source = Small()
+    state = {
+        k.replace("body", "stem.0").replace("head", "fc"): v for k, v in source.state_dict().items()
+    }
+    target = Small()
+    report = load_pretrained(
+        target,
+        save(state, tmp_path / "w.pt"),
+        rename=[[r"^stem\.0\.", "stem."], [r"^stem\.", "body."], [r"^fc\.(\w+)$", r"head.\1"]],
+    )
+    assert len(report.loaded) == 9
+    assert report.key_changes == [
+        r"rename ['^stem\.0\.', 'stem.']: 2 keys",
+        r"rename ['^stem\.', 'body.']: 2 keys",
+        r"rename ['^fc\.(\w+)$', 'head.\1']: 2 keys",
+    ]
+    assert_same_weights(target, source.state_dict(), source.state_dict())
+
+
+def test_rename_onto_one_name_and_rename_of_nothing_are_errors(tmp_path):
+    path = save(Small().state_dict(), tmp_path / "w.pt")
+    with pytest.raises(GroupwiseError, match=r"gives two tensors the name 'x'"):
+        load_pretrained(Small(), path, rename=[[r"^body\.weight$|^body\.bias$", "x"]])
+    with pytest.raises(GroupwiseError, match=r"\['\^backbone', ''\] renames no key \(a typo\?\)"):
+        load_pretrained(Small(), path, rename=[["^backbone", ""]])
+
+
+def test_every_bad_option_is_reported_at_once():
+    with pytest.raises(GroupwiseError) as err:
+        check_options(
+            {
+                "path": "w.pt",
+                "rename": [["(", "x"], ["a"], ["(?P<x>a)", r"\g<y>"]],
+                "exclude": ["["],
+                "strict": "yes",
+                "exlude": [],
+            }
+        )
+    problems = err.value.problems
+    assert len(problems) == 2 and "pretrained.exlude: unknown key" in problems[0]
+    assert "pretrained.strict='yes': must be true or false" in problems[1]
+    with pytest.raises(GroupwiseError) as err:
+        check_options(
+            {
+                "path": "w.pt",
+                "rename": [["(", "x"], ["a"], ["(?P<x>a)", r"\g<y>"]],
+                "exclude": ["["],
+            }
+        )
+    assert [p.split(":")[0] for p in err.value.problems] == [
+        "pretrained.rename[0]=['(', 'x']",
+        "pretrained.rename[1]=['a']",
+        "pretrained.rename[2]=['(?P<x>a)', '\\\\g<y>']",
+        "pretrained.exclude",
+    ]
+
+
+def test_rgb_first_conv_is_adapted_to_one_channel_by_summing(tmp_path):
+    source = LeNet(3, 5)
+    target = LeNet(1, 5)
+    path = save(source.state_dict(), tmp_path / "w.pt")
+    report = load_pretrained(target, path, adapt_input_channels=True)
+    assert report.adapted == {"conv1.weight": {"checkpoint": [6, 3, 5, 5], "model": [6, 1, 5, 5]}}
+    assert "conv1.weight" in report.loaded and not report.skipped_shape
+    grey = torch.rand(2, 1, 32, 32)
+    # a grey image is R = G = B: the adapted conv sees it as the RGB conv saw the colour image
+    torch.testing.assert_close(target.conv1(grey), source.conv1(grey.expand(-1, 3, -1, -1)))
+
+
+def test_rgb_first_conv_is_repeated_and_rescaled_for_more_channels(tmp_path):
+    source, target = LeNet(3, 5), LeNet(6, 5)
+    load_pretrained(target, save(source.state_dict(), tmp_path / "w.pt"), adapt_input_channels=True)
+    uniform = torch.rand(2, 1, 32, 32)
+    torch.testing.assert_close(
+        target.conv1(uniform.expand(-1, 6, -1, -1)), source.conv1(uniform.expand(-1, 3, -1, -1))
     )
 
 
-def test_a_checkpoint_sharing_no_tensor_is_an_error_showing_both_sides(tmp_path):
-    path = save({f"module.{k}": v for k, v in Small().state_dict().items()}, tmp_path / "w.pt")
-    with pytest.raises(
-        GroupwiseError, match=r"shares no tensor .*module\.body\.bias.*body\.weight"
-    ):
+def test_without_adapt_the_first_conv_is_skipped_with_advice(tmp_path):
+    report = load_pretrained(LeNet(1, 5), save(LeNet(3, 5).state_dict(), tmp_path / "w.pt"))
+    assert "conv1.weight" in report.skipped_shape
+    assert "pretrained.adapt_input_channels=true would adapt it" in format_report(report)
+
+
+def test_a_checkpoint_sharing_no_tensor_is_an_error_showing_both_sides_and_the_likely_fix(tmp_path):
+    path = save({f"net.{k}": v for k, v in Small().state_dict().items()}, tmp_path / "w.pt")
+    with pytest.raises(GroupwiseError) as err:
         load_pretrained(Small(), path)
+    assert "shares no tensor (same key and shape) with the model" in str(err.value)
+    assert "checkpoint keys start ['net.body.weight'" in str(err.value)
+    assert "model keys start ['body.weight'" in str(err.value)
+    assert "try pretrained.prefix=net." in str(err.value)
+
+    wrapped = nn.Sequential()
+    wrapped.add_module("encoder", Small())
+    with pytest.raises(GroupwiseError, match=r"try \"pretrained.rename=\[\['\^', 'encoder.'\]\]\""):
+        load_pretrained(wrapped, save(Small().state_dict(), tmp_path / "plain.pt"))
 
 
-def test_filter_keeps_only_matching_entries():
-    keep, _ = filter_state_dict({"body.weight": torch.zeros(8, 4), "x": torch.zeros(1)}, Small())
-    assert list(keep) == ["body.weight"]
+def test_strict_refuses_any_unexpected_missing_or_mis_shaped_key(tmp_path):
+    state = Small(classes=5).state_dict()
+    state["extra"] = torch.zeros(1)
+    del state["norm.bias"]
+    with pytest.raises(GroupwiseError) as err:
+        load_pretrained(Small(), save(state, tmp_path / "w.pt"), strict=True)
+    message = str(err.value)
+    assert message.startswith(f"pretrained.strict=true: pretrained.path={tmp_path / 'w.pt'}")
+    assert (
+        "unexpected 1: extra; missing 1: norm.bias; skipped_shape 2: head.weight, head.bias"
+        in message
+    )
+    # Excluded on purpose is not a misfit: a new head excluded under strict=true loads.
+    report = load_pretrained(
+        Small(classes=3),
+        save(Small(classes=5).state_dict(), tmp_path / "ok.pt"),
+        strict=True,
+        exclude=[r"^head\."],
+    )
+    assert len(report.loaded) == 7
+
+
+def test_long_key_lists_fold_by_prefix():
+    keys = [f"layer{i}.{j}.conv.weight" for i in range(1, 4) for j in range(20)] + ["fc.weight"]
+    assert fold(keys) == ["layer1.* (20)", "layer2.* (20)", "layer3.* (20)", "fc.weight"]
+    assert fold(keys[:3]) == keys[:3]
+    few_blocks = [f"layer1.{j}.{p}" for j in range(3) for p in ("weight", "bias")]
+    assert fold([*few_blocks, "a", "b", "c"]) == ["layer1.* (6)", "a", "b", "c"]
+    fpn = [f"fpn.{kind}.{i}.0.{p}" for kind in ("inner", "layer") for i in range(4) for p in "wb"]
+    assert fold(fpn) == ["fpn.inner.* (8)", "fpn.layer.* (8)"]
+
+
+def test_the_report_names_source_changes_counts_and_share(tmp_path):
+    import torchvision
+
+    source = torchvision.models.resnet18(num_classes=10)
+    path = save({f"module.{k}": v for k, v in source.state_dict().items()}, tmp_path / "w.pt")
+    _, report = build_with_pretrained(
+        lambda: torchvision.models.resnet18(num_classes=5), path, exclude=[r"^fc\."]
+    )
+    text = format_report(report)
+    assert text.splitlines()[:3] == [
+        f"pretrained: {path} (torch zip checkpoint (memory-mapped))",
+        "  keys           wrapper 'module.' removed from every key",
+        "  loaded         120 tensors, 11,176,512 of 11,179,077 parameters (99.9%)",
+    ]
+    assert "  excluded       2: fc.weight, fc.bias" in text
+    assert "  missing" not in text and "  unexpected" not in text
+
+
+# --- safety -------------------------------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -78,30 +352,33 @@ def test_filter_keeps_only_matching_entries():
         (lambda p: p, "no such file"),
         (lambda p: (p.mkdir(), p)[1], "is a directory"),
         (lambda p: (p.write_bytes(b""), p)[1], "the file is empty"),
-        (
-            lambda p: (p.write_bytes(b"not a checkpoint at all"), p)[1],
-            "not a readable PyTorch checkpoint",
-        ),
-        (
-            lambda p: (p.write_bytes(_truncated_checkpoint()), p)[1],
-            "not a readable PyTorch checkpoint",
-        ),
+        (lambda p: (p.write_bytes(b"not a checkpoint at all"), p)[1], "not a readable PyTorch checkpoint"),
+        (lambda p: (p.write_bytes(_saved()[:200]), p)[1], "not a readable PyTorch checkpoint"),
+        (lambda p: (p.write_bytes(_saved()[:-100]), p)[1], "not a readable PyTorch checkpoint"),
+        (lambda p: (p.write_bytes(_saved(legacy=True)[:300]), p)[1], "not a readable PyTorch checkpoint"),
         (lambda p: save([1, 2, 3], p), "holds no tensors by name"),
+        (lambda p: (p.write_bytes(_saved_safetensors()[:-10]), p)[1], "not a readable safetensors file"),
     ],
-)
+    ids=["missing", "directory", "empty", "garbage", "truncated-head", "truncated-tail",
+         "truncated-legacy", "no-tensors", "truncated-safetensors"],
+)  # fmt: skip
 def test_unreadable_checkpoints_are_clear_errors(tmp_path, make, expected):
     path = make(tmp_path / "w.pt")
     with pytest.raises(GroupwiseError, match=expected) as err:
-        read_state_dict(path)
+        read_weights(path)
     assert f"pretrained.path={path}" in str(err.value)
 
 
-def _truncated_checkpoint() -> bytes:
-    import io
-
+def _saved(legacy: bool = False) -> bytes:
     buffer = io.BytesIO()
-    torch.save(Small().state_dict(), buffer)
-    return buffer.getvalue()[:200]
+    torch.save(Small().state_dict(), buffer, _use_new_zipfile_serialization=not legacy)
+    return buffer.getvalue()
+
+
+def _saved_safetensors() -> bytes:
+    from safetensors.torch import save
+
+    return save(Small().state_dict())
 
 
 class CreatesFile:
@@ -114,15 +391,18 @@ class CreatesFile:
         return builtins.open, (self.target, "w")
 
 
-def test_a_checkpoint_carrying_code_is_refused_and_the_code_never_runs(tmp_path):
+@pytest.mark.parametrize("legacy", [False, True], ids=["zip", "legacy"])
+def test_a_checkpoint_carrying_code_is_refused_and_the_code_never_runs(tmp_path, legacy):
     marker = tmp_path / "pwned"
     path = save(
-        {"fc1.weight": torch.zeros(1), "payload": CreatesFile(marker)}, tmp_path / "evil.pt"
+        {"fc1.weight": torch.zeros(1), "payload": CreatesFile(marker)},
+        tmp_path / "evil.pt",
+        _use_new_zipfile_serialization=not legacy,
     )
     with pytest.raises(
         GroupwiseError, match=r"refused: the checkpoint's pickle asks to build (io|builtins)\.open"
     ):
-        load_pretrained(LeNet(1, 5), path)
+        build_with_pretrained(lambda: LeNet(1, 5), path)
     assert not marker.exists()
 
     # The payload is real: an unsafe load would have run it.

@@ -1,0 +1,178 @@
+"""Step 2 of the seed, for every common checkpoint: read the tensors, never run code.
+
+A source is a file (a torch.save'd state_dict or training checkpoint as .pt/.pth/.pkl/.bin,
+a Lightning .ckpt, a .safetensors file) or a torchvision weights name such as
+`ResNet50_Weights.IMAGENET1K_V2`. Files are recognised by their first bytes, not their
+extension (Hugging Face's .bin is a torch zip file, the seed saved to .pkl). Pickles are read
+with `weights_only=True` and zip checkpoints are memory-mapped, so their tensors take no
+memory until used and are never copied on the way into the model.
+"""
+
+import pickle
+import re
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from src.errors import GroupwiseError
+
+# Where training checkpoints keep their weights (Lightning and most loops: state_dict; ours
+# and DeiT's: model; some DDP saves: module). A raw state_dict has none of these.
+WEIGHT_KEYS = ("state_dict", "model", "module")
+# Where they keep an exponential moving average of them (timm: state_dict_ema; DeiT: model_ema).
+EMA_KEYS = ("state_dict_ema", "model_ema")
+# `ResNet50_Weights.IMAGENET1K_V2`, `ViT_L_16_Weights.DEFAULT`: an enum class and member.
+TORCHVISION_WEIGHTS = re.compile(r"[A-Za-z0-9_]+_Weights\.[A-Z0-9_]+")
+
+
+@dataclass
+class Weights:
+    tensors: dict[str, torch.Tensor]
+    description: str  # what was read, for the report: format and where the weights sat
+
+
+def read_weights(path: str | Path, use_ema: bool = False) -> Weights:
+    """The tensors by name from a file or a torchvision weights name."""
+    where = f"pretrained.path={path}"
+    if isinstance(path, str) and TORCHVISION_WEIGHTS.fullmatch(path):
+        checkpoint, fmt = _read_torchvision(path, where), "torchvision weights"
+    else:
+        path = _check_file(Path(path), where)
+        checkpoint, fmt = _read_file(path, where)
+    tensors, inside = _weights_of(checkpoint, use_ema, where)
+    return Weights(tensors, f"{fmt}{inside}")
+
+
+def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
+    return read_weights(path).tensors
+
+
+def _check_file(path: Path, where: str) -> Path:
+    if not path.exists():
+        raise GroupwiseError(
+            f"{where}: no such file (nor a torchvision weights name like "
+            "ResNet50_Weights.IMAGENET1K_V2); check it, or set pretrained=none to train from scratch"
+        )
+    if not path.is_file():
+        raise GroupwiseError(
+            f"{where}: is a directory, not a checkpoint file; point it at a .pt, .ckpt or "
+            ".safetensors file inside"
+        )
+    if path.stat().st_size == 0:
+        raise GroupwiseError(f"{where}: the file is empty; re-save or re-download the checkpoint")
+    return path
+
+
+def _read_file(path: Path, where: str):
+    with path.open("rb") as f:
+        head = f.read(9)
+    if head[:4] == b"PK\x03\x04":
+        return _torch_load(path, where, mmap=True), "torch zip checkpoint (memory-mapped)"
+    # safetensors: an 8-byte little-endian header length, then the JSON header.
+    if head[8:9] == b"{" or path.suffix == ".safetensors":
+        return _read_safetensors(path, where), "safetensors"
+    # torch.save's format before torch 1.6: a pickle stream, which cannot be memory-mapped.
+    return _torch_load(path, where, mmap=False), "legacy torch checkpoint"
+
+
+def _torch_load(path: Path, where: str, mmap: bool):
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
+    except pickle.UnpicklingError as err:
+        raise _refused_or_corrupt(where, err) from None
+    except Exception as err:  # torch raises RuntimeError, EOFError, ... for damaged files
+        raise _corrupt(where, err) from None
+
+
+def _read_safetensors(path: Path, where: str) -> dict[str, torch.Tensor]:
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    try:
+        return load_file(path)  # memory-mapped by safetensors itself
+    except (SafetensorError, OSError, ValueError) as err:
+        raise GroupwiseError(
+            f"{where}: not a readable safetensors file ({_first_line(err)}); the file may be "
+            "truncated: re-save or re-download it"
+        ) from None
+
+
+def _read_torchvision(name: str, where: str) -> dict[str, torch.Tensor]:
+    """torchvision's own download and cache (torch.hub's dir, `$TORCH_HOME/hub/checkpoints`):
+    downloaded once, checked against the hash in its file name, then read with weights_only."""
+    from torchvision.models import get_weight
+
+    try:
+        weights = get_weight(name)
+    except (ValueError, KeyError):
+        raise GroupwiseError(
+            f"{where}: not a torchvision weights name; write it as <Enum>.<MEMBER> as torchvision "
+            "lists them, e.g. ResNet50_Weights.IMAGENET1K_V2 or ViT_B_16_Weights.DEFAULT"
+        ) from None
+    try:
+        return weights.get_state_dict(
+            progress=True, check_hash=True, map_location="cpu", weights_only=True
+        )
+    except pickle.UnpicklingError as err:
+        raise _refused_or_corrupt(where, err) from None
+    except OSError as err:  # URLError, a full disk, a hash mismatch (RuntimeError below)
+        raise GroupwiseError(
+            f"{where}: could not download {weights.url} ({err}); check the network, or download "
+            "it into torch.hub's cache (`$TORCH_HOME/hub/checkpoints/`) by hand"
+        ) from None
+    except Exception as err:
+        raise _corrupt(where, err) from None
+
+
+def _refused_or_corrupt(where: str, err: pickle.UnpicklingError) -> GroupwiseError:
+    # weights_only's unpickler names the first global it refused to build.
+    refused = re.search(r"Unsupported global: GLOBAL (\S+)", str(err))
+    if not refused:
+        return _corrupt(where, err)
+    return GroupwiseError(
+        f"{where}: refused: the checkpoint's pickle asks to build {refused.group(1)}, not just "
+        "tensors, and could run code; re-save only its weights "
+        "(torch.save(model.state_dict(), path)) from a source you trust"
+    )
+
+
+def _first_line(err: Exception) -> str:
+    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
+    # weights_only errors open with boilerplate; the cause is on the unpickler's line.
+    cause = [line for line in lines if line.startswith("WeightsUnpickler error")]
+    return (cause or lines or [type(err).__name__])[0]
+
+
+def _corrupt(where: str, err: Exception) -> GroupwiseError:
+    return GroupwiseError(
+        f"{where}: not a readable PyTorch checkpoint ({type(err).__name__}: {_first_line(err)}); "
+        "the file may be truncated or of another format: re-save or re-download it"
+    )
+
+
+def _weights_of(checkpoint, use_ema: bool, where: str) -> tuple[dict[str, torch.Tensor], str]:
+    """A raw state_dict, or the weights inside a training checkpoint dict."""
+    inside = ""
+    if isinstance(checkpoint, dict):
+        candidates = EMA_KEYS if use_ema else WEIGHT_KEYS
+        found = [k for k in candidates if isinstance(checkpoint.get(k), dict)]
+        if use_ema and not found:
+            raise GroupwiseError(
+                f"pretrained.use_ema=true: {where} has no EMA weights under {list(EMA_KEYS)}; "
+                f"its entries are {_top_level(checkpoint)}; set pretrained.use_ema=false"
+            )
+        if found:
+            checkpoint, inside = checkpoint[found[0]], f", weights under '{found[0]}'"
+        tensors = {k: v for k, v in checkpoint.items() if isinstance(v, torch.Tensor)}
+        if tensors:
+            return tensors, inside
+    raise GroupwiseError(
+        f"{where}: holds no tensors by name (a {type(checkpoint).__name__}); expected a state_dict "
+        f"or a dict with the weights under one of {list(WEIGHT_KEYS)}"
+    )
+
+
+def _top_level(checkpoint: dict) -> list[str]:
+    keys = [str(k) for k in checkpoint]
+    return [*keys[:8], "..."] if len(keys) > 8 else keys

@@ -1,0 +1,85 @@
+"""What a pretrained load did, said positively: how much of the model is now pretrained, and
+every tensor that was not loaded, with the reason. One table for the console and TensorBoard,
+the full lists in `pretrained_report.json`."""
+
+import math
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+
+# Lists longer than this are folded by key prefix: `layer1.* (60)`.
+MAX_LISTED = 8
+
+
+@dataclass
+class LoadReport:
+    path: str
+    source: str = ""  # the format read, and where in the checkpoint the weights were
+    key_changes: list[str] = field(default_factory=list)
+    loaded: list[str] = field(default_factory=list)
+    adapted: dict[str, dict[str, list[int]]] = field(default_factory=dict)
+    skipped_shape: dict[str, dict[str, list[int]]] = field(default_factory=dict)
+    excluded: list[str] = field(default_factory=list)
+    unexpected: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
+    loaded_elements: int = 0
+    model_elements: int = 0
+    built: str = ""  # how the model was built: on the meta device, or normally and why
+    advice: list[str] = field(default_factory=list)
+
+    @property
+    def loaded_share(self) -> float:
+        return self.loaded_elements / self.model_elements if self.model_elements else 0.0
+
+    def to_json(self) -> dict:
+        counts = {
+            label: len(getattr(self, label))
+            for label in ("loaded", "adapted", "skipped_shape", "excluded", "unexpected", "missing")
+        }
+        return {**asdict(self), "loaded_share": self.loaded_share, "counts": counts}
+
+
+def fold(keys: list[str], limit: int = MAX_LISTED) -> list[str]:
+    """Keys as they are when few; else grouped by prefix into at most `limit` entries,
+    e.g. ['conv1.weight', 'bn1.* (5)', 'layer1.* (60)']."""
+    if len(keys) <= limit:
+        return list(keys)
+    # The shallowest level that shows some structure: `fpn.* (16)` says less than
+    # `fpn.inner_blocks.* (8), fpn.layer_blocks.* (8)`; eight blocks of two would say too much.
+    folded = None
+    for depth in range(1, max(len(k.split(".")) for k in keys)):
+        groups = Counter(".".join(k.split(".")[:depth]) for k in keys)
+        if len(groups) > limit:
+            break
+        alone = {".".join(k.split(".")[:depth]): k for k in keys}  # the key of a group of one
+        folded = [alone[prefix] if n == 1 else f"{prefix}.* ({n})" for prefix, n in groups.items()]
+        if len(groups) > 1:
+            break
+    return folded or [*keys[: limit - 1], f"... ({len(keys) - limit + 1} more)"]
+
+
+def format_report(report: LoadReport) -> str:
+    lines = [f"pretrained: {report.path} ({report.source})"]
+    lines += [f"  keys           {change}" for change in report.key_changes]
+    lines.append(
+        f"  loaded         {len(report.loaded)} tensors, {report.loaded_elements:,} of "
+        f"{report.model_elements:,} parameters ({_percent(report.loaded_share)})"
+    )
+    for label, shapes in (("adapted", report.adapted), ("skipped_shape", report.skipped_shape)):
+        listed = [f"{k} {v['checkpoint']} -> {v['model']}" for k, v in shapes.items()]
+        if len(listed) > MAX_LISTED:
+            listed = fold(list(shapes))
+        if listed:
+            lines.append(f"  {label:<14} {len(shapes)}: {', '.join(listed)}")
+    for label in ("excluded", "unexpected", "missing"):
+        keys = getattr(report, label)
+        if keys:
+            lines.append(f"  {label:<14} {len(keys)}: {', '.join(fold(keys))}")
+    if report.built:
+        lines.append(f"  model          {report.built}")
+    lines += [f"  advice         {line}" for line in report.advice]
+    return "\n".join(lines)
+
+
+def _percent(share: float) -> str:
+    # Rounded down: 99.97% is not "100.0%", which would claim every parameter was loaded.
+    return f"{math.floor(share * 1000) / 10:.1f}%"
