@@ -197,7 +197,7 @@ def image_folder(
 
     def scan(folder: Path, transform) -> ImageFolder:
         try:
-            return ImageFolder(str(folder), transform=transform)
+            return ImageFolder(str(folder), transform=transform, loader=ImageReader(root))
         except FileNotFoundError as err:  # no class folder, or a class folder without images
             raise GroupwiseError(
                 f"dataset.root={root}: {err}; expected one folder per class holding images"
@@ -218,6 +218,25 @@ def image_folder(
         train, val = Subset(train, train_idx), Subset(val, val_idx)
     train_loader, val_loader = load.loaders(train, val)
     return Data(train_loader, val_loader, len(classes), pre.channels, list(classes))
+
+
+class ImageReader:
+    """torchvision's image loader, with a damaged or foreign file named as the user's to fix.
+    A class, not a closure: DataLoader workers may need to pickle it."""
+
+    def __init__(self, root: str):
+        self.root = root
+
+    def __call__(self, path: str):
+        from torchvision.datasets.folder import default_loader
+
+        try:
+            return default_loader(path)
+        except (OSError, ValueError) as err:  # PIL's UnidentifiedImageError is an OSError
+            raise GroupwiseError(
+                f"dataset.root={self.root}: cannot read the image {path} ({type(err).__name__}); "
+                "replace or delete the file"
+            ) from None
 
 
 def _stratified_split(targets: list[int], val_fraction: float, seed: int):

@@ -42,11 +42,19 @@ def main(cfg: DictConfig) -> float | None:
         if os.environ.get("HYDRA_FULL_ERROR") == "1":
             raise
         for problem in err.problems:
-            print(f"groupwise: error: {problem}", file=sys.stderr)
+            print(f"groupwise: error: {_own_words(problem)}", file=sys.stderr)
         if hydra_cfg.mode == RunMode.MULTIRUN:
             raise  # the sweep summary records it; the other jobs still run
         sys.exit(2)
     return metrics["val/acc"] if metrics else None
+
+
+def _own_words(problem: str) -> str:
+    """A DataLoader worker's error arrives wrapped in the worker's traceback; the last line
+    holds the message as raised."""
+    if problem.startswith("Caught GroupwiseError in DataLoader worker"):
+        return problem.strip().splitlines()[-1].removeprefix("src.errors.GroupwiseError: ")
+    return problem
 
 
 def _report_config_errors(run_and_report):

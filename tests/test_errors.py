@@ -174,7 +174,7 @@ def test_a_non_finite_loss_stops_with_the_step_and_every_lr_and_keeps_the_last_c
         check=False,
     )
     assert_one_clear_line(result, "train/loss is not finite (nan or inf) at step ")
-    assert "(epoch 2); lr per group: default=1e+03, fc3=1e+04; a too-large lr" in result.stderr
+    assert "(epoch 2); lr per group: fc3=1e+04, default=1e+03; a too-large lr" in result.stderr
     state = load_checkpoint(tmp_path / "checkpoints/last.pt")
     assert state["progress"]["epoch"] == 1
     assert all(torch.isfinite(t).all() for t in state["model"].values())
@@ -221,3 +221,20 @@ def test_bad_image_folders_are_one_clear_line(tmp_path, make, expected):
     )
     assert_one_clear_line(result, f"dataset.root={root}")
     assert expected in result.stderr
+
+
+def test_an_unreadable_image_read_in_a_loader_worker_is_one_clear_line_too(tmp_path):
+    root = tmp_path / "images"
+    make_image_folder(root, broken=True)
+    result = run_cli(
+        "dataset=image_folder",
+        f"dataset.root={root}",
+        "dataset.batch_size=2",
+        "dataset.num_workers=1",
+        "pretrained=none",
+        "trainer.max_epochs=1",
+        f"hydra.run.dir={tmp_path / 'run'}",
+        check=False,
+    )
+    assert_one_clear_line(result, f"dataset.root={root}: cannot read the image")
+    assert "9.png" in result.stderr

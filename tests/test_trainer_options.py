@@ -182,9 +182,9 @@ def test_the_host_reads_a_value_only_where_one_is_logged(make_cfg, tmp_path, mon
     trainer._train_epoch()
     monkeypatch.undo()
     steps = len(runner.data.train_loader)  # 100 images: 7 steps, logged at 0, 3, 6
-    # Each logged step: one transfer of all groups' grad norms and update ratios, one loss;
-    # then the epoch's mean.
-    assert steps == 7 and reads == ["tolist", "item"] * 3 + ["item"]
+    # Each logged step: one transfer of all groups' grad norms and update ratios, the loss,
+    # and the NaN guard's look at the losses since the last check; then the epoch's mean.
+    assert steps == 7 and reads == ["tolist", "item", "tolist"] * 3 + ["item"]
 
 
 def test_compile_keeps_plain_parameter_names_in_checkpoints(make_cfg, tmp_path):
