@@ -95,11 +95,23 @@ def runner_contestant(runner: Runner, run_dir: Path):
     return train
 
 
+def same_groups(runner: Runner, model: torch.nn.Module) -> list[dict]:
+    """The optimizer param groups the runner gives this model (decay / no-decay split too)."""
+    specs = param_groups.parse_specs(OmegaConf.to_container(runner.cfg.param_groups))
+    optimizer = runner.cfg.optimizer
+    return param_groups.optimizer_groups(
+        param_groups.resolve(model, specs).groups,
+        optimizer.lr,
+        optimizer.weight_decay,
+        runner.cfg.weight_decay_1d,
+    )
+
+
 def plain_contestant(runner: Runner, model: torch.nn.Module):
     """What one writes by hand: the same groups and lrs, the seed's loop body."""
-    groups = param_groups.resolve(model, param_groups.parse_specs(runner.cfg.param_groups))
+    groups = same_groups(runner, model)
     optimizer = torch.optim.SGD(
-        param_groups.optimizer_groups(groups, runner.cfg.optimizer.lr),
+        groups,
         lr=runner.cfg.optimizer.lr,
         momentum=runner.cfg.optimizer.momentum,
         weight_decay=runner.cfg.optimizer.weight_decay,
@@ -130,7 +142,7 @@ def lightning_contestant(runner: Runner, model: torch.nn.Module):
     logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)  # per-fit banners
 
     lr = runner.cfg.optimizer.lr
-    groups = param_groups.resolve(model, param_groups.parse_specs(runner.cfg.param_groups))
+    groups = same_groups(runner, model)
 
     class Module(L.LightningModule):
         def __init__(self):
@@ -143,7 +155,7 @@ def lightning_contestant(runner: Runner, model: torch.nn.Module):
 
         def configure_optimizers(self):
             return torch.optim.SGD(
-                param_groups.optimizer_groups(groups, lr),
+                groups,
                 lr=lr,
                 momentum=runner.cfg.optimizer.momentum,
                 weight_decay=runner.cfg.optimizer.weight_decay,
