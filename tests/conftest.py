@@ -1,6 +1,7 @@
 """Shared helpers: compose the real configs in-process, run the real CLI in a subprocess,
 read TensorBoard event files back."""
 
+import builtins
 import subprocess
 import sys
 from pathlib import Path
@@ -56,3 +57,13 @@ def read_texts(run_dir: Path) -> dict[str, str]:
         for tag in events.Tags()["tensors"]
         if tag.endswith("/text_summary")
     }
+
+
+class CreatesFile:
+    """A pickle payload that creates a file when unpickled: what a malicious checkpoint does."""
+
+    def __init__(self, target):
+        self.target = str(target)
+
+    def __reduce__(self):
+        return builtins.open, (self.target, "w")

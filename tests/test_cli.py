@@ -1,6 +1,5 @@
 """The real CLI, end to end, on the embedded digits: outputs, TensorBoard values, sweeps, errors."""
 
-import builtins
 import json
 
 import pytest
@@ -8,7 +7,7 @@ import torch
 
 from src.models import LeNet
 from src.pretrained import load_pretrained, read_state_dict
-from tests.conftest import ROOT, read_scalars, read_texts, run_cli
+from tests.conftest import ROOT, CreatesFile, read_scalars, read_texts, run_cli
 
 SHIPPED = ROOT / "weights" / "lenet_digits_0-4.pt"
 
@@ -111,14 +110,6 @@ def test_resume_continues_to_the_same_weights_as_an_uninterrupted_run(tmp_path):
     assert split["progress"]["epoch"] == 3
     for key, tensor in whole["model"].items():
         assert torch.equal(tensor, split["model"][key]), key
-
-
-class CreatesFile:
-    def __init__(self, target):
-        self.target = str(target)
-
-    def __reduce__(self):
-        return builtins.open, (self.target, "w")
 
 
 def corrupt(tmp_path):

@@ -1,6 +1,5 @@
 """Reading every checkpoint format, the key rules, shapes and channels, the report, safety."""
 
-import builtins
 import io
 import pathlib
 
@@ -14,6 +13,7 @@ from src.models import LeNet
 from src.pretrained import build_with_pretrained, check_options, load_pretrained
 from src.pretrained_files import read_weights
 from src.pretrained_report import fold, format_report
+from tests.conftest import CreatesFile
 from tests.pretrained_sources import lightning_checkpoint, torchvision_cache
 
 
@@ -379,16 +379,6 @@ def _saved_safetensors() -> bytes:
     from safetensors.torch import save
 
     return save(Small().state_dict())
-
-
-class CreatesFile:
-    """A pickle payload that creates a file when unpickled: what a malicious checkpoint does."""
-
-    def __init__(self, target):
-        self.target = str(target)
-
-    def __reduce__(self):
-        return builtins.open, (self.target, "w")
 
 
 @pytest.mark.parametrize("legacy", [False, True], ids=["zip", "legacy"])

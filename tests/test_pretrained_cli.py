@@ -7,7 +7,7 @@ import torch
 from safetensors.torch import save_file
 
 from src.models import LeNet
-from tests.conftest import read_texts, run_cli
+from tests.conftest import CreatesFile, read_texts, run_cli
 from tests.pretrained_sources import lightning_checkpoint, torchvision_cache
 
 # The digits run's model: LeNet for 1 channel and the 5 classes of digits 5-9.
@@ -131,16 +131,6 @@ def test_a_detector_backbone_by_prefix_and_strict(tmp_path):
     assert report["key_changes"] == ["prefix 'backbone.': took 10 of 11 tensors"]
     assert report["counts"] == {"loaded": 8, "adapted": 0, "skipped_shape": 0, "excluded": 2,
                                 "unexpected": 0, "missing": 0}  # fmt: skip
-
-
-class CreatesFile:
-    def __init__(self, target):
-        self.target = str(target)
-
-    def __reduce__(self):
-        import builtins
-
-        return builtins.open, (self.target, "w")
 
 
 def file_of(make):
