@@ -30,7 +30,6 @@ import src.run  # noqa: E402, F401  registers the config resolvers
 from src import param_groups  # noqa: E402
 from src.logger import RunLogger  # noqa: E402
 from src.runner import Runner  # noqa: E402
-from src.trainer import Trainer  # noqa: E402
 
 ALL_DIGITS = "dataset.classes=[0,1,2,3,4,5,6,7,8,9]"
 WORKLOADS = {
@@ -66,25 +65,7 @@ def build_runner(overrides: list[str], run_dir: Path) -> Runner:
 
 def runner_contestant(runner: Runner, run_dir: Path):
     """The runner's own Trainer, built as `Runner.train` builds it; timed per training epoch."""
-    cfg = runner.cfg
-    trainer = Trainer(
-        model=runner.model,
-        optimizer=runner.optimizer,
-        scheduler=runner.scheduler,
-        data=runner.data,
-        device=runner.device,
-        logger=RunLogger(run_dir),
-        checkpoint_path=run_dir / "checkpoints" / "last.pt",
-        max_epochs=cfg.trainer.max_epochs,
-        log_every_n_steps=cfg.trainer.log_every_n_steps,
-        config=OmegaConf.to_container(cfg, resolve=True),
-        precision=cfg.trainer.precision,
-        channels_last=cfg.trainer.channels_last,
-        compile=cfg.trainer.compile,
-        accumulate_grad_batches=cfg.trainer.accumulate_grad_batches,
-        grad_clip=cfg.trainer.grad_clip,
-        monitor=cfg.trainer.monitor,
-    )
+    trainer = runner.build_trainer(RunLogger(run_dir), OmegaConf.to_container(runner.cfg))
 
     def train(epochs: int) -> float:
         start = time.perf_counter()

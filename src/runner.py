@@ -124,29 +124,34 @@ class Runner:
         self.param_groups_info = info
         return resolution.groups
 
+    def build_trainer(self, logger: RunLogger, config: dict) -> Trainer:
+        """The loop over what `setup` built, with the config's trainer options."""
+        t = self.cfg.trainer
+        return Trainer(
+            model=self.model,
+            optimizer=self.optimizer,
+            scheduler=self.scheduler,
+            data=self.data,
+            device=self.device,
+            logger=logger,
+            checkpoint_path=self.checkpoint_path,
+            max_epochs=t.max_epochs,
+            log_every_n_steps=t.log_every_n_steps,
+            config=config,
+            precision=t.precision,
+            channels_last=t.channels_last,
+            compile=t.compile,
+            accumulate_grad_batches=t.accumulate_grad_batches,
+            grad_clip=t.grad_clip,
+            monitor=t.monitor,
+            checkpoint_every_n_steps=t.checkpoint_every_n_steps,
+        )
+
     def train(self) -> dict:
         config = OmegaConf.to_container(self.cfg, resolve=True)
         logger = RunLogger(self.run_dir) if distributed.is_main() else distributed.Silent()
         try:
-            trainer = Trainer(
-                model=self.model,
-                optimizer=self.optimizer,
-                scheduler=self.scheduler,
-                data=self.data,
-                device=self.device,
-                logger=logger,
-                checkpoint_path=self.checkpoint_path,
-                max_epochs=self.cfg.trainer.max_epochs,
-                log_every_n_steps=self.cfg.trainer.log_every_n_steps,
-                config=config,
-                precision=self.cfg.trainer.precision,
-                channels_last=self.cfg.trainer.channels_last,
-                compile=self.cfg.trainer.compile,
-                accumulate_grad_batches=self.cfg.trainer.accumulate_grad_batches,
-                grad_clip=self.cfg.trainer.grad_clip,
-                monitor=self.cfg.trainer.monitor,
-                checkpoint_every_n_steps=self.cfg.trainer.checkpoint_every_n_steps,
-            )
+            trainer = self.build_trainer(logger, config)
             if self.resume_state is not None:
                 trainer.restore(self.resume_state)
                 log.info("resumed after epoch %d", trainer.progress.epoch)
