@@ -27,9 +27,11 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import src.run  # noqa: E402, F401  registers the config resolvers
-from src import param_groups  # noqa: E402
-from src.logger import RunLogger  # noqa: E402
+from src.optim.param_groups import optimizer_groups  # noqa: E402
+from src.optim.resolve import resolve  # noqa: E402
+from src.optim.specs import parse_specs  # noqa: E402
 from src.runner import Runner  # noqa: E402
+from src.tracking.logger import RunLogger  # noqa: E402
 
 ALL_DIGITS = "dataset.classes=[0,1,2,3,4,5,6,7,8,9]"
 WORKLOADS = {
@@ -78,10 +80,10 @@ def runner_contestant(runner: Runner, run_dir: Path):
 
 def same_groups(runner: Runner, model: torch.nn.Module) -> list[dict]:
     """The optimizer param groups the runner gives this model (decay / no-decay split too)."""
-    specs = param_groups.parse_specs(OmegaConf.to_container(runner.cfg.param_groups))
+    specs = parse_specs(OmegaConf.to_container(runner.cfg.param_groups))
     optimizer = runner.cfg.optimizer
-    return param_groups.optimizer_groups(
-        param_groups.resolve(model, specs).groups,
+    return optimizer_groups(
+        resolve(model, specs).groups,
         optimizer.lr,
         optimizer.weight_decay,
         runner.cfg.weight_decay_1d,

@@ -25,13 +25,10 @@ import torchvision
 from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from src.param_groups import (
-    accepted_keys,
-    explain,
-    optimizer_groups,
-    parse_specs,
-    resolve,
-)
+from src.optim.explain import explain
+from src.optim.param_groups import optimizer_groups
+from src.optim.resolve import resolve
+from src.optim.specs import accepted_keys, parse_specs
 
 BASE_LR, WEIGHT_DECAY = 1e-3, 0.05
 HAS_MMENGINE = importlib.util.find_spec("mmengine") is not None

@@ -85,7 +85,7 @@ def measure(approach: str, model_name: str, checkpoint: str) -> dict:
     from hydra import compose, initialize_config_dir
 
     import src.run  # noqa: F401  registers the config resolvers
-    from src.models import torchvision_model
+    from src.models.torchvision_models import torchvision_model
     from src.runner import Runner
 
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):

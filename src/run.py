@@ -11,9 +11,9 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
-from src import hparams
-from src.config_errors import CONFIG_ERRORS, one_line
+from src.config.hydra_errors import CONFIG_ERRORS, one_line
 from src.errors import GroupwiseError
+from src.tracking import hparams
 
 # Lets configs name files shipped with the project wherever the command is run from.
 OmegaConf.register_new_resolver(
@@ -80,7 +80,9 @@ hydra_internal_utils.run_and_report = _report_config_errors(hydra_internal_utils
 
 if __name__ == "__main__":
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # launched by torchrun
-        from src import distributed  # imports torch: only here, so that `--help` stays fast
+        from src.training import (
+            distributed,  # imports torch: only here, so that `--help` stays fast
+        )
 
         distributed.setup()  # before Hydra names the run dir: from rank 0's clock on every rank
     main()

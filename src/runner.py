@@ -13,11 +13,13 @@ from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
-from src import distributed, param_groups, pretrained
-from src.checkpoints import load_checkpoint
 from src.errors import GroupwiseError
-from src.logger import RunLogger
-from src.trainer import Trainer, check_settings
+from src.optim import explain, param_groups, resolve, specs
+from src.pretrained import load as pretrained
+from src.tracking.logger import RunLogger
+from src.training import distributed
+from src.training.checkpoints import load_checkpoint
+from src.training.trainer import Trainer, check_settings
 
 log = logging.getLogger(__name__)
 
@@ -107,17 +109,17 @@ class Runner:
         _write_json(self.run_dir / "pretrained_report.json", report.to_json())
         return model, report
 
-    def _resolve_param_groups(self) -> list[param_groups.ResolvedGroup]:
-        specs = param_groups.parse_specs(
+    def _resolve_param_groups(self) -> list[resolve.ResolvedGroup]:
+        group_specs = specs.parse_specs(
             OmegaConf.to_container(self.cfg.param_groups),
-            param_groups.accepted_keys(_optimizer_class(self.cfg.optimizer._target_)),
+            specs.accepted_keys(_optimizer_class(self.cfg.optimizer._target_)),
         )
-        resolution = param_groups.resolve(self.model, specs)
+        resolution = resolve.resolve(self.model, group_specs)
         optimizer = self.cfg.optimizer
-        info = param_groups.explain(
+        info = explain.explain(
             resolution, optimizer.lr, optimizer.get("weight_decay", 0.0), self.cfg.weight_decay_1d
         )
-        table = param_groups.format_explain(info)
+        table = explain.format_explain(info)
         log.info("param groups:\n%s", table)
         self.texts["param_groups"] = f"```\n{table}\n```"
         _write_json(self.run_dir / "param_groups.json", info)

@@ -5,16 +5,16 @@ and the missing-data path as the user meets it."""
 import pytest
 from torchvision.transforms import v2
 
-from src import transforms
-from src.data import CIFAR10_NATIVE
+from src.data import transforms
+from src.data.torchvision_datasets import CIFAR10_NATIVE
 from src.errors import GroupwiseError
 from src.runner import Runner
 
 
 def test_the_experiment_is_the_seeds_recipe(make_cfg):
     cfg = make_cfg("experiment=cifar10_seed")
-    assert cfg.model._target_ == "src.models.LeNet"
-    assert cfg.dataset._target_ == "src.data.cifar10" and cfg.dataset.download is True
+    assert cfg.model._target_ == "src.models.lenet.LeNet"
+    assert cfg.dataset._target_ == "src.data.torchvision_datasets.cifar10" and cfg.dataset.download is True
     assert cfg.dataset.batch_size == 16 and cfg.dataset.transform_from is None
     assert cfg.optimizer._target_ == "torch.optim.SGD"
     assert (cfg.optimizer.lr, cfg.optimizer.momentum, cfg.optimizer.weight_decay) == (
@@ -23,7 +23,7 @@ def test_the_experiment_is_the_seeds_recipe(make_cfg):
         1e-4,
     )
     assert dict(cfg.param_groups) == {"fc3": {"pattern": "^fc3\\.", "lr_mult": 10}}
-    assert cfg.scheduler._target_ == "src.schedulers.step"
+    assert cfg.scheduler._target_ == "src.optim.schedulers.step"
     assert (cfg.scheduler.step_size, cfg.scheduler.gamma) == (50, 0.1)
     assert cfg.pretrained.path is None
 

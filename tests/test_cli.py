@@ -5,8 +5,9 @@ import json
 import pytest
 import torch
 
-from src.models import LeNet
-from src.pretrained import load_pretrained, read_state_dict
+from src.models.lenet import LeNet
+from src.pretrained.files import read_state_dict
+from src.pretrained.load import load_pretrained
 from tests.conftest import ROOT, CreatesFile, read_scalars, read_texts, run_cli
 
 SHIPPED = ROOT / "weights" / "lenet_digits_0-4.pt"

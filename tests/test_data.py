@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from src.data import digits
+from src.data.digits import digits
 from src.errors import GroupwiseError
 
 

@@ -3,9 +3,10 @@
 import pytest
 import torch
 
-from src.data import cifar10, fashion_mnist, image_folder, mnist
+from src.data.image_folder import image_folder
+from src.data.torchvision_datasets import cifar10, fashion_mnist, mnist
+from src.data.transforms import IMAGENET_MEAN, Preprocess, preprocess_for
 from src.errors import GroupwiseError
-from src.transforms import IMAGENET_MEAN, Preprocess, preprocess_for
 from tests.generated_data import COLOURS, write_idx, write_image_folder
 
 CLASSES = sorted(COLOURS)
@@ -142,7 +143,7 @@ def test_image_folder_layout_mistakes_are_clear_errors(tmp_path, split_photos):
 def test_digits_read_without_importing_sklearn_are_sklearns_digits():
     from sklearn.datasets import load_digits
 
-    from src.data import read_digits
+    from src.data.digits import read_digits
 
     pixels, labels = read_digits()
     bunch = load_digits()

@@ -10,12 +10,12 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from src import data as data_module
-from src import distributed
-from src.checkpoints import load_checkpoint
-from src.models import LeNet
+from src.data import digits as data_module
+from src.models.lenet import LeNet
 from src.runner import Runner
-from src.trainer import Trainer
+from src.training import distributed
+from src.training.checkpoints import load_checkpoint
+from src.training.trainer import Trainer
 from tests.conftest import ROOT, read_scalars
 
 TINY = ["dataset.shots_per_class=8", "trainer.max_epochs=2", "scheduler=cosine"]

@@ -8,8 +8,7 @@ import sys
 import pytest
 import torch
 
-from src import data
-from src.checkpoints import load_checkpoint
+from src.training.checkpoints import load_checkpoint
 from tests.conftest import ROOT, run_cli
 
 TINY = ["dataset.shots_per_class=8", "dataset.batch_size=8"]
@@ -143,7 +142,7 @@ def test_resume_with_a_changed_model_or_groups_is_refused_and_keeps_the_run(
     assert_one_clear_line(result, expected)
     if overrides[0].startswith("model="):
         assert (
-            "model._target_: 'src.models.LeNet' -> 'src.models.torchvision_model'" in result.stderr
+            "model._target_: 'src.models.lenet.LeNet' -> 'src.models.torchvision_models.torchvision_model'" in result.stderr
         )
     assert_nothing_overwritten_or_lost(before)
 
@@ -181,11 +180,6 @@ def test_a_non_finite_loss_stops_with_the_step_and_every_lr_and_keeps_the_last_c
     assert not (tmp_path / "metrics.json").exists()
 
 
-IMAGE_FOLDER = pytest.mark.skipif(
-    not hasattr(data, "image_folder"), reason="needs dataset=image_folder (issue 6)"
-)
-
-
 def make_image_folder(root, broken: bool = False):
     from PIL import Image
 
@@ -197,7 +191,6 @@ def make_image_folder(root, broken: bool = False):
         (root / "dog" / "9.png").write_bytes(b"not an image")
 
 
-@IMAGE_FOLDER
 @pytest.mark.parametrize(
     ("make", "expected"),
     [

@@ -2,7 +2,8 @@ import pytest
 import torch
 
 from src.errors import GroupwiseError
-from src.models import LeNet, torchvision_model
+from src.models.lenet import LeNet
+from src.models.torchvision_models import torchvision_model
 
 
 def test_lenet_has_the_classic_parameter_names_and_shapes():

@@ -7,17 +7,12 @@ from omegaconf import OmegaConf
 from torch import nn
 
 from src.errors import GroupwiseError
-from src.models import LeNet
-from src.param_groups import (
-    accepted_keys,
-    explain,
-    fold_names,
-    format_explain,
-    optimizer_groups,
-    parse_specs,
-    resolve,
-    set_trainable,
-)
+from src.models.lenet import LeNet
+from src.optim.explain import explain, fold_names, format_explain
+from src.optim.freezing import set_trainable
+from src.optim.param_groups import optimizer_groups
+from src.optim.resolve import resolve
+from src.optim.specs import accepted_keys, parse_specs
 from tests.conftest import ROOT
 
 
@@ -187,7 +182,7 @@ def test_batchnorm_layers_whose_params_are_all_frozen_keep_their_running_stats()
 
 
 def test_scheduled_unfreezing_flips_requires_grad_and_lr_at_its_epoch_only():
-    from src import schedulers
+    from src.optim import schedulers
 
     model = ConvBN()
     optimizer = sgd_for(model, {"stem": {"pattern": r"^[01]\.", "unfreeze_at_epoch": 2}})

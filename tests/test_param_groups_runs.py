@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from src.errors import GroupwiseError
-from src.pretrained import read_state_dict
+from src.pretrained.files import read_state_dict
 from src.runner import Runner
 from tests.conftest import ROOT, read_scalars, read_texts, run_cli
 

@@ -9,10 +9,10 @@ from safetensors.torch import save_file
 from torch import nn
 
 from src.errors import GroupwiseError
-from src.models import LeNet
-from src.pretrained import build_with_pretrained, check_options, load_pretrained
-from src.pretrained_files import read_weights
-from src.pretrained_report import fold, format_report
+from src.models.lenet import LeNet
+from src.pretrained.files import read_weights
+from src.pretrained.load import build_with_pretrained, check_options, load_pretrained
+from src.pretrained.report import fold, format_report
 from tests.conftest import CreatesFile
 from tests.pretrained_sources import lightning_checkpoint, torchvision_cache
 

@@ -6,7 +6,7 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-from src.models import LeNet
+from src.models.lenet import LeNet
 from tests.conftest import CreatesFile, read_texts, run_cli
 from tests.pretrained_sources import lightning_checkpoint, torchvision_cache
 

@@ -8,8 +8,9 @@ import pytest
 import torch
 from torch import nn
 
-from src.models import LeNet, torchvision_model
-from src.pretrained import build_with_pretrained, load_pretrained
+from src.models.lenet import LeNet
+from src.models.torchvision_models import torchvision_model
+from src.pretrained.load import build_with_pretrained, load_pretrained
 
 
 def save(obj, path):

@@ -10,9 +10,9 @@ import pytest
 import torch
 from torch import nn
 
-from src import trainer as trainer_module
-from src.checkpoints import load_checkpoint
 from src.runner import Runner
+from src.training import trainer as trainer_module
+from src.training.checkpoints import load_checkpoint
 from tests.conftest import ROOT, read_scalars, run_cli
 
 # 5 digits x 8 shots, batch 8: 5 steps an epoch, 15 in all; a checkpoint every 3 steps

@@ -1,8 +1,8 @@
 import pytest
 import torch
 
-from src import schedulers
 from src.errors import GroupwiseError
+from src.optim import schedulers
 from src.runner import build
 from tests.conftest import ROOT
 

@@ -11,9 +11,9 @@ from tensorboard.plugins.hparams import api_pb2
 from tensorboard.plugins.hparams import metadata as hparams_metadata
 from torch import nn
 
-from src import hparams
-from src.logger import RunLogger
 from src.runner import Runner
+from src.tracking import hparams
+from src.tracking.logger import RunLogger
 from tests.conftest import read_scalars
 
 

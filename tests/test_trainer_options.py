@@ -12,12 +12,12 @@ import pytest
 import torch
 from omegaconf import open_dict
 
-from src import progress
-from src.checkpoints import load_checkpoint
 from src.errors import GroupwiseError
-from src.logger import RunLogger
 from src.runner import Runner
-from src.trainer import Trainer
+from src.tracking.logger import RunLogger
+from src.training import progress
+from src.training.checkpoints import load_checkpoint
+from src.training.trainer import Trainer
 from tests.conftest import ROOT
 
 FEW = ["dataset.shots_per_class=8", "trainer.max_epochs=2"]  # 40 images: 3 batches of 16

@@ -17,7 +17,7 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
-from src.sweep_summary import gather_rows
+from src.tracking.sweep_summary import gather_rows
 
 EARLY_EPOCH = 5
 STARTS = {

@@ -19,9 +19,9 @@ import torch
 from torch import nn
 
 from src.errors import GroupwiseError
-from src.pretrained_files import read_state_dict, read_weights
-from src.pretrained_keys import check_rules, map_keys
-from src.pretrained_report import LoadReport, fold, format_report
+from src.pretrained.files import read_state_dict, read_weights
+from src.pretrained.keys import check_rules, map_keys
+from src.pretrained.report import LoadReport, fold, format_report
 
 __all__ = [
     "LoadReport",

@@ -13,15 +13,15 @@ from torch.nn import functional as F
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler
 
-from src import distributed
-from src import progress as progress_bar
-from src.checkpoints import rng_states, save_checkpoint, set_rng_states
-from src.data import Data
+from src.data.loading import Data
 from src.errors import GroupwiseError
-from src.logger import RunLogger
-from src.param_groups import set_trainable
-from src.precision import DTYPES as PRECISIONS
-from src.precision import Precision
+from src.optim.freezing import set_trainable
+from src.tracking.logger import RunLogger
+from src.training import distributed
+from src.training import progress as progress_bar
+from src.training.checkpoints import rng_states, save_checkpoint, set_rng_states
+from src.training.precision import DTYPES as PRECISIONS
+from src.training.precision import Precision
 
 # Metrics a best checkpoint can follow, and whether higher or lower is better.
 MONITOR_MODES = {"val/acc": max, "val/loss": min, "train/loss": min}

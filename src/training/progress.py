@@ -5,6 +5,8 @@ import sys
 from torch.optim import Optimizer
 from tqdm import tqdm
 
+from src.optim.specs import DEFAULT
+
 
 def wanted() -> bool:
     """Only on a terminal, and never in a sweep whose jobs run in parallel: their bars would
@@ -41,7 +43,7 @@ class ProgressBar:
         """Called where the loss is on the host already: the bar never syncs on its own."""
         if not self.bar.disable:
             groups = optimizer.param_groups
-            lr = next((g["lr"] for g in groups if g.get("name") == "default"), groups[0]["lr"])
+            lr = next((g["lr"] for g in groups if g["name"] == DEFAULT), groups[0]["lr"])
             self.bar.set_postfix(loss=f"{loss:.4f}", lr=f"{lr:.3g}")
 
     def close(self) -> None:

@@ -4,7 +4,7 @@ Each schedule is one factor of the step, applied by `LambdaLR` to each group's *
 initial lr, so a group configured at 10x the base stays at exactly 10x whatever the
 schedule does (unlike, say, `CosineAnnealingLR(eta_min=...)`, whose floor is one absolute
 lr for all, or `OneCycleLR(max_lr=...)`). Warmup applies to all groups alike. A group
-that is frozen (see `param_groups.trains_at`) is held at lr 0 until it trains, then takes
+that is frozen (see `freezing.trains_at`) is held at lr 0 until it trains, then takes
 the schedule's factor of that step. Schedules are stepped once per optimizer step; their
 lengths are given in epochs.
 """
@@ -16,7 +16,7 @@ from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LambdaLR
 
 from src.errors import GroupwiseError
-from src.param_groups import trains_at
+from src.optim.freezing import trains_at
 
 
 def constant(optimizer: Optimizer, steps_per_epoch: int, max_epochs: int) -> LambdaLR:

@@ -1,0 +1,1 @@
+"""The config: its typed schema, and Hydra's own errors as one line."""

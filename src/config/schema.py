@@ -1,0 +1,179 @@
+"""The typed config schema: every fixed option's type, default, range and help, declared once.
+
+Each dataclass is registered in Hydra's ConfigStore under `schema/<name>`, and the matching
+YAML files start from it (`defaults: [/schema/trainer@_here_, _self_]`), so Hydra checks
+types while it composes the config: `trainer.max_epochs=true` or `dataset.batch_size=abc`
+never reaches the code. Ranges and choices are read from each field's metadata by
+`src.config.checks`, which reports every problem at once.
+
+Sections whose keys are a constructor's arguments (`model`, `optimizer`) stay open: they are
+checked against the signature of their `_target_` instead.
+"""
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from hydra.core.config_store import ConfigStore
+
+# What a best checkpoint can follow, and which way is better.
+MONITORED = {"val/acc": "max", "val/loss": "min", "train/loss": "min"}
+# trainer.precision: float32, bfloat16 autocast, float16 autocast with gradient scaling.
+PRECISIONS = ("32", "bf16", "16")
+
+
+def option(default: Any = None, help: str = "", **limits: Any) -> Any:
+    """A field with its help text and its limits: `ge`, `gt`, `le`, `lt` (numbers, also each
+    item of a list), `choices`, `min_items`, `unique`. A list default is copied per config."""
+    metadata = {"help": help, **limits}
+    if isinstance(default, list):
+        return field(default_factory=lambda: list(default), metadata=metadata)
+    return field(default=default, metadata=metadata)
+
+
+@dataclass
+class RunConfig:
+    """The top level of `conf/config.yaml`; each config group has its own schema below."""
+
+    seed: int = option(0, "seeds torch, Python's random, the data split and the data order", ge=0)
+    dry_run: bool = option(False, "build everything, print the tables, train nothing")
+    resume: bool = option(False, "continue the run in hydra.run.dir from checkpoints/last.pt")
+    weight_decay_1d: bool = option(False, "also decay biases, norm weights and other 1-D tensors")
+    model: Any = None
+    dataset: Any = None
+    optimizer: Any = None
+    scheduler: Any = None
+    param_groups: Any = None
+    pretrained: Any = None
+    trainer: Any = None
+
+
+@dataclass
+class TrainerConfig:
+    max_epochs: int = option(20, "epochs to train in all (a resumed run counts those done)", ge=1)
+    device: str = option("auto", "auto (CUDA when available), cpu, cuda or cuda:N")
+    log_every_n_steps: int = option(10, "log lr/<group> and train/loss every N steps", ge=1)
+    precision: str = option("32", "32, bf16 (autocast) or 16 (autocast + scaling)", choices=PRECISIONS)
+    channels_last: bool = option(False, "NHWC memory layout for conv nets")
+    compile: bool = option(False, "torch.compile the model")
+    accumulate_grad_batches: int = option(1, "one optimizer step per N batches", ge=1)
+    grad_clip: float | None = option(None, "max total gradient norm; null: no clipping", gt=0)
+    monitor: str | None = option(
+        "val/acc", "the metric checkpoints/best.pt follows; null: none", choices=tuple(MONITORED)
+    )
+    checkpoint_every_n_steps: int | None = option(
+        500, "also checkpoint mid-epoch every N steps; null: epoch ends only", ge=1
+    )
+
+
+@dataclass
+class PretrainedConfig:
+    path: str | None = option(None, "a checkpoint file, or a torchvision weights name")
+    use_ema: bool = option(False, "the EMA weights of a training checkpoint")
+    prefix: str | None = option(None, "take the sub-tree under this key prefix only")
+    rename: list[list[str]] = option([], "[[regex, replacement], ...] applied in order")
+    exclude: list[str] = option([], "regexes on the (renamed) keys never to load")
+    adapt_input_channels: bool = option(False, "fit an RGB first conv to the input channels")
+    strict: bool = option(False, "any unexpected, missing or mis-shaped tensor is an error")
+
+
+@dataclass
+class LoaderConfig:
+    """What every dataset takes."""
+
+    _target_: str = option("???", "the function that builds the dataset")
+    batch_size: int = option(16, "images per batch (per process under torchrun)", ge=1)
+    image_size: int | None = option(None, "pixels the model sees; null: the dataset's own", ge=1)
+
+
+@dataclass
+class DigitsConfig(LoaderConfig):
+    classes: list[int] = option(
+        [5, 6, 7, 8, 9], "digits to use, relabelled 0..k-1", ge=0, le=9, min_items=1, unique=True
+    )
+    shots_per_class: int | None = option(None, "training images per class; null: all", ge=1)
+    val_fraction: float = option(0.2, "stratified, fixed by seed", gt=0, lt=1)
+    image_size: int | None = option(32, "pixels the model sees", ge=1)
+
+
+@dataclass
+class FileDatasetConfig(LoaderConfig):
+    """Datasets read from files, through DataLoader worker processes."""
+
+    root: str = option("???", "where the files are")
+    transform_from: str | None = option(None, "a torchvision model or weights name")
+    augment: bool = option(True, "random crops (and flips for photos) while training")
+    num_workers: int = option(0, "worker processes decoding images", ge=0)
+    pin_memory: bool = option(False, "page-locked batches, for GPUs")
+    persistent_workers: bool = option(False, "keep workers between epochs")
+
+
+@dataclass
+class ImageFolderConfig(FileDatasetConfig):
+    val_fraction: float = option(0.2, "used only when root has no train/ and val/", gt=0, lt=1)
+
+
+@dataclass
+class TorchvisionDatasetConfig(FileDatasetConfig):
+    download: bool = option(False, "fetch into root when missing")
+
+
+@dataclass
+class StepConfig:
+    _target_: str = "src.optim.schedulers.step"
+    step_size: int = option(50, "epochs between decays", ge=1)
+    gamma: float = option(0.1, "the factor at each decay", gt=0)
+
+
+@dataclass
+class MultiStepConfig:
+    _target_: str = "src.optim.schedulers.multistep"
+    milestones: list[int] = option([10, 15], "epochs at which to decay", ge=1, unique=True)
+    gamma: float = option(0.1, "the factor at each milestone", gt=0)
+
+
+@dataclass
+class CosineConfig:
+    _target_: str = "src.optim.schedulers.cosine"
+    min_lr_ratio: float = option(0.0, "the floor, as a share of each group's lr", ge=0, le=1)
+
+
+@dataclass
+class WarmupCosineConfig(CosineConfig):
+    _target_: str = "src.optim.schedulers.warmup_cosine"
+    warmup_epochs: float = option(2.0, "linear warmup length (may be fractional)", ge=0)
+
+
+@dataclass
+class OneCycleConfig:
+    _target_: str = "src.optim.schedulers.onecycle"
+    pct_start: float = option(0.3, "share of the run spent rising", gt=0, lt=1)
+    div_factor: float = option(25.0, "start at lr / div_factor", ge=1)
+    final_div_factor: float = option(1e4, "end at a further 1 / final_div_factor", ge=1)
+
+
+@dataclass
+class ConstantConfig:
+    _target_: str = "src.optim.schedulers.constant"
+
+
+SCHEMAS = {
+    "run": RunConfig,
+    "trainer": TrainerConfig,
+    "pretrained": PretrainedConfig,
+    "digits": DigitsConfig,
+    "image_folder": ImageFolderConfig,
+    "torchvision_dataset": TorchvisionDatasetConfig,
+    "step": StepConfig,
+    "multistep": MultiStepConfig,
+    "cosine": CosineConfig,
+    "warmup_cosine": WarmupCosineConfig,
+    "onecycle": OneCycleConfig,
+    "constant": ConstantConfig,
+}
+
+
+def register() -> None:
+    """Make the schemas available to the config files as `/schema/<name>`."""
+    store = ConfigStore.instance()
+    for name, node in SCHEMAS.items():
+        store.store(group="schema", name=name, node=node)

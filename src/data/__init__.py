@@ -1,0 +1,1 @@
+"""Datasets and their loaders: the embedded digits, image folders, torchvision's datasets."""

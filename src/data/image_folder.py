@@ -1,0 +1,105 @@
+"""Images in class folders on disk, read with torchvision's ImageFolder."""
+
+from pathlib import Path
+
+import torch
+from torch.utils.data import Subset
+
+from src.data import transforms
+from src.data.loading import Data, Loading
+from src.data.transforms import (
+    DEFAULT_SIZE,
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    Preprocess,
+    preprocess_for,
+)
+from src.errors import GroupwiseError
+
+PHOTO_NATIVE = Preprocess(DEFAULT_SIZE, 37, IMAGENET_MEAN, IMAGENET_STD, 3)
+
+
+def image_folder(
+    root: str,
+    batch_size: int,
+    seed: int,
+    transform_from: str | None = None,
+    image_size: int | None = None,
+    val_fraction: float = 0.2,
+    augment: bool = True,
+    **loading,
+) -> Data:
+    """Images in class folders: `root/train/<class>/*` and `root/val/<class>/*`, or
+    `root/<class>/*` split into train and val by `val_fraction` (stratified, fixed by `seed`)."""
+    from torchvision.datasets import ImageFolder
+
+    load = Loading(batch_size, seed, **loading)
+    problems = load.problems()
+    if not 0 < val_fraction < 1:
+        problems.append(f"dataset.val_fraction={val_fraction}: must lie strictly between 0 and 1")
+    root_path = Path(root).expanduser()
+    if not root_path.is_dir():
+        problems.append(
+            f"dataset.root={root}: no such directory; point it at a folder holding train/ and val/ "
+            "class folders, or class folders directly"
+        )
+    if problems:
+        raise GroupwiseError(*problems)
+    pre = preprocess_for(transform_from, image_size, PHOTO_NATIVE)
+    train_tf, val_tf = transforms.build(pre, "photo", None, augment)
+
+    def scan(folder: Path, transform) -> ImageFolder:
+        try:
+            return ImageFolder(str(folder), transform=transform, loader=ImageReader(root))
+        except FileNotFoundError as err:  # no class folder, or a class folder without images
+            raise GroupwiseError(
+                f"dataset.root={root}: {err}; expected one folder per class holding images"
+            ) from None
+
+    if (root_path / "train").is_dir() and (root_path / "val").is_dir():
+        train, val = scan(root_path / "train", train_tf), scan(root_path / "val", val_tf)
+        if train.classes != val.classes:
+            raise GroupwiseError(
+                f"dataset.root={root}: train/ and val/ hold different classes "
+                f"({train.classes} vs {val.classes}); give both the same class folders"
+            )
+    else:
+        train, val = scan(root_path, train_tf), scan(root_path, val_tf)
+    classes = train.classes
+    if train.root == val.root:  # one folder: split it
+        train_idx, val_idx = _stratified_split(train.targets, val_fraction, seed)
+        train, val = Subset(train, train_idx), Subset(val, val_idx)
+    train_loader, val_loader = load.loaders(train, val)
+    return Data(train_loader, val_loader, len(classes), pre.channels, list(classes))
+
+
+class ImageReader:
+    """torchvision's image loader, with a damaged or foreign file named as the user's to fix.
+    A class, not a closure: DataLoader workers may need to pickle it."""
+
+    def __init__(self, root: str):
+        self.root = root
+
+    def __call__(self, path: str):
+        from torchvision.datasets.folder import default_loader
+
+        try:
+            return default_loader(path)
+        except (OSError, ValueError) as err:  # PIL's UnidentifiedImageError is an OSError
+            raise GroupwiseError(
+                f"dataset.root={self.root}: cannot read the image {path} ({type(err).__name__}); "
+                "replace or delete the file"
+            ) from None
+
+
+def _stratified_split(targets: list[int], val_fraction: float, seed: int):
+    generator = torch.Generator().manual_seed(seed)
+    targets = torch.as_tensor(targets)
+    train_idx, val_idx = [], []
+    for label in targets.unique():
+        idx = (targets == label).nonzero().flatten()
+        idx = idx[torch.randperm(len(idx), generator=generator)]
+        n_val = round(len(idx) * val_fraction)
+        val_idx += idx[:n_val].tolist()
+        train_idx += idx[n_val:].tolist()
+    return train_idx, val_idx

@@ -1,0 +1,67 @@
+"""CIFAR-10, MNIST and Fashion-MNIST through torchvision: files in `root`, or downloaded there."""
+
+from pathlib import Path
+
+from src.data import transforms
+from src.data.loading import Data, Loading
+from src.data.transforms import Preprocess, preprocess_for
+from src.errors import GroupwiseError
+
+# The seed's CIFAR-10 normalisation (measured on its PNG export), and MNIST's usual ones.
+CIFAR10_NATIVE = Preprocess(32, 32, (0.4948, 0.4857, 0.4468), (0.2458, 0.2424, 0.2603), 3)
+MNIST_NATIVE = Preprocess(32, 32, (0.1307,), (0.3081,), 1)  # 28 pixels resized to LeNet's 32
+FASHION_MNIST_NATIVE = Preprocess(32, 32, (0.2860,), (0.3530,), 1)
+
+
+def cifar10(root: str, download: bool, batch_size: int, seed: int, **options) -> Data:
+    """CIFAR-10 (torchvision): the 50,000 training images train, the 10,000 test images
+    validate. `download=true` fetches it into `root` on first use."""
+    return _torchvision_dataset(
+        "CIFAR10", CIFAR10_NATIVE, root, download, batch_size, seed, **options
+    )
+
+
+def mnist(root: str, download: bool, batch_size: int, seed: int, **options) -> Data:
+    """MNIST (torchvision): 60,000 training digits, 10,000 test digits to validate."""
+    return _torchvision_dataset("MNIST", MNIST_NATIVE, root, download, batch_size, seed, **options)
+
+
+def fashion_mnist(root: str, download: bool, batch_size: int, seed: int, **options) -> Data:
+    """Fashion-MNIST (torchvision): 60,000 training images of clothes, 10,000 to validate."""
+    return _torchvision_dataset(
+        "FashionMNIST", FASHION_MNIST_NATIVE, root, download, batch_size, seed, **options
+    )
+
+
+def _torchvision_dataset(
+    name: str,
+    native: Preprocess,
+    root: str,
+    download: bool,
+    batch_size: int,
+    seed: int,
+    transform_from: str | None = None,
+    image_size: int | None = None,
+    augment: bool = True,
+    **loading,
+) -> Data:
+    import torchvision.datasets
+
+    load = Loading(batch_size, seed, **loading)
+    if load.problems():
+        raise GroupwiseError(*load.problems())
+    pre = preprocess_for(transform_from, image_size, native)
+    native_size = 32 if name == "CIFAR10" else 28
+    train_tf, val_tf = transforms.build(pre, "small", native_size, augment)
+    dataset = getattr(torchvision.datasets, name)
+    root = str(Path(root).expanduser())
+    try:
+        train = dataset(root, train=True, transform=train_tf, download=download)
+        val = dataset(root, train=False, transform=val_tf, download=download)
+    except RuntimeError as err:  # torchvision's "Dataset not found or corrupted"
+        raise GroupwiseError(
+            f"dataset.root={root}: {name} not found or corrupted there ({err}); set "
+            "dataset.download=true to fetch it, or point dataset.root at a copy"
+        ) from None
+    train_loader, val_loader = load.loaders(train, val)
+    return Data(train_loader, val_loader, len(train.classes), pre.channels, list(train.classes))

@@ -1,0 +1,1 @@
+"""Models by config: the seed's LeNet and torchvision's classifiers."""

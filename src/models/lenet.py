@@ -1,0 +1,33 @@
+"""The seed tutorial's LeNet."""
+
+from torch import nn
+
+
+class LeNet(nn.Module):
+    """The seed's `Net`: two conv/pool stages and three linear layers, for 32x32 inputs.
+
+    Parameter names (`conv1.weight` ... `fc3.bias`) are the seed's, so its param-group
+    recipe (`fc3` at 10x) and its checkpoints apply unchanged. Initialisation is PyTorch's
+    default, not the seed's N(0, 0.01) linears: three such layers in a row shrink the signal
+    so much that SGD stalls (measured on digits 0-4: val acc 0.20 after 8 epochs at lr 0.05,
+    against 0.98 with the default init at lr 0.01).
+    """
+
+    def __init__(self, in_channels: int = 3, num_classes: int = 10):
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_channels, 6, 5)
+        self.pool1 = nn.MaxPool2d(2, 2)
+        self.conv2 = nn.Conv2d(6, 16, 5)
+        self.pool2 = nn.MaxPool2d(2, 2)
+        self.fc1 = nn.Linear(16 * 5 * 5, 120)
+        self.fc2 = nn.Linear(120, 84)
+        self.fc3 = nn.Linear(84, num_classes)
+        self.relu = nn.ReLU()
+
+    def forward(self, x):
+        x = self.pool1(self.relu(self.conv1(x)))
+        x = self.pool2(self.relu(self.conv2(x)))
+        x = x.flatten(1)
+        x = self.relu(self.fc1(x))
+        x = self.relu(self.fc2(x))
+        return self.fc3(x)

@@ -1,0 +1,1 @@
+"""Param groups (parse, resolve, build, explain), freezing, and the lr schedules."""

@@ -1,0 +1,142 @@
+"""The param groups explained: as data for `param_groups.json`, as a table for people."""
+
+import re
+
+from src.optim.param_groups import decays
+from src.optim.resolve import Resolution
+
+
+def explain(
+    resolution: Resolution, base_lr: float, weight_decay: float = 0.0, weight_decay_1d: bool = False
+) -> dict:
+    """The resolution as plain data, for `param_groups.json`."""
+    total = sum(g.elements for g in resolution.groups)
+    return {
+        "base_lr": base_lr,
+        "weight_decay": weight_decay,
+        "weight_decay_1d": weight_decay_1d,
+        "groups": [
+            {
+                "name": g.name,
+                "config_group": g.spec_name,
+                "patterns": g.patterns,
+                "lr_mult": g.lr_mult,
+                "lr": base_lr * g.lr_mult,
+                "weight_decay": weight_decay * g.weight_decay_mult,
+                "no_decay_tensors": sum(not decays(p, weight_decay_1d) for p in g.params),
+                "trains_from_epoch": g.trains_from_epoch,
+                **g.options,
+                "tensors": len(g.params),
+                "elements": g.elements,
+                "share": g.elements / total if total else 0.0,
+                "params": g.param_names,
+                "params_folded": fold_names(g.param_names),
+            }
+            for g in resolution.groups
+        ],
+        "shadowed": [
+            {"group": group, "owner": owner, "params": names}
+            for (group, owner), names in resolution.shadowed.items()
+        ],
+        "tied": resolution.tied,
+    }
+
+
+def format_explain(info: dict) -> str:
+    """`explain`'s content for people: the table of groups, then each group's parameters
+    folded by their numbers, then what a group matched but another one owns."""
+    rows = [
+        (
+            "group",
+            "patterns",
+            "lr_mult",
+            "lr",
+            "tensors",
+            "elements",
+            "share",
+            "weight_decay",
+            "trains",
+        )
+    ]
+    for g in info["groups"]:
+        decay = f"{g['weight_decay']:.3g}" if g["tensors"] > g["no_decay_tensors"] else "-"
+        if g["no_decay_tensors"]:
+            decay += ", 1-D: 0"
+        start = g["trains_from_epoch"]
+        rows.append(
+            (
+                g["name"],
+                ", ".join(g["patterns"]) or "(the rest)",
+                f"{g['lr_mult']:.4g}",
+                f"{g['lr']:.3g}",
+                str(g["tensors"]),
+                f"{g['elements']:,}",
+                f"{g['share']:.1%}",
+                decay,
+                "yes" if start == 0 else "frozen" if start is None else f"from epoch {start}",
+            )
+        )
+    widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
+    lines = [
+        "  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip()
+        for row in rows
+    ]
+    by_config_group = {}  # the layers of a layer-decay group are listed together
+    for g in info["groups"]:
+        by_config_group.setdefault(g["config_group"], []).append(g)
+    for groups in by_config_group.values():
+        lines.append(", ".join(fold_names([g["name"] for g in groups])) + ":")
+        lines += [f"  {name}" for name in fold_names([n for g in groups for n in g["params"]])]
+    for entry in info["shadowed"]:
+        lines.append(
+            f"{entry['group']} also matches {', '.join(fold_names(entry['params']))}, "
+            f"owned by {entry['owner']}"
+        )
+    for name, owner_name in info["tied"].items():
+        lines.append(f"{name} is tied to {owner_name}: trained once, in its group")
+    return "\n".join(lines)
+
+
+def fold_names(names: list[str]) -> list[str]:
+    """Fold names that differ only in their numbers: `layer4.0.conv1.weight` and
+    `layer4.1.conv1.weight` -> `layer4.{0,1}.conv1.weight`, so a ResNet-50 fits a screen.
+
+    Numbers are folded innermost first (blocks before stages); `{0..23}` is a run.
+    """
+    entries = []  # (literal parts, one set of numbers per gap between them)
+    for name in names:
+        parts = re.split(r"(\d+)", name)
+        entries.append((tuple(parts[0::2]), tuple(frozenset([n]) for n in parts[1::2])))
+    most_slots = max((len(slots) for _, slots in entries), default=0)
+    for j in reversed(range(most_slots)):
+        merged = {}  # everything but the numbers at slot j -> the entry, in first-seen order
+        for literal, slots in entries:
+            if j >= len(slots):
+                merged[literal, slots] = (literal, slots)
+                continue
+            key = (literal, slots[:j], slots[j + 1 :])
+            if key in merged:
+                numbers = merged[key][1][j] | slots[j]
+                slots = (*slots[:j], numbers, *slots[j + 1 :])
+            merged[key] = (literal, slots)
+        entries = list(merged.values())
+    folded = []
+    for literal, slots in entries:
+        text = literal[0]
+        for numbers, tail in zip(slots, literal[1:], strict=True):
+            text += _fold_numbers(numbers) + tail
+        folded.append(text)
+    return folded
+
+
+def _fold_numbers(numbers: frozenset[str]) -> str:
+    if len(numbers) == 1:
+        return next(iter(numbers))
+    values = sorted(numbers, key=int)
+    runs, start = [], 0
+    for i in range(1, len(values) + 1):
+        if i == len(values) or int(values[i]) != int(values[i - 1]) + 1:
+            run = values[start:i]
+            runs += [f"{run[0]}..{run[-1]}"] if len(run) >= 3 else run
+            start = i
+    return "{" + ",".join(runs) + "}"

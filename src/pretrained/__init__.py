@@ -1,0 +1,1 @@
+"""Pretrained weights: read a checkpoint safely, map its keys, load what fits, report it."""
