@@ -11,10 +11,12 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
+from src.config import schema
 from src.config.hydra_errors import CONFIG_ERRORS, one_line
 from src.errors import GroupwiseError
 from src.tracking import hparams
 
+schema.register()  # before Hydra composes: the config files start from the schemas
 # Lets configs name files shipped with the project wherever the command is run from.
 OmegaConf.register_new_resolver(
     "project_dir", lambda: str(Path(__file__).resolve().parents[1]), replace=True

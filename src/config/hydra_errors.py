@@ -8,6 +8,7 @@ HYDRA_FULL_ERROR; they are the user's to fix, so groupwise reports them like its
 import difflib
 import re
 from collections.abc import Mapping
+from dataclasses import is_dataclass
 
 from hydra.errors import (
     ConfigCompositionException,
@@ -15,6 +16,9 @@ from hydra.errors import (
     OverrideParseException,
     SearchPathException,
 )
+from omegaconf.errors import ValidationError
+
+from src.config.checks import help_for
 
 CONFIG_ERRORS = (ConfigCompositionException, OverrideParseException, SearchPathException)
 GRAMMAR = "https://hydra.cc/docs/advanced/override_grammar/basic"
@@ -26,6 +30,8 @@ def one_line(err: Exception) -> str:
     if isinstance(err, OverrideParseException):
         return _unparsable(err)
     cause = err.__cause__
+    if isinstance(cause, ValidationError) and cause.full_key:
+        return _wrong_type(cause)
     if getattr(cause, "full_key", None) and isinstance(
         getattr(cause, "parent_node", None), Mapping
     ):
@@ -49,8 +55,39 @@ def _unknown_key(err: Exception, full_key: str, siblings: list[str]) -> str:
     close = difflib.get_close_matches(key, siblings, n=1)
     hint = f"did you mean {prefix}{close[0]}? " if close else ""
     append = re.search(r"use (\+\S+)", str(err))
-    add = f"; to add a new key on purpose: {append.group(1)}" if append else ""
+    typed = is_dataclass(getattr(err.__cause__, "object_type", None))
+    # A typed section (see schema) has a fixed set of keys: nothing would read an added one.
+    add = f"; to add a new key on purpose: {append.group(1)}" if append and not typed else ""
     return f"{full_key}: no such key; {hint}{parent or 'the config'} has {', '.join(siblings)}{add}"
+
+
+# What OmegaConf says when a value does not fit the schema's type -> the type in words.
+WRONG_TYPE = (
+    (r"Value '(.*)' of type '\w+' could not be converted to Integer", "an integer"),
+    (r"Value '(.*)' of type '\w+' could not be converted to Float", "a number"),
+    (r"Value '(.*)' is not a valid bool", "true or false"),
+    (r"Value '(.*)' of type '\w+' could not be converted to String", "a string"),
+)
+# ... and when it names only the type it was given.
+WRONG_CONTAINER = (
+    (r"Invalid value assigned: (\w+) is not a ListConfig", "a list, e.g. [a, b]"),
+    (r"Invalid value assigned: (\w+) is not a subclass of", "a mapping of keys to values"),
+)
+
+
+def _wrong_type(cause: ValidationError) -> str:
+    """`trainer.max_epochs=true`: the schema's type, in words, and the option's help."""
+    help_text = help_for(cause.full_key, cause.object_type)
+    hint = f"; {help_text}" if help_text else ""
+    for pattern, wanted in WRONG_TYPE:
+        found = re.match(pattern, cause.msg)
+        if found:
+            return f"{cause.full_key}={found.group(1)}: must be {wanted}{hint}"
+    for pattern, wanted in WRONG_CONTAINER:
+        found = re.match(pattern, cause.msg)
+        if found:
+            return f"{cause.full_key}: must be {wanted}, not a {found.group(1)}{hint}"
+    return f"{cause.full_key}: {_joined(cause.msg)}{hint}"
 
 
 def _unparsable(err: OverrideParseException) -> str:

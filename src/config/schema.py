@@ -52,7 +52,9 @@ class TrainerConfig:
     max_epochs: int = option(20, "epochs to train in all (a resumed run counts those done)", ge=1)
     device: str = option("auto", "auto (CUDA when available), cpu, cuda or cuda:N")
     log_every_n_steps: int = option(10, "log lr/<group> and train/loss every N steps", ge=1)
-    precision: str = option("32", "32, bf16 (autocast) or 16 (autocast + scaling)", choices=PRECISIONS)
+    precision: str = option(
+        "32", "32, bf16 (autocast) or 16 (autocast + scaling)", choices=PRECISIONS
+    )
     channels_last: bool = option(False, "NHWC memory layout for conv nets")
     compile: bool = option(False, "torch.compile the model")
     accumulate_grad_batches: int = option(1, "one optimizer step per N batches", ge=1)

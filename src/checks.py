@@ -1,0 +1,110 @@
+"""Every problem of a run's config, found before anything is built or written.
+
+The schema's own ranges and choices (`src.config.checks`), then what only the parts
+themselves can tell: the optimizer's arguments (by building it on one dummy tensor), the param
+group rules against that optimizer's keys, the pretrained key rules, the device. All problems
+are reported together, as one error of one line each.
+"""
+
+import importlib
+import math
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from src.config import checks as schema_checks
+from src.errors import GroupwiseError
+from src.optim.specs import accepted_keys, parse_specs
+from src.pretrained.load import check_options
+
+
+def check_run(cfg: DictConfig) -> None:
+    problems = schema_checks.problems(cfg)
+    optimizer_class, optimizer_problems = _optimizer_problems(cfg.optimizer)
+    problems += optimizer_problems
+    if optimizer_class is not None:
+        problems += _found(
+            parse_specs, OmegaConf.to_container(cfg.param_groups), accepted_keys(optimizer_class)
+        )
+    problems += _found(check_options, OmegaConf.to_container(cfg.pretrained, resolve=True))
+    problems += _found(resolve_device, cfg.trainer.device)
+    if problems:
+        raise GroupwiseError(*problems)
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise GroupwiseError(
+            f"trainer.device={name}: not a device; use auto, cpu, cuda or cuda:N"
+        ) from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise GroupwiseError(
+            f"trainer.device={name}: CUDA is not available on this machine; use trainer.device=cpu or auto"
+        )
+    if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
+        raise GroupwiseError(
+            f"trainer.device={name}: this machine has {torch.cuda.device_count()} GPU(s), "
+            "numbered from 0; use trainer.device=cuda or auto"
+        )
+    if device.type not in ("cpu", "cuda"):
+        raise GroupwiseError(f"trainer.device={name}: use auto, cpu, cuda or cuda:N")
+    return device
+
+
+def optimizer_class(target: str) -> type:
+    """The optimizer's class, before it is built: it tells which keys a param group may set."""
+    module, _, name = str(target).rpartition(".")
+    try:
+        return getattr(importlib.import_module(module), name)
+    except (ImportError, ValueError, AttributeError):
+        raise GroupwiseError(
+            f"optimizer._target_={target}: no such class; use e.g. torch.optim.AdamW"
+        ) from None
+
+
+def _optimizer_problems(optimizer: DictConfig) -> tuple[type | None, list[str]]:
+    """The optimizer's class, and what is wrong with its arguments: the base lr and weight
+    decay must be finite numbers >= 0 (every group's are multiples of them); the rest is
+    checked by the optimizer's own constructor, on one dummy tensor."""
+    try:
+        cls = optimizer_class(optimizer.get("_target_"))
+    except GroupwiseError as err:
+        return None, err.problems
+    arguments = OmegaConf.to_container(optimizer, resolve=True)
+    arguments.pop("_target_")
+    problems = [
+        f"optimizer.{key}={arguments[key]!r}: must be a finite number >= 0 (the base value every "
+        "group's multiplier scales)"
+        for key in ("lr", "weight_decay")
+        if key in arguments and not _finite_non_negative(arguments[key])
+    ]
+    if problems:
+        return cls, problems
+    try:
+        cls([torch.zeros(1, requires_grad=True)], **arguments)
+    except (TypeError, ValueError) as err:
+        problems.append(
+            f"optimizer ({optimizer._target_}): {err}; check the values under optimizer"
+        )
+    return cls, problems
+
+
+def _finite_non_negative(value) -> bool:
+    return (
+        isinstance(value, int | float)
+        and not isinstance(value, bool)
+        and math.isfinite(value)
+        and value >= 0
+    )
+
+
+def _found(check, *args) -> list[str]:
+    try:
+        check(*args)
+    except GroupwiseError as err:
+        return err.problems
+    return []

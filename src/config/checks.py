@@ -1,0 +1,126 @@
+"""The schema's ranges and choices, checked in one pass over the composed config.
+
+Hydra has checked every typed value's type while composing (see `schema`); what is left is
+what a type cannot say: ranges (`trainer.max_epochs >= 1`), choices, finite numbers, list
+items, required values never set (`???`), and keys added with `+` that no code reads.
+Every problem is one line naming the key, the value and the rule, with the option's help.
+"""
+
+import difflib
+import math
+from dataclasses import dataclass, fields, is_dataclass
+from typing import Any
+
+from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf.errors import InterpolationResolutionError, MissingMandatoryValue
+
+RULES = {
+    "ge": (lambda value, limit: value >= limit, ">= {}"),
+    "gt": (lambda value, limit: value > limit, "> {}"),
+    "le": (lambda value, limit: value <= limit, "<= {}"),
+    "lt": (lambda value, limit: value < limit, "< {}"),
+}
+
+
+@dataclass(frozen=True)
+class Option:
+    """One field of a schema as found at a key of the composed config."""
+
+    key: str  # dotted, e.g. trainer.max_epochs
+    value: Any
+    limits: dict
+
+
+def problems(cfg: DictConfig) -> list[str]:
+    """Every range, choice and missing-value problem of every typed section of `cfg`."""
+    found = []
+    for node, where in _typed_sections(cfg):
+        found += _unknown_keys(node, where)
+        for name, limits in _limits(OmegaConf.get_type(node)).items():
+            key = f"{where}{name}"
+            try:
+                value = node[name]
+            except MissingMandatoryValue:
+                found.append(f"{key}: required, and not set; set {key}=... ({limits.get('help')})")
+                continue
+            except InterpolationResolutionError as err:
+                found.append(f"{key}: cannot be resolved ({err}); fix the interpolation")
+                continue
+            if isinstance(value, ListConfig):
+                value = OmegaConf.to_container(value)
+            found += _check(Option(key, value, limits))
+    return found
+
+
+def help_for(full_key: str, cfg_type: type | None) -> str:
+    """The help text of a schema field, for messages about it ('' when it has none)."""
+    if cfg_type is None or not is_dataclass(cfg_type):
+        return ""
+    return _limits(cfg_type).get(full_key.rpartition(".")[2], {}).get("help", "")
+
+
+def _typed_sections(cfg: DictConfig, where: str = ""):
+    """(node, dotted prefix) for `cfg` and every node below it built from a schema."""
+    if is_dataclass(OmegaConf.get_type(cfg)):
+        yield cfg, where
+    for key in cfg:
+        child = cfg._get_node(key)
+        if isinstance(child, DictConfig) and not child._is_missing() and not child._is_none():
+            yield from _typed_sections(child, f"{where}{key}.")
+
+
+def _limits(cfg_type: type) -> dict[str, dict]:
+    """Field name -> its metadata (help and limits), and whether null is allowed."""
+    return {
+        f.name: {**f.metadata, "nullable": "None" in str(f.type)}
+        for f in fields(cfg_type)
+        if not f.name.startswith("_")
+    }
+
+
+def _unknown_keys(node: DictConfig, where: str) -> list[str]:
+    """Keys added with `+` to a typed section: nothing reads them, so they are typos."""
+    known = {f.name for f in fields(OmegaConf.get_type(node))}
+    found = []
+    for key in node:
+        if key in known:
+            continue
+        close = difflib.get_close_matches(str(key), known, n=1)
+        hint = f"did you mean {where}{close[0]}? " if close else ""
+        found.append(
+            f"{where}{key}: no such key; {hint}{where.rstrip('.') or 'the config'} has "
+            f"{', '.join(sorted(k for k in known if not k.startswith('_')))}"
+        )
+    return found
+
+
+def _check(option: Option) -> list[str]:
+    value, limits = option.value, option.limits
+    items = value if isinstance(value, list) else [value]
+    broken = []
+    for item in items:
+        if item is None:
+            continue
+        if isinstance(item, float) and not math.isfinite(item):
+            broken.append("a finite number")
+        for rule, (holds, text) in RULES.items():
+            if rule in limits and isinstance(item, int | float) and not holds(item, limits[rule]):
+                broken.append(text.format(limits[rule]))
+        if "choices" in limits and item not in limits["choices"]:
+            broken.append(f"one of {', '.join(map(str, limits['choices']))}")
+    what = "each item " if broken and isinstance(value, list) else ""
+    if isinstance(value, list) and len(value) < limits.get("min_items", 0):
+        what, broken = "", [*broken, f"a list of at least {limits['min_items']}"]
+    if isinstance(value, list) and limits.get("unique") and len(set(value)) != len(value):
+        broken.append("listed once each")
+    if not broken:
+        return []
+    rule = " and ".join(dict.fromkeys(broken))
+    null = ", or null" if limits["nullable"] else ""
+    return [f"{option.key}={_show(value)}: {what}must be {rule}{null}; {limits.get('help', '')}"]
+
+
+def _show(value) -> str:
+    if isinstance(value, list):
+        return "[" + ",".join(map(str, value)) + "]"
+    return str(value)

@@ -1,0 +1,73 @@
+"""What a run dir already holds decides what a run may do: a trained run is never overwritten;
+`resume=true` continues its checkpoint, with the config it was trained with."""
+
+from pathlib import Path
+
+from omegaconf import DictConfig, OmegaConf
+
+from src.errors import GroupwiseError
+from src.training.checkpoints import load_checkpoint
+
+# A resumed run must train the same network with the same groups on the same data as the one
+# it continues; the optimizer too, as its restored state would silently override a change.
+RESUME_MUST_MATCH = ("seed", "model", "dataset", "optimizer", "param_groups", "weight_decay_1d")
+
+
+def check_run_dir(run_dir: Path, checkpoint_path: Path, resume: bool, dry_run: bool) -> None:
+    exists = checkpoint_path.exists()
+    if resume and not exists:
+        raise GroupwiseError(
+            f"resume=true: no checkpoint at {checkpoint_path}; point hydra.run.dir at the "
+            "run to continue, or drop resume=true to start anew"
+        )
+    if exists and not resume and not dry_run:
+        raise GroupwiseError(
+            f"hydra.run.dir={run_dir} already holds a trained run; pass resume=true to "
+            "continue it, or choose another hydra.run.dir (nothing was overwritten)"
+        )
+
+
+def resume_state(checkpoint_path: Path, cfg: DictConfig) -> dict:
+    """The checkpoint to continue from, refused when the config differs where it must not."""
+    try:
+        state = load_checkpoint(checkpoint_path)
+    except Exception as err:  # torch raises RuntimeError, EOFError, ... for damaged files
+        raise GroupwiseError(
+            f"resume=true: {checkpoint_path} is not a readable checkpoint "
+            f"({type(err).__name__}); start a new run dir (atomic writes make this rare: "
+            "was the file copied or edited?)"
+        ) from None
+    config = OmegaConf.to_container(cfg, resolve=True)
+    differences = [
+        f"{key}: {old!r} -> {new!r}"
+        for part in RESUME_MUST_MATCH
+        for key, old, new in _differences(state["config"].get(part), config.get(part), part)
+    ]
+    if differences:
+        raise GroupwiseError(
+            f"resume=true: the config differs from the run being resumed "
+            f"({checkpoint_path}) in {'; '.join(differences)}; resume with the values "
+            "it was started with, or start a new run in another hydra.run.dir"
+        )
+    return state
+
+
+class _Absent:
+    """The value of a key that one of two configs lacks."""
+
+    def __repr__(self) -> str:
+        return "(absent)"
+
+
+_ABSENT = _Absent()
+
+
+def _differences(old, new, key: str) -> list[tuple[str, object, object]]:
+    """(dotted key, old value, new value) for every leaf that differs."""
+    if isinstance(old, dict) and isinstance(new, dict):
+        return [
+            difference
+            for k in [*old, *(k for k in new if k not in old)]
+            for difference in _differences(old.get(k, _ABSENT), new.get(k, _ABSENT), f"{key}.{k}")
+        ]
+    return [] if old == new else [(key, old, new)]
