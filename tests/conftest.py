@@ -13,13 +13,16 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 import src.run  # noqa: F401  registers the config resolvers
 
 ROOT = Path(__file__).resolve().parents[1]
+SHIPPED_WEIGHTS = ROOT / "weights" / "lenet_digits_0-4.pt"
 
 
 @pytest.fixture
 def make_cfg():
-    def make(*overrides: str):
+    def make(*overrides: str, return_hydra_config: bool = False):
         with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-            return compose("config", overrides=list(overrides))
+            return compose(
+                "config", overrides=list(overrides), return_hydra_config=return_hydra_config
+            )
 
     return make
 
@@ -67,3 +70,13 @@ class CreatesFile:
 
     def __reduce__(self):
         return builtins.open, (self.target, "w")
+
+
+def assert_one_clear_line(result: subprocess.CompletedProcess, expected: str) -> None:
+    """A user's mistake: exit 2, one `groupwise: error:` line holding `expected`, no traceback."""
+    assert result.returncode == 2, result.stderr
+    errors = [line for line in result.stderr.splitlines() if line.strip()]
+    assert len(errors) == 1 and errors[0].startswith("groupwise: error: "), result.stderr
+    assert expected in errors[0], errors[0]
+    assert "Traceback" not in result.stderr + result.stdout
+    assert "HYDRA_FULL_ERROR" not in result.stderr

@@ -14,7 +14,10 @@ from src.runner import Runner
 def test_the_experiment_is_the_seeds_recipe(make_cfg):
     cfg = make_cfg("experiment=cifar10_seed")
     assert cfg.model._target_ == "src.models.lenet.LeNet"
-    assert cfg.dataset._target_ == "src.data.torchvision_datasets.cifar10" and cfg.dataset.download is True
+    assert (
+        cfg.dataset._target_ == "src.data.torchvision_datasets.cifar10"
+        and cfg.dataset.download is True
+    )
     assert cfg.dataset.batch_size == 16 and cfg.dataset.transform_from is None
     assert cfg.optimizer._target_ == "torch.optim.SGD"
     assert (cfg.optimizer.lr, cfg.optimizer.momentum, cfg.optimizer.weight_decay) == (

@@ -8,7 +8,7 @@ import torch
 from src.models.lenet import LeNet
 from src.pretrained.files import read_state_dict
 from src.pretrained.load import load_pretrained
-from tests.conftest import ROOT, CreatesFile, read_scalars, read_texts, run_cli
+from tests.conftest import ROOT, read_scalars, read_texts, run_cli
 
 SHIPPED = ROOT / "weights" / "lenet_digits_0-4.pt"
 
@@ -111,80 +111,6 @@ def test_resume_continues_to_the_same_weights_as_an_uninterrupted_run(tmp_path):
     assert split["progress"]["epoch"] == 3
     for key, tensor in whole["model"].items():
         assert torch.equal(tensor, split["model"][key]), key
-
-
-def corrupt(tmp_path):
-    path = tmp_path / "corrupt.pt"
-    path.write_bytes(SHIPPED.read_bytes()[:1000])
-    return [f"pretrained.path={path}"]
-
-
-def code_carrying(tmp_path):
-    path = tmp_path / "evil.pt"
-    torch.save({"conv1.weight": torch.zeros(1), "x": CreatesFile(tmp_path / "pwned")}, path)
-    return [f"pretrained.path={path}"]
-
-
-def unrelated(tmp_path):
-    path = tmp_path / "other.pt"
-    torch.save({"encoder.weight": torch.zeros(3)}, path)
-    return [f"pretrained.path={path}"]
-
-
-@pytest.mark.parametrize(
-    ("overrides", "expected"),
-    [
-        (
-            ["param_groups=fc3_boost", "param_groups.fc3.pattern='fc3\\.('"],
-            "param_groups.fc3.pattern='fc3\\\\.(': invalid regex",
-        ),
-        (
-            ["param_groups=fc3_boost", "param_groups.fc3.pattern=fc4"],
-            "param_groups.fc3.pattern='fc4' matches no parameter",
-        ),
-        (
-            ["param_groups=fc3_boost", "param_groups.fc3.lr_mult=-1"],
-            "param_groups.fc3.lr_mult=-1: must be >= 0",
-        ),
-        (["pretrained.path=/nonexistent/w.pt"], "pretrained.path=/nonexistent/w.pt: no such file"),
-        (corrupt, "not a readable PyTorch checkpoint"),
-        (code_carrying, "refused: the checkpoint's pickle asks to build"),
-        (unrelated, "shares no tensor (same key and shape) with the model"),
-        (["dataset.classes=[5,11]"], "dataset.classes=[5, 11]: [11] not digits"),
-        (["trainer.device=cuda"], "trainer.device=cuda: CUDA is not available"),
-        (["resume=true"], "resume=true: no checkpoint at"),
-        (
-            ["+optimizer.momentun=0.9"],
-            "optimizer (torch.optim.SGD): SGD.__init__() got an unexpected keyword argument 'momentun'",
-        ),
-        (["optimizer.lr=-1"], "optimizer (torch.optim.SGD): Invalid learning rate: -1"),
-    ],
-    ids=[
-        "bad-regex",
-        "matches-nothing",
-        "negative-mult",
-        "missing-file",
-        "corrupt-file",
-        "code-carrying",
-        "no-shared-tensor",
-        "bad-class",
-        "no-cuda",
-        "nothing-to-resume",
-        "optimizer-key-typo",
-        "negative-lr",
-    ],
-)
-def test_user_errors_are_one_clear_line_without_traceback(tmp_path, overrides, expected):
-    if torch.cuda.is_available() and "no-cuda" in str(overrides):
-        pytest.skip("this machine has CUDA")
-    overrides = overrides(tmp_path) if callable(overrides) else overrides
-    result = run_cli(*overrides, f"hydra.run.dir={tmp_path / 'run'}", check=False)
-    assert result.returncode == 2
-    errors = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(errors) == 1 and errors[0].startswith("groupwise: error: "), result.stderr
-    assert expected in errors[0]
-    assert "Traceback" not in result.stderr + result.stdout
-    assert not (tmp_path / "pwned").exists()
 
 
 def test_a_finished_run_dir_is_never_overwritten(tmp_path):

@@ -228,19 +228,6 @@ def test_every_bad_option_is_reported_at_once():
                 "path": "w.pt",
                 "rename": [["(", "x"], ["a"], ["(?P<x>a)", r"\g<y>"]],
                 "exclude": ["["],
-                "strict": "yes",
-                "exlude": [],
-            }
-        )
-    problems = err.value.problems
-    assert len(problems) == 2 and "pretrained.exlude: unknown key" in problems[0]
-    assert "pretrained.strict='yes': must be true or false" in problems[1]
-    with pytest.raises(GroupwiseError) as err:
-        check_options(
-            {
-                "path": "w.pt",
-                "rename": [["(", "x"], ["a"], ["(?P<x>a)", r"\g<y>"]],
-                "exclude": ["["],
             }
         )
     assert [p.split(":")[0] for p in err.value.problems] == [

@@ -121,6 +121,7 @@ def _check(option: Option) -> list[str]:
 
 
 def _show(value) -> str:
+    """As the user would type it: `[5,11]`, `0` for a float 0.0."""
     if isinstance(value, list):
-        return "[" + ",".join(map(str, value)) + "]"
-    return str(value)
+        return "[" + ",".join(map(_show, value)) + "]"
+    return f"{value:g}" if isinstance(value, float) else str(value)

@@ -26,7 +26,7 @@ def digits(
     labels become 0..k-1 in the order given; `shots_per_class` keeps the first N training
     images of each class in a seeded order, so 5 shots are a subset of 20 shots.
     """
-    classes = _check_digits_args(classes, batch_size, shots_per_class, val_fraction)
+    classes = list(classes)  # ranges checked by the schema (DigitsConfig)
     pixels, labels = read_digits()
     images = torch.as_tensor(pixels, dtype=torch.float32).unsqueeze(1) / 16.0
     images = F.interpolate(images, size=(image_size, image_size), mode="bilinear")
@@ -82,29 +82,3 @@ def read_digits():
     with gzip.open(sklearn_dir / "datasets" / "data" / "digits.csv.gz", "rt") as f:
         table = np.loadtxt(f, delimiter=",")
     return table[:, :-1].reshape(-1, 8, 8), table[:, -1].astype(int)
-
-
-def _check_digits_args(classes, batch_size, shots_per_class, val_fraction) -> list[int]:
-    problems = []
-    classes = list(classes)
-    if not classes:
-        problems.append("dataset.classes=[]: give at least one digit, e.g. dataset.classes=[5,6]")
-    bad = [c for c in classes if not isinstance(c, int) or not 0 <= c <= 9]
-    if bad:
-        problems.append(f"dataset.classes={classes}: {bad} not digits; use integers 0-9")
-    if len(set(classes)) != len(classes):
-        problems.append(f"dataset.classes={classes}: a digit is listed twice; list each once")
-    if not isinstance(batch_size, int) or batch_size < 1:
-        problems.append(f"dataset.batch_size={batch_size}: must be a positive integer, e.g. 16")
-    if shots_per_class is not None and (
-        not isinstance(shots_per_class, int) or shots_per_class < 1
-    ):
-        problems.append(
-            f"dataset.shots_per_class={shots_per_class}: must be a positive integer, "
-            "or null for every training image"
-        )
-    if not 0 < val_fraction < 1:
-        problems.append(f"dataset.val_fraction={val_fraction}: must lie strictly between 0 and 1")
-    if problems:
-        raise GroupwiseError(*problems)
-    return classes

@@ -35,8 +35,6 @@ def image_folder(
 
     load = Loading(batch_size, seed, **loading)
     problems = load.problems()
-    if not 0 < val_fraction < 1:
-        problems.append(f"dataset.val_fraction={val_fraction}: must lie strictly between 0 and 1")
     root_path = Path(root).expanduser()
     if not root_path.is_dir():
         problems.append(

@@ -27,19 +27,13 @@ class Loading:
     persistent_workers: bool = False  # keep workers between epochs; needs num_workers > 0
 
     def problems(self) -> list[str]:
-        found = []
-        if not isinstance(self.batch_size, int) or self.batch_size < 1:
-            found.append(
-                f"dataset.batch_size={self.batch_size}: must be a positive integer, e.g. 32"
-            )
-        if not isinstance(self.num_workers, int) or self.num_workers < 0:
-            found.append(f"dataset.num_workers={self.num_workers}: must be an integer >= 0")
-        elif self.persistent_workers and self.num_workers == 0:
-            found.append(
+        """What no single option's range can say (each range is in the schema)."""
+        if self.persistent_workers and self.num_workers == 0:
+            return [
                 "dataset.persistent_workers=true needs worker processes; set dataset.num_workers "
                 "to 1 or more, or persistent_workers=false"
-            )
-        return found
+            ]
+        return []
 
     def loaders(self, train, val) -> tuple[DataLoader, DataLoader]:
         common = {

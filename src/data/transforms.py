@@ -33,11 +33,6 @@ def preprocess_for(
     pre = native if transform_from is None else _from_weights(transform_from)
     if image_size is None:
         return pre
-    if not isinstance(image_size, int) or image_size < 1:
-        raise GroupwiseError(
-            f"dataset.image_size={image_size}: must be a positive integer (pixels), or null for "
-            "the model's own size"
-        )
     return replace(pre, size=image_size, resize=round(image_size * pre.resize / pre.size))
 
 

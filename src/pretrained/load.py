@@ -38,20 +38,8 @@ BUILT_NORMALLY = "built normally, then loaded by copy"
 
 
 def check_options(config: dict) -> dict:
-    """The `pretrained` config as keyword arguments; every unknown or ill-typed key at once."""
-    problems = [
-        f"pretrained.{key}: unknown key; the keys are path, {', '.join(OPTIONS)}"
-        for key in config
-        if key not in ("path", *OPTIONS)
-    ]
-    for key in ("use_ema", "adapt_input_channels", "strict"):
-        if not isinstance(config.get(key, False), bool):
-            problems.append(f"pretrained.{key}={config[key]!r}: must be true or false")
-    for key in ("exclude", "rename"):
-        if not isinstance(config.get(key, []), list):
-            problems.append(f"pretrained.{key}={config[key]!r}: must be a list")
-    if problems:
-        raise GroupwiseError(*problems)
+    """The `pretrained` config as keyword arguments, its key rules checked (all problems at
+    once); the options' types are the schema's (PretrainedConfig)."""
     check_rules(config.get("rename", []), config.get("exclude", []), config.get("prefix"))
     return {key: config[key] for key in OPTIONS if key in config}
 

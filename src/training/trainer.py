@@ -3,7 +3,6 @@
 import math
 import os
 import shutil
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -20,7 +19,6 @@ from src.tracking.logger import RunLogger
 from src.training import distributed
 from src.training import progress as progress_bar
 from src.training.checkpoints import rng_states, save_checkpoint, set_rng_states
-from src.training.precision import DTYPES as PRECISIONS
 from src.training.precision import Precision
 
 # Metrics a best checkpoint can follow, and whether higher or lower is better.
@@ -314,57 +312,3 @@ class Trainer:
 
 def _trainable(model: nn.Module) -> list[bool]:
     return [p.requires_grad for p in model.parameters()]
-
-
-def check_settings(trainer: Mapping) -> None:
-    """The loop's own config keys, all problems at once."""
-    problems = []
-    max_epochs = trainer.get("max_epochs")
-    if not _is_count(max_epochs, minimum=0):
-        problems.append(
-            f"trainer.max_epochs={max_epochs!r}: must be an integer >= 0, the epochs to train "
-            "in all (a resumed run counts those already done)"
-        )
-    log_every = trainer.get("log_every_n_steps")
-    if not _is_count(log_every, minimum=1):
-        problems.append(
-            f"trainer.log_every_n_steps={log_every!r}: must be a positive integer, e.g. 10"
-        )
-    checkpoint_every = trainer.get("checkpoint_every_n_steps")
-    if checkpoint_every is not None and not _is_count(checkpoint_every, minimum=1):
-        problems.append(
-            f"trainer.checkpoint_every_n_steps={checkpoint_every!r}: must be a positive "
-            "integer, or null to checkpoint at the end of each epoch only"
-        )
-    precision = trainer.get("precision")
-    accumulate_grad_batches = trainer.get("accumulate_grad_batches")
-    grad_clip = trainer.get("grad_clip")
-    monitor = trainer.get("monitor")
-    if str(precision) not in PRECISIONS:
-        problems.append(
-            f"trainer.precision={precision}: use 32 (float32), bf16 (bfloat16 autocast) or "
-            "16 (float16 autocast with gradient scaling)"
-        )
-    if not isinstance(accumulate_grad_batches, int) or accumulate_grad_batches < 1:
-        problems.append(
-            f"trainer.accumulate_grad_batches={accumulate_grad_batches}: must be an integer >= 1 "
-            "(1: an optimizer step every batch)"
-        )
-    if grad_clip is not None and (
-        isinstance(grad_clip, bool) or not isinstance(grad_clip, int | float) or grad_clip <= 0
-    ):
-        problems.append(
-            f"trainer.grad_clip={grad_clip}: the largest gradient norm allowed must be > 0, "
-            "or null for no clipping"
-        )
-    if monitor is not None and monitor not in MONITOR_MODES:
-        problems.append(
-            f"trainer.monitor={monitor}: not a metric of the run; use one of "
-            f"{list(MONITOR_MODES)}, or null for no best checkpoint"
-        )
-    if problems:
-        raise GroupwiseError(*problems)
-
-
-def _is_count(value, minimum: int) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool) and value >= minimum

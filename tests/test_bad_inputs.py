@@ -1,0 +1,160 @@
+"""The catalogue of bad input, each case through the real CLI: exit 2, one `groupwise: error:`
+line naming the key, the value and the rule, no traceback, and nothing written.
+
+Cases are grouped by kind: wrong types (caught by the schema while Hydra composes), values
+out of range or not among the choices, optimizer and param-group values, Hydra's grammar and
+unknown names, files, run dirs. Each case runs in its own process, two at a time."""
+
+from concurrent.futures import ThreadPoolExecutor
+
+import torch
+
+from tests.conftest import SHIPPED_WEIGHTS, CreatesFile, assert_one_clear_line, run_cli
+
+FC3 = "param_groups=fc3_boost"
+
+
+def empty_file(tmp_path):
+    (tmp_path / "empty.pt").touch()
+    return [f"pretrained.path={tmp_path / 'empty.pt'}"]
+
+
+def truncated_file(tmp_path):
+    (tmp_path / "cut.pt").write_bytes(SHIPPED_WEIGHTS.read_bytes()[:1000])
+    return [f"pretrained.path={tmp_path / 'cut.pt'}"]
+
+
+def code_carrying_file(tmp_path):
+    torch.save(
+        {"conv1.weight": torch.zeros(1), "x": CreatesFile(tmp_path / "pwned")}, tmp_path / "e.pt"
+    )
+    return [f"pretrained.path={tmp_path / 'e.pt'}"]
+
+
+def unrelated_file(tmp_path):
+    torch.save({"encoder.weight": torch.zeros(3)}, tmp_path / "other.pt")
+    return [f"pretrained.path={tmp_path / 'other.pt'}"]
+
+
+def a_directory(tmp_path):
+    return [f"pretrained.path={tmp_path}"]
+
+
+CASES = {
+    # wrong types: the schema's, checked while Hydra composes
+    "epochs-bool": (["trainer.max_epochs=true"], "trainer.max_epochs=True: must be an integer"),
+    "epochs-fraction": (["trainer.max_epochs=2.5"], "trainer.max_epochs=2.5: must be an integer"),
+    "batch-size-text": (["dataset.batch_size=abc"], "dataset.batch_size=abc: must be an integer"),
+    "batch-size-bool": (["dataset.batch_size=true"], "dataset.batch_size=True: must be an integer"),
+    "accumulate-bool": (["trainer.accumulate_grad_batches=true"], "must be an integer"),
+    "grad-clip-text": (["trainer.grad_clip=abc"], "trainer.grad_clip=abc: must be a number"),
+    "use-ema-text": (
+        ["pretrained.use_ema=maybe"],
+        "pretrained.use_ema=maybe: must be true or false",
+    ),
+    "pretrained-key-typo": (["pretrained.exlude=[]"], "did you mean pretrained.exclude?"),
+    "image-size-0": (["dataset.image_size=0"], "dataset.image_size=0: must be >= 1"),
+    "exclude-not-list": (["pretrained.exclude=3"], "pretrained.exclude: must be a list"),
+    "seed-text": (["seed=x"], "seed=x: must be an integer"),
+    "dry-run-text": (["dry_run=maybe"], "dry_run=maybe: must be true or false"),
+    "class-text": (["dataset.classes=[a]"], "dataset.classes[0]=a: must be an integer"),
+    # ranges and choices
+    "zero-epochs": (["trainer.max_epochs=0"], "trainer.max_epochs=0: must be >= 1"),
+    "negative-epochs": (["trainer.max_epochs=-3"], "trainer.max_epochs=-3: must be >= 1"),
+    "batch-size-0": (["dataset.batch_size=0"], "dataset.batch_size=0: must be >= 1"),
+    "log-every-0": (["trainer.log_every_n_steps=0"], "trainer.log_every_n_steps=0: must be >= 1"),
+    "checkpoint-every-0": (["trainer.checkpoint_every_n_steps=0"], "must be >= 1, or null"),
+    "accumulate-0": (
+        ["trainer.accumulate_grad_batches=0"],
+        "accumulate_grad_batches=0: must be >= 1",
+    ),
+    "grad-clip-0": (["trainer.grad_clip=0"], "trainer.grad_clip=0: must be > 0, or null"),
+    "grad-clip-nan": (["trainer.grad_clip=nan"], "trainer.grad_clip=nan: must be a finite number"),
+    "precision-8": (["trainer.precision=8"], "trainer.precision=8: must be one of 32, bf16, 16"),
+    "monitor-unknown": (["trainer.monitor=acc"], "trainer.monitor=acc: must be one of val/acc"),
+    "val-fraction-1.5": (["dataset.val_fraction=1.5"], "dataset.val_fraction=1.5: must be < 1"),
+    "no-classes": (["dataset.classes=[]"], "dataset.classes=[]: must be a list of at least 1"),
+    "class-twice": (["dataset.classes=[5,5]"], "dataset.classes=[5,5]: must be listed once each"),
+    "class-11": (["dataset.classes=[5,11]"], "dataset.classes=[5,11]: each item must be <= 9"),
+    "shots-0": (["dataset.shots_per_class=0"], "dataset.shots_per_class=0: must be >= 1, or null"),
+    "more-shots-than-exist": (["dataset.shots_per_class=1000"], "digit 5 has only"),
+    "negative-seed": (["seed=-1"], "seed=-1: must be >= 0"),
+    "step-size-0": (["scheduler.step_size=0"], "scheduler.step_size=0: must be >= 1"),
+    "gamma-0": (["scheduler.gamma=0"], "scheduler.gamma=0: must be > 0"),
+    "milestone-0": (["scheduler=multistep", "scheduler.milestones=[0,3]"], "must be >= 1"),
+    "floor-above-1": (["scheduler=cosine", "scheduler.min_lr_ratio=2"], "must be <= 1"),
+    "warmup-too-long": (
+        ["scheduler=warmup_cosine", "scheduler.warmup_epochs=30"],
+        "warmup_epochs=30",
+    ),
+    "pct-start-1": (["scheduler=onecycle", "scheduler.pct_start=1"], "pct_start=1: must be < 1"),
+    "no-cuda": (["trainer.device=cuda"], "trainer.device=cuda: CUDA is not available"),
+    "unknown-device": (["trainer.device=tpu"], "trainer.device=tpu: not a device"),
+    "added-trainer-key": (["+trainer.epochs=3"], "trainer.epochs: no such key"),
+    # optimizer and param groups
+    "negative-lr": (["optimizer.lr=-1"], "optimizer.lr=-1: must be a finite number >= 0"),
+    "nan-lr": (["optimizer.lr=nan"], "optimizer.lr=nan: must be a finite number >= 0"),
+    "text-lr": (["optimizer.lr=abc"], "optimizer.lr='abc': must be a finite number >= 0"),
+    "negative-momentum": (["optimizer.momentum=-1"], "Invalid momentum value: -1"),
+    "optimizer-key-typo": (["+optimizer.momentun=0.9"], "unexpected keyword argument 'momentun'"),
+    "no-such-optimizer": (["optimizer._target_=torch.optim.Adamm"], "no such class"),
+    "nan-mult": ([FC3, "param_groups.fc3.lr_mult=nan"], "fc3.lr_mult=nan: must be a finite"),
+    "inf-mult": ([FC3, "param_groups.fc3.lr_mult=inf"], "fc3.lr_mult=inf: must be a finite"),
+    "negative-mult": ([FC3, "param_groups.fc3.lr_mult=-1"], "fc3.lr_mult=-1: must be >= 0"),
+    "matches-nothing": ([FC3, "param_groups.fc3.pattern=fc4"], "'fc4' matches no parameter"),
+    "bad-regex": ([FC3, "param_groups.fc3.pattern='fc3\\.('"], "invalid regex"),
+    "group-key-typo": ([FC3, "+param_groups.fc3.lr_mul=3"], "lr_mul: did you mean lr_mult?"),
+    # Hydra's grammar and names
+    "typo-group-key": (
+        [FC3, "param_groups.fc3.lr_mul=3"],
+        "param_groups.fc3.lr_mul: no such key; did you mean param_groups.fc3.lr_mult?",
+    ),
+    "typo-key": (["trainer.max_epoch=3"], "did you mean trainer.max_epochs?"),
+    "unknown-config-option": (["model=lenett"], "did you mean model=lenet?"),
+    "unquoted-regex": ([FC3, "param_groups.fc3.pattern=^fc3"], "cannot parse the override"),
+    "unclosed-list": (["dataset.classes=[1,2"], "cannot parse the override"),
+    # files
+    "missing-file": (["pretrained.path=/nonexistent/w.pt"], "/nonexistent/w.pt: no such file"),
+    "empty-file": (empty_file, "the file is empty"),
+    "truncated-file": (truncated_file, "not a readable PyTorch checkpoint"),
+    "code-carrying-file": (code_carrying_file, "refused: the checkpoint's pickle asks to build"),
+    "unrelated-file": (unrelated_file, "shares no tensor (same key and shape) with the model"),
+    "checkpoint-is-a-directory": (a_directory, "is a directory, not a checkpoint file"),
+    "prefix-no-key-has": (["pretrained.prefix=backbone."], "no key of pretrained.path="),
+    "rename-renames-nothing": (["pretrained.rename=[['^zzz', 'a']]"], "renames no key"),
+    "image-folder-without-root": (["dataset=image_folder"], "dataset.root: required, and not set"),
+    "image-folder-missing-root": (
+        ["dataset=image_folder", "dataset.root=/nonexistent"],
+        "dataset.root=/nonexistent: no such directory",
+    ),
+    # run dirs
+    "nothing-to-resume": (["resume=true"], "resume=true: no checkpoint at"),
+}
+
+
+def run_case(tmp_path, name):
+    overrides, _ = CASES[name]
+    case_dir = tmp_path / name
+    case_dir.mkdir()
+    overrides = overrides(case_dir) if callable(overrides) else overrides
+    return run_cli(*overrides, f"hydra.run.dir={case_dir / 'run'}", check=False)
+
+
+def test_every_bad_input_is_one_clear_line_and_writes_nothing(tmp_path):
+    names = [n for n in CASES if not (n == "no-cuda" and torch.cuda.is_available())]
+    assert len(names) >= 40
+    with ThreadPoolExecutor(max_workers=2) as pool:  # each case is a process: two at a time
+        results = dict(zip(names, pool.map(lambda n: run_case(tmp_path, n), names), strict=True))
+    failures = []
+    for name, result in results.items():
+        try:
+            assert_one_clear_line(result, CASES[name][1])
+        except AssertionError as err:
+            failures.append(f"{name}: {err}")
+        run_dir = tmp_path / name / "run"
+        # Hydra's own record (.hydra/) and console log (run.log) are all a refused run leaves.
+        written = sorted({p.name for p in run_dir.glob("*")} - {".hydra", "run.log"})
+        if written:
+            failures.append(f"{name}: wrote {written}")
+    assert not (tmp_path / "code-carrying-file" / "pwned").exists()
+    assert not failures, "\n".join(failures)
