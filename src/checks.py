@@ -86,7 +86,7 @@ def _optimizer_problems(optimizer: DictConfig) -> tuple[type | None, list[str]]:
         return cls, problems
     try:
         cls([torch.zeros(1, requires_grad=True)], **arguments)
-    except (TypeError, ValueError) as err:
+    except (TypeError, ValueError, IndexError) as err:  # AdamW(betas=[0.9]): IndexError
         problems.append(
             f"optimizer ({optimizer._target_}): {err}; check the values under optimizer"
         )

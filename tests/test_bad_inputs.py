@@ -3,13 +3,18 @@ line naming the key, the value and the rule, no traceback, and nothing written.
 
 Cases are grouped by kind: wrong types (caught by the schema while Hydra composes), values
 out of range or not among the choices, optimizer and param-group values, Hydra's grammar and
-unknown names, files, run dirs. Each case runs in its own process, two at a time."""
+unknown names, files, run dirs. The cases run one after another in one process that executes
+the command's own `__main__` for each (tests/cli_in_process.py): 60 processes would spend
+two minutes importing torch."""
 
-from concurrent.futures import ThreadPoolExecutor
+import json
+import os
+import subprocess
+import sys
 
 import torch
 
-from tests.conftest import SHIPPED_WEIGHTS, CreatesFile, assert_one_clear_line, run_cli
+from tests.conftest import ROOT, SHIPPED_WEIGHTS, CreatesFile, assert_one_clear_line, run_cli
 
 FC3 = "param_groups=fc3_boost"
 
@@ -97,6 +102,8 @@ CASES = {
     "text-lr": (["optimizer.lr=abc"], "optimizer.lr='abc': must be a finite number >= 0"),
     "negative-momentum": (["optimizer.momentum=-1"], "Invalid momentum value: -1"),
     "optimizer-key-typo": (["+optimizer.momentun=0.9"], "unexpected keyword argument 'momentun'"),
+    "short-betas": (["optimizer=adamw", "optimizer.betas=[0.9]"], "optimizer (torch.optim.AdamW)"),
+    "group-not-a-mapping": (["param_groups.head=3"], "param_groups.head: no such key"),
     "no-such-optimizer": (["optimizer._target_=torch.optim.Adamm"], "no such class"),
     "nan-mult": ([FC3, "param_groups.fc3.lr_mult=nan"], "fc3.lr_mult=nan: must be a finite"),
     "inf-mult": ([FC3, "param_groups.fc3.lr_mult=inf"], "fc3.lr_mult=inf: must be a finite"),
@@ -132,19 +139,33 @@ CASES = {
 }
 
 
-def run_case(tmp_path, name):
-    overrides, _ = CASES[name]
-    case_dir = tmp_path / name
-    case_dir.mkdir()
-    overrides = overrides(case_dir) if callable(overrides) else overrides
-    return run_cli(*overrides, f"hydra.run.dir={case_dir / 'run'}", check=False)
+def run_all_in_one_process(tmp_path, names: list[str]) -> dict[str, subprocess.CompletedProcess]:
+    cases = []
+    for name in names:
+        overrides, _ = CASES[name]
+        case_dir = tmp_path / name
+        case_dir.mkdir(parents=True)
+        overrides = overrides(case_dir) if callable(overrides) else overrides
+        cases.append([*overrides, f"hydra.run.dir={case_dir / 'run'}"])
+    (tmp_path / "cases.json").write_text(json.dumps(cases))
+    subprocess.run(
+        [sys.executable, "-m", "tests.cli_in_process", "cases.json", "results.json"],
+        cwd=tmp_path,
+        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        check=True,
+        timeout=600,
+    )
+    results = json.loads((tmp_path / "results.json").read_text())
+    return {
+        name: subprocess.CompletedProcess(args, r["code"], r["stdout"], r["stderr"])
+        for name, args, r in zip(names, cases, results, strict=True)
+    }
 
 
 def test_every_bad_input_is_one_clear_line_and_writes_nothing(tmp_path):
     names = [n for n in CASES if not (n == "no-cuda" and torch.cuda.is_available())]
     assert len(names) >= 40
-    with ThreadPoolExecutor(max_workers=2) as pool:  # each case is a process: two at a time
-        results = dict(zip(names, pool.map(lambda n: run_case(tmp_path, n), names), strict=True))
+    results = run_all_in_one_process(tmp_path, names)
     failures = []
     for name, result in results.items():
         try:
@@ -158,3 +179,12 @@ def test_every_bad_input_is_one_clear_line_and_writes_nothing(tmp_path):
             failures.append(f"{name}: wrote {written}")
     assert not (tmp_path / "code-carrying-file" / "pwned").exists()
     assert not failures, "\n".join(failures)
+
+
+def test_the_catalogue_runs_the_command_itself(tmp_path):
+    """The in-process runs above are the command's own: the same case in its own process
+    gives the same line and exit code."""
+    name = "zero-epochs"
+    in_process = run_all_in_one_process(tmp_path / "in", [name])[name]
+    alone = run_cli(*CASES[name][0], f"hydra.run.dir={tmp_path / 'alone'}", check=False)
+    assert (in_process.returncode, in_process.stderr) == (alone.returncode, alone.stderr)

@@ -58,7 +58,8 @@ def _unknown_key(err: Exception, full_key: str, siblings: list[str]) -> str:
     typed = is_dataclass(getattr(err.__cause__, "object_type", None))
     # A typed section (see schema) has a fixed set of keys: nothing would read an added one.
     add = f"; to add a new key on purpose: {append.group(1)}" if append and not typed else ""
-    return f"{full_key}: no such key; {hint}{parent or 'the config'} has {', '.join(siblings)}{add}"
+    has = f"has {', '.join(siblings)}" if siblings else "is empty"
+    return f"{full_key}: no such key; {hint}{parent or 'the config'} {has}{add}"
 
 
 # What OmegaConf says when a value does not fit the schema's type -> the type in words.
