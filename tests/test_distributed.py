@@ -1,9 +1,6 @@
 """Distributed training with torchrun and DDP, on CPU processes talking through Gloo."""
 
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import torch
@@ -16,7 +13,7 @@ from src.runner import Runner
 from src.training import distributed
 from src.training.checkpoints import load_checkpoint
 from src.training.trainer import Trainer
-from tests.conftest import ROOT, read_scalars
+from tests.conftest import ROOT, read_scalars, run_python
 
 TINY = ["dataset.shots_per_class=8", "trainer.max_epochs=2", "scheduler=cosine"]
 
@@ -25,16 +22,11 @@ def test_two_gloo_processes_match_one_process_with_the_same_global_batch(make_cf
     one = tmp_path / "one"
     Runner(make_cfg(*TINY, "dataset.batch_size=8"), one).run()
     # No hydra.run.dir: both ranks must name the same dir from `${now:...}`.
-    result = subprocess.run(
-        [
-            *(sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"),
-            *("-m", "src.run", *TINY, "dataset.batch_size=4"),
-        ],
+    result = run_python(
+        *("-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"),
+        *("-m", "src.run", *TINY, "dataset.batch_size=4"),
         cwd=tmp_path,
-        env={**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"},
-        capture_output=True,
-        text=True,
-        timeout=300,
+        env={"PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"},
     )
     assert result.returncode == 0, result.stderr
     (two,) = (tmp_path / "outputs" / "runs").iterdir()

@@ -1,26 +1,13 @@
 """Bad input through the real CLI: exit 2, one line naming the key, the value and what to do,
 no traceback, nothing already written overwritten or lost. (More cases: tests/test_cli.py.)"""
 
-import os
-import subprocess
-import sys
-
 import pytest
 import torch
 
 from src.training.checkpoints import load_checkpoint
-from tests.conftest import ROOT, run_cli
+from tests.conftest import assert_one_clear_line, run_cli
 
 TINY = ["dataset.shots_per_class=8", "dataset.batch_size=8"]
-
-
-def assert_one_clear_line(result: subprocess.CompletedProcess, expected: str) -> None:
-    assert result.returncode == 2, result.stderr
-    errors = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(errors) == 1 and errors[0].startswith("groupwise: error: "), result.stderr
-    assert expected in errors[0]
-    assert "Traceback" not in result.stderr + result.stdout
-    assert "HYDRA_FULL_ERROR" not in result.stderr
 
 
 def empty_checkpoint(tmp_path):
@@ -79,13 +66,11 @@ def test_bad_input_is_one_clear_line_and_writes_no_checkpoint(tmp_path, override
 
 
 def test_hydra_full_error_shows_the_traceback(tmp_path):
-    result = subprocess.run(
-        [sys.executable, "-m", "src.run", "trainer.max_epoch=3", f"hydra.run.dir={tmp_path}"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        env={**os.environ, "HYDRA_FULL_ERROR": "1"},
-        timeout=300,
+    result = run_cli(
+        "trainer.max_epoch=3",
+        f"hydra.run.dir={tmp_path}",
+        check=False,
+        env={"HYDRA_FULL_ERROR": "1"},
     )
     assert result.returncode != 0 and "Traceback" in result.stderr
 
@@ -142,7 +127,8 @@ def test_resume_with_a_changed_model_or_groups_is_refused_and_keeps_the_run(
     assert_one_clear_line(result, expected)
     if overrides[0].startswith("model="):
         assert (
-            "model._target_: 'src.models.lenet.LeNet' -> 'src.models.torchvision_models.torchvision_model'" in result.stderr
+            "model._target_: 'src.models.lenet.LeNet' -> 'src.models.torchvision_models.torchvision_model'"
+            in result.stderr
         )
     assert_nothing_overwritten_or_lost(before)
 

@@ -18,7 +18,7 @@ from src.tracking.logger import RunLogger
 from src.training import progress
 from src.training.checkpoints import load_checkpoint
 from src.training.trainer import Trainer
-from tests.conftest import ROOT
+from tests.conftest import CLI, ROOT
 
 FEW = ["dataset.shots_per_class=8", "trainer.max_epochs=2"]  # 40 images: 3 batches of 16
 
@@ -211,8 +211,8 @@ def test_compiled_training_matches_eager_training(make_cfg, tmp_path):
 def test_progress_bar_on_a_terminal_shows_images_per_second_loss_and_lr(tmp_path):
     leader, follower = pty.openpty()
     termios.tcsetwinsize(follower, (24, 200))  # a new pty is 0 columns wide: tqdm draws nothing
-    command = [sys.executable, "-m", "src.run", *FEW, "trainer.log_every_n_steps=1"]
-    job = subprocess.Popen([*command, f"hydra.run.dir={tmp_path}"], cwd=ROOT, stderr=follower)
+    command = [*CLI, *FEW, "trainer.log_every_n_steps=1", f"hydra.run.dir={tmp_path}"]
+    job = subprocess.Popen(command, cwd=ROOT, stderr=follower)
     os.close(follower)
     output = b""
     while chunk := _read(leader):
