@@ -3,11 +3,15 @@ in its own run, and the launcher and sweeper plugins."""
 
 import csv
 import json
+import math
+import pickle
 import statistics
 
 import pytest
 import yaml
 
+from src.errors import GroupwiseError
+from src.tracking.sweep_summary import FailedJob
 from tests.conftest import compose_config, read_scalars, read_session_hparams, run_cli
 
 
@@ -65,6 +69,14 @@ def test_a_failing_job_keeps_its_row_the_others_run_and_the_command_fails(tmp_pa
         "| 1 | param_groups=fc3_boost param_groups.fc3.lr_mult=-1 trainer.max_epochs=1 |"
         in markdown
     )
+
+
+def test_a_failed_jobs_result_is_nan_to_sweepers_and_keeps_its_error_across_processes():
+    failed = FailedJob.of(GroupwiseError("a.b=1: must be >= 2", "c: unknown key"))
+    back = pickle.loads(pickle.dumps(failed))  # as joblib and submitit send results back
+    assert isinstance(back, FailedJob) and back.error == "a.b=1: must be >= 2; c: unknown key"
+    assert math.isnan(float(back))  # optuna records a NaN value as a failed trial
+    assert FailedJob.of(KeyError("x")).error == "KeyError: 'x'"
 
 
 def test_joblib_runs_jobs_in_parallel_processes_sharing_the_cores(tmp_path):

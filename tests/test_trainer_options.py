@@ -10,7 +10,6 @@ import termios
 
 import pytest
 import torch
-from omegaconf import open_dict
 
 from src.errors import GroupwiseError
 from src.runner import Runner
@@ -18,7 +17,7 @@ from src.tracking.logger import RunLogger
 from src.training import progress
 from src.training.checkpoints import load_checkpoint
 from src.training.trainer import Trainer
-from tests.conftest import CLI, ROOT
+from tests.conftest import CLI, ROOT, compose_config
 
 FEW = ["dataset.shots_per_class=8", "trainer.max_epochs=2"]  # 40 images: 3 batches of 16
 
@@ -230,23 +229,21 @@ def _read(fd: int) -> bytes:
         return b""
 
 
-def test_progress_bar_stays_off_without_a_terminal_and_in_parallel_sweeps(make_cfg, monkeypatch):
+def test_progress_bar_stays_off_without_a_terminal_and_in_parallel_sweeps(monkeypatch):
     monkeypatch.setattr(sys.stderr, "isatty", lambda: False, raising=False)
     assert not progress.wanted()
     monkeypatch.setattr(sys.stderr, "isatty", lambda: True, raising=False)
     assert progress.wanted()  # a terminal, no Hydra job: e.g. a notebook or a script
 
     from hydra.core.hydra_config import HydraConfig
-    from hydra.types import RunMode
 
-    cfg = make_cfg()
-    for launcher, parallel in [
-        ("hydra._internal.core_plugins.basic_launcher.BasicLauncher", False),
-        ("hydra_plugins.hydra_joblib_launcher.joblib_launcher.JoblibLauncher", True),
+    monkeypatch.setattr(HydraConfig, "initialized", staticmethod(lambda: True))
+    for overrides, parallel in [
+        (["hydra.mode=RUN"], False),
+        (["hydra.mode=MULTIRUN"], False),  # the basic launcher: one job after another
+        (["hydra.mode=MULTIRUN", "hydra/launcher=joblib"], True),
+        (["hydra.mode=MULTIRUN", "hydra/launcher=submitit_local"], True),
     ]:
-        hydra_cfg = {"mode": RunMode.MULTIRUN, "launcher": {"_target_": launcher}}
-        with open_dict(cfg):
-            cfg.hydra = hydra_cfg
-        monkeypatch.setattr(HydraConfig, "initialized", staticmethod(lambda: True))
+        cfg = compose_config(*overrides, with_hydra=True)
         monkeypatch.setattr(HydraConfig, "get", staticmethod(lambda c=cfg: c.hydra))
-        assert progress.wanted() is not parallel
+        assert progress.wanted() is not parallel, overrides
