@@ -67,9 +67,7 @@ def build_with_pretrained(
     except (RuntimeError, NotImplementedError) as err:  # a model that computes with its tensors
         model = make_model()
         report = load_pretrained(model, path, **options)
-        report.built = (
-            f"{BUILT_NORMALLY}: its constructor fails on the meta device ({_first_line(err)})"
-        )
+        report.built = f"{BUILT_NORMALLY}: its constructor fails on the meta device ({_first_message_line(err)})"
         return model, report
     keep, report = _match(model, path, **options)
     not_loaded = [k for k in model.state_dict() if k not in keep]
@@ -220,7 +218,8 @@ def _adapt_input_channels(weight: torch.Tensor, channels: int) -> torch.Tensor:
     return weight.repeat(1, repeats, *[1] * (weight.ndim - 2))[:, :channels] * (3 / channels)
 
 
-def _first_line(err: Exception) -> str:
+def _first_message_line(err: Exception) -> str:
+    """A constructor's complaint in one line, for the load report."""
     return next((line for line in str(err).splitlines() if line.strip()), type(err).__name__)
 
 
