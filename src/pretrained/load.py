@@ -21,7 +21,7 @@ from torch import nn
 from src.errors import GroupwiseError
 from src.pretrained.files import read_state_dict, read_weights
 from src.pretrained.keys import check_rules, map_keys
-from src.pretrained.report import LoadReport, fold, format_report
+from src.pretrained.report import LoadReport, fold_by_prefix, format_report
 
 __all__ = [
     "LoadReport",
@@ -159,7 +159,7 @@ def _check_outcome(report: LoadReport, keep, tensors, model_state, strict: bool)
         )
     if strict and (report.unexpected or report.missing or report.skipped_shape):
         problems = [
-            f"{label} {len(keys)}: {', '.join(fold(list(keys)))}"
+            f"{label} {len(keys)}: {', '.join(fold_by_prefix(list(keys)))}"
             for label, keys in (
                 ("unexpected", report.unexpected),
                 ("missing", report.missing),
