@@ -1,7 +1,8 @@
-"""Shared helpers: compose the real configs in-process, run the real CLI in a subprocess,
-read TensorBoard event files back."""
+"""Shared helpers: compose the real configs in-process, run the real CLI in a subprocess and
+check how it refuses bad input, read TensorBoard event files back."""
 
 import builtins
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -9,41 +10,81 @@ from pathlib import Path
 import pytest
 from hydra import compose, initialize_config_dir
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+from tensorboard.plugins.hparams import metadata as hparams_metadata
 
 import src.run  # noqa: F401  registers the config resolvers
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED_WEIGHTS = ROOT / "weights" / "lenet_digits_0-4.pt"
+CLI = [sys.executable, "-m", "src.run"]  # the command a user types
+
+
+def compose_config(*overrides: str, with_hydra: bool = False):
+    """The config `python -m src.run <overrides>` would run; `with_hydra`: with its `hydra`
+    node (launcher, run dir, choices)."""
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        return compose("config", overrides=list(overrides), return_hydra_config=with_hydra)
 
 
 @pytest.fixture
 def make_cfg():
-    def make(*overrides: str, return_hydra_config: bool = False):
-        with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-            return compose(
-                "config", overrides=list(overrides), return_hydra_config=return_hydra_config
-            )
-
-    return make
+    return compose_config
 
 
-def run_cli(*args: str, check: bool = True) -> subprocess.CompletedProcess:
-    result = subprocess.run(
-        [sys.executable, "-m", "src.run", *args],
-        cwd=ROOT,
+# --- the CLI in a subprocess ----------------------------------------------------------------
+
+
+def run_python(
+    *args: str, cwd: Path = ROOT, env: dict | None = None
+) -> subprocess.CompletedProcess:
+    """`python <args>` in a fresh process, output captured; `env` adds to this environment."""
+    return subprocess.run(
+        [sys.executable, *args],
+        cwd=cwd,
+        env={**os.environ, **(env or {})},
         capture_output=True,
         text=True,
         timeout=300,
     )
+
+
+def run_cli(*args: str, check: bool = True, env: dict | None = None) -> subprocess.CompletedProcess:
+    """`python -m src.run <args>`; `check`: fail the test, with the output, unless it exits 0."""
+    result = run_python("-m", "src.run", *args, env=env)
     if check and result.returncode != 0:
         raise AssertionError(f"exit {result.returncode}\n{result.stdout}\n{result.stderr}")
     return result
 
 
+def error_lines(result: subprocess.CompletedProcess) -> list[str]:
+    """The stderr lines of a run refused for bad input, checked to be what a user should see:
+    exit 2, nothing but `groupwise: error:` lines, no traceback, no HYDRA_FULL_ERROR hint."""
+    assert result.returncode == 2, result.stderr
+    lines = result.stderr.splitlines()
+    assert lines and all(line.startswith("groupwise: error: ") for line in lines), result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+    assert "HYDRA_FULL_ERROR" not in result.stderr
+    return lines
+
+
+def assert_one_clear_line(result: subprocess.CompletedProcess, expected: str) -> None:
+    lines = error_lines(result)
+    assert len(lines) == 1 and expected in lines[0], result.stderr
+
+
+# --- TensorBoard event files ----------------------------------------------------------------
+
+
+def read_events(run_dir: Path) -> EventAccumulator:
+    """Everything a run's event files hold (no sampling: every step of every tag)."""
+    events = EventAccumulator(str(run_dir), size_guidance={"scalars": 0, "tensors": 0})
+    events.Reload()
+    return events
+
+
 def read_scalars(run_dir: Path) -> dict[str, list[tuple[int, float]]]:
     """Every scalar tag of a run's event files, as (step, value) pairs."""
-    events = EventAccumulator(str(run_dir), size_guidance={"scalars": 0})
-    events.Reload()
+    events = read_events(run_dir)
     return {
         tag: [(e.step, e.value) for e in events.Scalars(tag)] for tag in events.Tags()["scalars"]
     }
@@ -51,8 +92,7 @@ def read_scalars(run_dir: Path) -> dict[str, list[tuple[int, float]]]:
 
 def read_texts(run_dir: Path) -> dict[str, str]:
     """Every text summary of a run's event files, by tag."""
-    events = EventAccumulator(str(run_dir), size_guidance={"tensors": 0})
-    events.Reload()
+    events = read_events(run_dir)
     return {
         tag.removesuffix("/text_summary"): events.Tensors(tag)[-1]
         .tensor_proto.string_val[0]
@@ -60,6 +100,24 @@ def read_texts(run_dir: Path) -> dict[str, str]:
         for tag in events.Tags()["tensors"]
         if tag.endswith("/text_summary")
     }
+
+
+def read_plugin_content(run_dir: Path, plugin: str) -> dict[str, bytes]:
+    """A TensorBoard plugin's data in a run's event files, by tag."""
+    return read_events(run_dir).PluginTagToContent(plugin)
+
+
+def read_session_hparams(run_dir: Path) -> dict[str, float | str]:
+    """The hparams of the run's session as its HPARAMS row shows them: numbers as numbers."""
+    content = read_plugin_content(run_dir, "hparams")[hparams_metadata.SESSION_START_INFO_TAG]
+    start = hparams_metadata.parse_session_start_info_plugin_data(content)
+    return {
+        k: v.number_value if v.HasField("number_value") else v.string_value
+        for k, v in start.hparams.items()
+    }
+
+
+# --- checkpoints ----------------------------------------------------------------------------
 
 
 class CreatesFile:
@@ -70,13 +128,3 @@ class CreatesFile:
 
     def __reduce__(self):
         return builtins.open, (self.target, "w")
-
-
-def assert_one_clear_line(result: subprocess.CompletedProcess, expected: str) -> None:
-    """A user's mistake: exit 2, one `groupwise: error:` line holding `expected`, no traceback."""
-    assert result.returncode == 2, result.stderr
-    errors = [line for line in result.stderr.splitlines() if line.strip()]
-    assert len(errors) == 1 and errors[0].startswith("groupwise: error: "), result.stderr
-    assert expected in errors[0], errors[0]
-    assert "Traceback" not in result.stderr + result.stdout
-    assert "HYDRA_FULL_ERROR" not in result.stderr

@@ -1,22 +1,22 @@
 """Distributed training with torchrun and DDP, on CPU processes talking through Gloo."""
 
 import json
-import os
-import subprocess
-import sys
+from datetime import datetime
 from pathlib import Path
 
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
+from omegaconf import OmegaConf
 
+from src.config import resolvers
 from src.data import digits as data_module
 from src.models.lenet import LeNet
 from src.runner import Runner
 from src.training import distributed
 from src.training.checkpoints import load_checkpoint
 from src.training.trainer import Trainer
-from tests.conftest import ROOT, read_scalars
+from tests.conftest import ROOT, read_scalars, run_python
 
 TINY = ["dataset.shots_per_class=8", "trainer.max_epochs=2", "scheduler=cosine"]
 
@@ -24,17 +24,12 @@ TINY = ["dataset.shots_per_class=8", "trainer.max_epochs=2", "scheduler=cosine"]
 def test_two_gloo_processes_match_one_process_with_the_same_global_batch(make_cfg, tmp_path):
     one = tmp_path / "one"
     Runner(make_cfg(*TINY, "dataset.batch_size=8"), one).run()
-    # No hydra.run.dir: both ranks must name the same dir from `${now:...}`.
-    result = subprocess.run(
-        [
-            *(sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"),
-            *("-m", "src.run", *TINY, "dataset.batch_size=4"),
-        ],
+    # No hydra.run.dir: both ranks must name the same dir from `${launch_time:...}`.
+    result = run_python(
+        *("-m", "torch.distributed.run", "--standalone", "--nproc_per_node=2"),
+        *("-m", "src.run", *TINY, "dataset.batch_size=4"),
         cwd=tmp_path,
-        env={**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"},
-        capture_output=True,
-        text=True,
-        timeout=300,
+        env={"PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"},
     )
     assert result.returncode == 0, result.stderr
     (two,) = (tmp_path / "outputs" / "runs").iterdir()
@@ -51,6 +46,16 @@ def test_two_gloo_processes_match_one_process_with_the_same_global_batch(make_cf
     assert len(list(two.glob("events.out.tfevents.*"))) == 1
     assert [s for s, _ in read_scalars(two)["lr/default"]] == [0]  # steps 0..9, every 10th
     assert result.stdout.count("epoch 2/2") == 1
+
+
+def test_run_dirs_are_named_from_the_shared_launch_time_once_there_is_one(monkeypatch):
+    monkeypatch.setattr(resolvers, "_shared_launch_time", None)
+    run_dir = "runs/${launch_time:%Y-%m-%d_%H-%M-%S}"
+    before = datetime.now().replace(microsecond=0)
+    named = OmegaConf.create({"dir": run_dir}).dir  # one process: its own clock, as Hydra's now
+    assert before <= datetime.strptime(named, "runs/%Y-%m-%d_%H-%M-%S") <= datetime.now()
+    resolvers.use_launch_time(datetime(2001, 2, 3, 4, 5, 6))  # rank 0's, under torchrun
+    assert OmegaConf.create({"dir": run_dir}).dir == "runs/2001-02-03_04-05-06"
 
 
 def _train_with_fc3_unfrozen_at_epoch_2(rank: int, world: int, rendezvous: str, out: str):

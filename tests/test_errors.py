@@ -1,27 +1,21 @@
 """Bad input through the real CLI: exit 2, one line naming the key, the value and what to do,
 no traceback, nothing already written overwritten or lost. (More cases: tests/test_cli.py.)"""
 
-import os
-import subprocess
-import sys
-
 import pytest
 import torch
 
 from src.training.checkpoints import load_checkpoint
-from tests.conftest import ROOT, assert_one_clear_line, run_cli
+from tests.conftest import assert_one_clear_line, run_cli
 
 TINY = ["dataset.shots_per_class=8", "dataset.batch_size=8"]
 
 
 def test_hydra_full_error_shows_the_traceback(tmp_path):
-    result = subprocess.run(
-        [sys.executable, "-m", "src.run", "trainer.max_epoch=3", f"hydra.run.dir={tmp_path}"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        env={**os.environ, "HYDRA_FULL_ERROR": "1"},
-        timeout=300,
+    result = run_cli(
+        "trainer.max_epoch=3",
+        f"hydra.run.dir={tmp_path}",
+        check=False,
+        env={"HYDRA_FULL_ERROR": "1"},
     )
     assert result.returncode != 0 and "Traceback" in result.stderr
 

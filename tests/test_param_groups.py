@@ -8,7 +8,7 @@ from torch import nn
 
 from src.errors import GroupwiseError
 from src.models.lenet import LeNet
-from src.optim.explain import explain, fold_names, format_explain
+from src.optim.explain import explain, fold_by_number, format_explain
 from src.optim.freezing import set_trainable
 from src.optim.param_groups import optimizer_groups
 from src.optim.resolve import resolve
@@ -374,16 +374,16 @@ def test_problems_found_while_resolving_are_reported_together():
 # --- explain -----------------------------------------------------------------------------------
 
 
-def test_fold_names_folds_numbers_innermost_first_and_runs_of_three_or_more():
+def test_fold_by_number_folds_numbers_innermost_first_and_runs_of_three_or_more():
     names = [f"layer4.{b}.conv{c}.weight" for b in range(2) for c in (1, 2)] + [
         f"blocks.{i}.norm.weight" for i in (0, 1, 2, 3, 5)
     ]
-    assert fold_names(names) == ["layer4.{0,1}.conv{1,2}.weight", "blocks.{0..3,5}.norm.weight"]
+    assert fold_by_number(names) == ["layer4.{0,1}.conv{1,2}.weight", "blocks.{0..3,5}.norm.weight"]
 
 
-def test_fold_names_fits_a_resnet50_on_a_screen():
+def test_fold_by_number_fits_a_resnet50_on_a_screen():
     names = [n for n, _ in on_meta("resnet50").named_parameters()]
-    folded = fold_names(names)
+    folded = fold_by_number(names)
     assert len(names) == 161 and len(folded) <= 20
     assert "layer3.{0..5}.conv{1..3}.weight" in folded
 

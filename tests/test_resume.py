@@ -4,7 +4,6 @@ one; checkpoints are atomic; a changed model or param groups is refused."""
 import json
 import shutil
 import subprocess
-import sys
 
 import pytest
 import torch
@@ -13,7 +12,7 @@ from torch import nn
 from src.runner import Runner
 from src.training import trainer as trainer_module
 from src.training.checkpoints import load_checkpoint
-from tests.conftest import ROOT, read_scalars, run_cli
+from tests.conftest import read_scalars, run_cli, run_python
 
 # 5 digits x 8 shots, batch 8: 5 steps an epoch, 15 in all; a checkpoint every 3 steps
 # lands mid-epoch (3, 6, 9, 12) as well as at epoch ends (5, 10, 15).
@@ -28,13 +27,7 @@ TINY = [
 
 
 def crash(mode: str, n: int, *overrides: str) -> subprocess.CompletedProcess:
-    result = subprocess.run(
-        [sys.executable, "-m", "tests.crashing_run", mode, str(n), *overrides],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    result = run_python("-m", "tests.crashing_run", mode, str(n), *overrides)
     assert result.returncode == -9, result.stderr  # killed by SIGKILL, not an error
     return result
 

@@ -3,31 +3,21 @@ in its own run, and the launcher and sweeper plugins."""
 
 import csv
 import json
+import math
+import pickle
 import statistics
 
 import pytest
 import yaml
-from hydra import compose, initialize_config_dir
-from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-from tensorboard.plugins.hparams import metadata as hparams_metadata
 
-from tests.conftest import ROOT, read_scalars, run_cli
+from src.errors import GroupwiseError
+from src.tracking.sweep_summary import FailedJob
+from tests.conftest import compose_config, read_scalars, read_session_hparams, run_cli
 
 
 def summary_rows(sweep_dir):
     with (sweep_dir / "summary.csv").open() as f:
         return list(csv.DictReader(f))
-
-
-def session_hparams(run_dir) -> dict:
-    events = EventAccumulator(str(run_dir))
-    events.Reload()
-    content = events.PluginTagToContent("hparams")[hparams_metadata.SESSION_START_INFO_TAG]
-    start = hparams_metadata.parse_session_start_info_plugin_data(content)
-    return {
-        k: v.number_value if v.HasField("number_value") else v.string_value
-        for k, v in start.hparams.items()
-    }
 
 
 def test_a_failing_job_keeps_its_row_the_others_run_and_the_command_fails(tmp_path):
@@ -66,7 +56,7 @@ def test_a_failing_job_keeps_its_row_the_others_run_and_the_command_fails(tmp_pa
         assert float(row["best_val_acc"]) == pytest.approx(metrics["best_val_acc"])
         assert row["epochs"] == "1" and float(row["wall_time_s"]) > 0 and row["error"] == ""
         # each job's HPARAMS row: its swept values, beside its own scalars
-        assert session_hparams(job_dir) == {
+        assert read_session_hparams(job_dir) == {
             "param_groups": "fc3_boost",
             "param_groups.fc3.lr_mult": mult,
             "trainer.max_epochs": 1,
@@ -79,6 +69,14 @@ def test_a_failing_job_keeps_its_row_the_others_run_and_the_command_fails(tmp_pa
         "| 1 | param_groups=fc3_boost param_groups.fc3.lr_mult=-1 trainer.max_epochs=1 |"
         in markdown
     )
+
+
+def test_a_failed_jobs_result_is_nan_to_sweepers_and_keeps_its_error_across_processes():
+    failed = FailedJob.of(GroupwiseError("a.b=1: must be >= 2", "c: unknown key"))
+    back = pickle.loads(pickle.dumps(failed))  # as joblib and submitit send results back
+    assert isinstance(back, FailedJob) and back.error == "a.b=1: must be >= 2; c: unknown key"
+    assert math.isnan(float(back))  # optuna records a NaN value as a failed trial
+    assert FailedJob.of(KeyError("x")).error == "KeyError: 'x'"
 
 
 def test_joblib_runs_jobs_in_parallel_processes_sharing_the_cores(tmp_path):
@@ -130,7 +128,7 @@ def test_optuna_searches_the_base_lr_and_the_head_multiplier_for_val_acc(tmp_pat
     best = results["best_params"]
     assert 1e-4 <= best["optimizer.lr"] <= 1e-1 and 1 <= best["param_groups.fc3.lr_mult"] <= 100
     # every trial's sampled values are numbers in its HPARAMS row
-    trials = [session_hparams(p.parent) for p in tmp_path.glob("*/metrics.json")]
+    trials = [read_session_hparams(p.parent) for p in tmp_path.glob("*/metrics.json")]
     assert len({t["optimizer.lr"] for t in trials}) == 3
     assert all(isinstance(t["param_groups.fc3.lr_mult"], float) for t in trials)
 
@@ -184,9 +182,7 @@ def test_fewshot_study_prints_mean_and_std_per_start_and_shot_count(tmp_path):
 
 def test_slurm_preset_asks_for_one_gpu_per_job_on_the_partition_given():
     pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
-    overrides = ["hydra/launcher=slurm", "hydra.launcher.partition=gpu"]
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        cfg = compose("config", overrides, return_hydra_config=True)
+    cfg = compose_config("hydra/launcher=slurm", "hydra.launcher.partition=gpu", with_hydra=True)
     launcher = cfg.hydra.launcher
     assert launcher._target_.endswith("submitit_launcher.SlurmLauncher")
     assert launcher.partition == "gpu"

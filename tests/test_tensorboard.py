@@ -5,7 +5,6 @@ import json
 
 import pytest
 import torch
-from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.custom_scalar import layout_pb2
 from tensorboard.plugins.hparams import api_pb2
 from tensorboard.plugins.hparams import metadata as hparams_metadata
@@ -14,13 +13,7 @@ from torch import nn
 from src.runner import Runner
 from src.tracking import hparams
 from src.tracking.logger import RunLogger
-from tests.conftest import read_scalars
-
-
-def plugin_content(run_dir, plugin: str) -> dict[str, bytes]:
-    events = EventAccumulator(str(run_dir), size_guidance={"tensors": 0})
-    events.Reload()
-    return events.PluginTagToContent(plugin)
+from tests.conftest import read_events, read_plugin_content, read_scalars, read_session_hparams
 
 
 def test_grad_norm_and_update_ratio_per_named_group_on_logged_steps_only(tmp_path):
@@ -85,10 +78,8 @@ def test_a_run_logs_every_groups_signals_with_the_lrs_and_the_boosted_head_moves
 
 def test_custom_scalars_layout_puts_every_group_on_one_chart_per_signal(tmp_path):
     RunLogger(tmp_path).close()
-    events = EventAccumulator(str(tmp_path), size_guidance={"tensors": 0})
-    events.Reload()
     layout = layout_pb2.Layout.FromString(
-        events.Tensors("custom_scalars__config__")[0].tensor_proto.string_val[0]
+        read_events(tmp_path).Tensors("custom_scalars__config__")[0].tensor_proto.string_val[0]
     )
     charts = {c.title: list(c.multiline.tag) for cat in layout.category for c in cat.chart}
     assert charts["lr per group"] == ["lr/.*"]
@@ -102,12 +93,8 @@ def test_hparams_session_lives_in_the_run_dir_beside_its_scalars(make_cfg, tmp_p
 
     # one run: no sub-run with its own event file, as SummaryWriter.add_hparams would make
     assert [p.parent for p in tmp_path.rglob("events.out.tfevents.*")] == [tmp_path]
-    content = plugin_content(tmp_path, "hparams")
-    start = hparams_metadata.parse_session_start_info_plugin_data(
-        content[hparams_metadata.SESSION_START_INFO_TAG]
-    )
-    assert start.hparams["param_groups.fc3.lr_mult"].number_value == 10
-    assert start.hparams["param_groups"].string_value == "fc3_boost"
+    assert read_session_hparams(tmp_path) == swept
+    content = read_plugin_content(tmp_path, "hparams")
     end = hparams_metadata.parse_session_end_info_plugin_data(
         content[hparams_metadata.SESSION_END_INFO_TAG]
     )

@@ -10,7 +10,6 @@ import termios
 
 import pytest
 import torch
-from omegaconf import open_dict
 
 from src.errors import GroupwiseError
 from src.runner import Runner
@@ -18,7 +17,7 @@ from src.tracking.logger import RunLogger
 from src.training import progress
 from src.training.checkpoints import load_checkpoint
 from src.training.trainer import Trainer
-from tests.conftest import ROOT
+from tests.conftest import CLI, ROOT, compose_config
 
 FEW = ["dataset.shots_per_class=8", "trainer.max_epochs=2"]  # 40 images: 3 batches of 16
 
@@ -211,8 +210,8 @@ def test_compiled_training_matches_eager_training(make_cfg, tmp_path):
 def test_progress_bar_on_a_terminal_shows_images_per_second_loss_and_lr(tmp_path):
     leader, follower = pty.openpty()
     termios.tcsetwinsize(follower, (24, 200))  # a new pty is 0 columns wide: tqdm draws nothing
-    command = [sys.executable, "-m", "src.run", *FEW, "trainer.log_every_n_steps=1"]
-    job = subprocess.Popen([*command, f"hydra.run.dir={tmp_path}"], cwd=ROOT, stderr=follower)
+    command = [*CLI, *FEW, "trainer.log_every_n_steps=1", f"hydra.run.dir={tmp_path}"]
+    job = subprocess.Popen(command, cwd=ROOT, stderr=follower)
     os.close(follower)
     output = b""
     while chunk := _read(leader):
@@ -230,23 +229,21 @@ def _read(fd: int) -> bytes:
         return b""
 
 
-def test_progress_bar_stays_off_without_a_terminal_and_in_parallel_sweeps(make_cfg, monkeypatch):
+def test_progress_bar_stays_off_without_a_terminal_and_in_parallel_sweeps(monkeypatch):
     monkeypatch.setattr(sys.stderr, "isatty", lambda: False, raising=False)
     assert not progress.wanted()
     monkeypatch.setattr(sys.stderr, "isatty", lambda: True, raising=False)
     assert progress.wanted()  # a terminal, no Hydra job: e.g. a notebook or a script
 
     from hydra.core.hydra_config import HydraConfig
-    from hydra.types import RunMode
 
-    cfg = make_cfg()
-    for launcher, parallel in [
-        ("hydra._internal.core_plugins.basic_launcher.BasicLauncher", False),
-        ("hydra_plugins.hydra_joblib_launcher.joblib_launcher.JoblibLauncher", True),
+    monkeypatch.setattr(HydraConfig, "initialized", staticmethod(lambda: True))
+    for overrides, parallel in [
+        (["hydra.mode=RUN"], False),
+        (["hydra.mode=MULTIRUN"], False),  # the basic launcher: one job after another
+        (["hydra.mode=MULTIRUN", "hydra/launcher=joblib"], True),
+        (["hydra.mode=MULTIRUN", "hydra/launcher=submitit_local"], True),
     ]:
-        hydra_cfg = {"mode": RunMode.MULTIRUN, "launcher": {"_target_": launcher}}
-        with open_dict(cfg):
-            cfg.hydra = hydra_cfg
-        monkeypatch.setattr(HydraConfig, "initialized", staticmethod(lambda: True))
+        cfg = compose_config(*overrides, with_hydra=True)
         monkeypatch.setattr(HydraConfig, "get", staticmethod(lambda c=cfg: c.hydra))
-        assert progress.wanted() is not parallel
+        assert progress.wanted() is not parallel, overrides

@@ -1,1 +1,2 @@
-"""The config: its typed schema, and Hydra's own errors as one line."""
+"""The config: its typed schema, the resolvers conf/ uses, Hydra's own errors as one line, and
+the one place that reaches into Hydra's private code to print them so (hydra_internals)."""

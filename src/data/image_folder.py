@@ -44,7 +44,7 @@ def image_folder(
     if problems:
         raise GroupwiseError(*problems)
     pre = preprocess_for(transform_from, image_size, PHOTO_NATIVE)
-    train_tf, val_tf = transforms.build(pre, "photo", None, augment)
+    train_tf, val_tf = transforms.train_and_eval_transforms(pre, "photo", None, augment)
 
     def scan(folder: Path, transform) -> ImageFolder:
         try:

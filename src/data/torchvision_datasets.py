@@ -52,7 +52,7 @@ def _torchvision_dataset(
         raise GroupwiseError(*load.problems())
     pre = preprocess_for(transform_from, image_size, native)
     native_size = 32 if name == "CIFAR10" else 28
-    train_tf, val_tf = transforms.build(pre, "small", native_size, augment)
+    train_tf, val_tf = transforms.train_and_eval_transforms(pre, "small", native_size, augment)
     dataset = getattr(torchvision.datasets, name)
     root = str(Path(root).expanduser())
     try:

@@ -58,7 +58,7 @@ def _from_weights(name: str) -> Preprocess:
     )
 
 
-def build(pre: Preprocess, style: str, native_size: int | None, augment: bool):
+def train_and_eval_transforms(pre: Preprocess, style: str, native_size: int | None, augment: bool):
     """(train, eval) transforms from PIL images to normalised float tensors.
 
     `photo` (image folders): evaluation resizes and centre-crops; training takes a random

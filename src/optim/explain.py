@@ -30,7 +30,7 @@ def explain(
                 "elements": g.elements,
                 "share": g.elements / total if total else 0.0,
                 "params": g.param_names,
-                "params_folded": fold_names(g.param_names),
+                "params_folded": fold_by_number(g.param_names),
             }
             for g in resolution.groups
         ],
@@ -85,11 +85,11 @@ def format_explain(info: dict) -> str:
     for g in info["groups"]:
         by_config_group.setdefault(g["config_group"], []).append(g)
     for groups in by_config_group.values():
-        lines.append(", ".join(fold_names([g["name"] for g in groups])) + ":")
-        lines += [f"  {name}" for name in fold_names([n for g in groups for n in g["params"]])]
+        lines.append(", ".join(fold_by_number([g["name"] for g in groups])) + ":")
+        lines += [f"  {name}" for name in fold_by_number([n for g in groups for n in g["params"]])]
     for entry in info["shadowed"]:
         lines.append(
-            f"{entry['group']} also matches {', '.join(fold_names(entry['params']))}, "
+            f"{entry['group']} also matches {', '.join(fold_by_number(entry['params']))}, "
             f"owned by {entry['owner']}"
         )
     for name, owner_name in info["tied"].items():
@@ -97,7 +97,7 @@ def format_explain(info: dict) -> str:
     return "\n".join(lines)
 
 
-def fold_names(names: list[str]) -> list[str]:
+def fold_by_number(names: list[str]) -> list[str]:
     """Fold names that differ only in their numbers: `layer4.0.conv1.weight` and
     `layer4.1.conv1.weight` -> `layer4.{0,1}.conv1.weight`, so a ResNet-50 fits a screen.
 
@@ -124,12 +124,13 @@ def fold_names(names: list[str]) -> list[str]:
     for literal, slots in entries:
         text = literal[0]
         for numbers, tail in zip(slots, literal[1:], strict=True):
-            text += _fold_numbers(numbers) + tail
+            text += _brace_numbers(numbers) + tail
         folded.append(text)
     return folded
 
 
-def _fold_numbers(numbers: frozenset[str]) -> str:
+def _brace_numbers(numbers: frozenset[str]) -> str:
+    """`7`, `{0,1}`, `{0..3,5}`: the numbers one gap of a folded name stands for."""
     if len(numbers) == 1:
         return next(iter(numbers))
     values = sorted(numbers, key=int)

@@ -12,6 +12,7 @@ import pickle
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from urllib.parse import urlparse
 
 import torch
 
@@ -65,22 +66,29 @@ def _check_file(path: Path, where: str) -> Path:
 
 
 def _read_file(path: Path, where: str):
-    with path.open("rb") as f:
-        head = f.read(9)
-    if head[:4] == b"PK\x03\x04":
+    if _is_zip(path):
         return _torch_load(path, where, mmap=True), "torch zip checkpoint (memory-mapped)"
     # safetensors: an 8-byte little-endian header length, then the JSON header.
-    if head[8:9] == b"{" or path.suffix == ".safetensors":
+    if _head(path, 9)[8:9] == b"{" or path.suffix == ".safetensors":
         return _read_safetensors(path, where), "safetensors"
     # torch.save's format before torch 1.6: a pickle stream, which cannot be memory-mapped.
     return _torch_load(path, where, mmap=False), "legacy torch checkpoint"
 
 
+def _head(path: Path, size: int) -> bytes:
+    with path.open("rb") as f:
+        return f.read(size)
+
+
+def _is_zip(path: Path) -> bool:
+    return _head(path, 4) == b"PK\x03\x04"
+
+
 def _torch_load(path: Path, where: str, mmap: bool):
     try:
         return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
-    except pickle.UnpicklingError as err:
-        raise _refused_or_corrupt(where, err) from None
+    except pickle.UnpicklingError as err:  # the weights-only unpickler stopped
+        raise _refused_or_corrupt(path, where, err) from None
     except Exception as err:  # torch raises RuntimeError, EOFError, ... for damaged files
         raise _corrupt(where, err) from None
 
@@ -93,8 +101,8 @@ def _read_safetensors(path: Path, where: str) -> dict[str, torch.Tensor]:
         return load_file(path)  # memory-mapped by safetensors itself
     except (SafetensorError, OSError, ValueError) as err:
         raise GroupwiseError(
-            f"{where}: not a readable safetensors file ({_first_line(err)}); the file may be "
-            "truncated: re-save or re-download it"
+            f"{where}: not a readable safetensors file ({_load_error_cause(err)}); the file may "
+            "be truncated: re-save or re-download it"
         ) from None
 
 
@@ -115,7 +123,7 @@ def _read_torchvision(name: str, where: str) -> dict[str, torch.Tensor]:
             progress=True, check_hash=True, map_location="cpu", weights_only=True
         )
     except pickle.UnpicklingError as err:
-        raise _refused_or_corrupt(where, err) from None
+        raise _refused_or_corrupt(_hub_cache_file(weights.url), where, err) from None
     except OSError as err:  # URLError, a full disk, a hash mismatch (RuntimeError below)
         raise GroupwiseError(
             f"{where}: could not download {weights.url} ({err}); check the network, or download "
@@ -125,29 +133,57 @@ def _read_torchvision(name: str, where: str) -> dict[str, torch.Tensor]:
         raise _corrupt(where, err) from None
 
 
-def _refused_or_corrupt(where: str, err: pickle.UnpicklingError) -> GroupwiseError:
-    # weights_only's unpickler names the first global it refused to build.
-    refused = re.search(r"Unsupported global: GLOBAL (\S+)", str(err))
-    if not refused:
+def _hub_cache_file(url: str) -> Path:
+    """Where torch.hub's `load_state_dict_from_url` keeps the file downloaded from `url`."""
+    import torch.hub
+
+    return Path(torch.hub.get_dir()) / "checkpoints" / Path(urlparse(url).path).name
+
+
+def _refused_or_corrupt(path: Path, where: str, err: Exception) -> GroupwiseError:
+    """Refused when the pickle names classes or functions beyond tensors and plain data
+    (torch lists them without running anything), else damaged."""
+    if not _is_zip(path):
+        return _legacy_refused(where, err)
+    try:
+        unsafe = torch.serialization.get_unsafe_globals_in_checkpoint(path)
+    except Exception:  # too damaged to list: the unpickler's own complaint says more
+        unsafe = []
+    if not unsafe:
         return _corrupt(where, err)
     return GroupwiseError(
-        f"{where}: refused: the checkpoint's pickle asks to build {refused.group(1)}, not just "
-        "tensors, and could run code; re-save only its weights "
+        f"{where}: refused: the checkpoint's pickle asks to build {', '.join(sorted(unsafe))}, "
+        "not just tensors, and could run code; re-save only its weights "
         "(torch.save(model.state_dict(), path)) from a source you trust"
     )
 
 
-def _first_line(err: Exception) -> str:
+def _legacy_refused(where: str, err: Exception) -> GroupwiseError:
+    """torch lists what a pickle builds only in zip checkpoints
+    (`get_unsafe_globals_in_checkpoint` refuses the legacy format): here a damaged stream and
+    a class the unpickler refused look alike, so the message quotes torch's cause and names
+    both."""
+    return GroupwiseError(
+        f"{where}: refused, or not a readable PyTorch checkpoint ({_load_error_cause(err)}); "
+        "in the legacy (pre-1.6) format torch cannot tell a damaged file from one holding "
+        "objects beyond tensors, which could run code: re-save or re-download it, saving only "
+        "its weights (torch.save(model.state_dict(), path)) from a source you trust"
+    )
+
+
+def _load_error_cause(err: Exception) -> str:
+    """The line of a torch.load error that says what went wrong: weights-only errors open with
+    boilerplate and name the cause on the unpickler's line; others on their first line."""
     lines = [line.strip() for line in str(err).splitlines() if line.strip()]
-    # weights_only errors open with boilerplate; the cause is on the unpickler's line.
     cause = [line for line in lines if line.startswith("WeightsUnpickler error")]
     return (cause or lines or [type(err).__name__])[0]
 
 
 def _corrupt(where: str, err: Exception) -> GroupwiseError:
     return GroupwiseError(
-        f"{where}: not a readable PyTorch checkpoint ({type(err).__name__}: {_first_line(err)}); "
-        "the file may be truncated or of another format: re-save or re-download it"
+        f"{where}: not a readable PyTorch checkpoint "
+        f"({type(err).__name__}: {_load_error_cause(err)}); the file may be truncated or of "
+        "another format: re-save or re-download it"
     )
 
 

@@ -21,7 +21,7 @@ from torch import nn
 from src.errors import GroupwiseError
 from src.pretrained.files import read_state_dict, read_weights
 from src.pretrained.keys import check_rules, map_keys
-from src.pretrained.report import LoadReport, fold, format_report
+from src.pretrained.report import LoadReport, fold_by_prefix, format_report
 
 __all__ = [
     "LoadReport",
@@ -55,9 +55,7 @@ def build_with_pretrained(
     except (RuntimeError, NotImplementedError) as err:  # a model that computes with its tensors
         model = make_model()
         report = load_pretrained(model, path, **options)
-        report.built = (
-            f"{BUILT_NORMALLY}: its constructor fails on the meta device ({_first_line(err)})"
-        )
+        report.built = f"{BUILT_NORMALLY}: its constructor fails on the meta device ({_first_message_line(err)})"
         return model, report
     keep, report = _match(model, path, **options)
     not_loaded = [k for k in model.state_dict() if k not in keep]
@@ -149,7 +147,7 @@ def _check_outcome(report: LoadReport, keep, tensors, model_state, strict: bool)
         )
     if strict and (report.unexpected or report.missing or report.skipped_shape):
         problems = [
-            f"{label} {len(keys)}: {', '.join(fold(list(keys)))}"
+            f"{label} {len(keys)}: {', '.join(fold_by_prefix(list(keys)))}"
             for label, keys in (
                 ("unexpected", report.unexpected),
                 ("missing", report.missing),
@@ -208,7 +206,8 @@ def _adapt_input_channels(weight: torch.Tensor, channels: int) -> torch.Tensor:
     return weight.repeat(1, repeats, *[1] * (weight.ndim - 2))[:, :channels] * (3 / channels)
 
 
-def _first_line(err: Exception) -> str:
+def _first_message_line(err: Exception) -> str:
+    """A constructor's complaint in one line, for the load report."""
     return next((line for line in str(err).splitlines() if line.strip()), type(err).__name__)
 
 

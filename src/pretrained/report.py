@@ -38,7 +38,7 @@ class LoadReport:
         return {**asdict(self), "loaded_share": self.loaded_share, "counts": counts}
 
 
-def fold(keys: list[str], limit: int = MAX_LISTED) -> list[str]:
+def fold_by_prefix(keys: list[str], limit: int = MAX_LISTED) -> list[str]:
     """Keys as they are when few; else grouped by prefix into at most `limit` entries,
     e.g. ['conv1.weight', 'bn1.* (5)', 'layer1.* (60)']."""
     if len(keys) <= limit:
@@ -67,13 +67,13 @@ def format_report(report: LoadReport) -> str:
     for label, shapes in (("adapted", report.adapted), ("skipped_shape", report.skipped_shape)):
         listed = [f"{k} {v['checkpoint']} -> {v['model']}" for k, v in shapes.items()]
         if len(listed) > MAX_LISTED:
-            listed = fold(list(shapes))
+            listed = fold_by_prefix(list(shapes))
         if listed:
             lines.append(f"  {label:<14} {len(shapes)}: {', '.join(listed)}")
     for label in ("excluded", "unexpected", "missing"):
         keys = getattr(report, label)
         if keys:
-            lines.append(f"  {label:<14} {len(keys)}: {', '.join(fold(keys))}")
+            lines.append(f"  {label:<14} {len(keys)}: {', '.join(fold_by_prefix(keys))}")
     if report.built:
         lines.append(f"  model          {report.built}")
     lines += [f"  advice         {line}" for line in report.advice]

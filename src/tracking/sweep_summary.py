@@ -5,17 +5,16 @@ its row to `job.json` in its own dir when it ends, in whatever process or machin
 (joblib workers, SLURM nodes); at the end of the sweep the main process gathers the rows
 into `summary.csv` and `summary.md` at the sweep root and prints the table.
 
-Hydra's basic sweeper re-raises a failed job's error once its batch is done, which would end
-the sweep without a summary: a failed job is therefore recorded here and handed on to the
-sweeper as a NaN result (optuna counts it as a failed trial), and the command exits 1 at the
-end if any job failed.
+Hydra's sweepers re-raise a job's error once its batch is done, which would end the sweep
+without a summary: a failed job therefore returns its error as a `FailedJob` (`src.run.main`
+does), which the sweeper takes for a NaN result (optuna counts it as a failed trial) and this
+callback records in the job's row; the command exits 1 at the end if any job failed.
 """
 
 import csv
 import json
 import sys
 import time
-import traceback
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +40,26 @@ COLUMNS = (
 )
 
 
+class FailedJob(float):
+    """A failed job's result: NaN to the sweeper, with the error for the job's row."""
+
+    error: str
+
+    def __new__(cls, error: str):
+        failed = super().__new__(cls, "nan")
+        failed.error = error
+        return failed
+
+    def __reduce__(self):  # parallel launchers send results back pickled
+        return FailedJob, (self.error,)
+
+    @classmethod
+    def of(cls, error: Exception) -> "FailedJob":
+        if isinstance(error, GroupwiseError):
+            return cls("; ".join(error.problems))
+        return cls(f"{type(error).__name__}: {error}")
+
+
 class SweepSummary(Callback):
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         # Rows older than this sweep (a reused hydra.sweep.dir) are not part of it.
@@ -50,8 +69,8 @@ class SweepSummary(Callback):
         self.job_started = time.monotonic()
 
     def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:
-        if config.hydra.mode != RunMode.MULTIRUN:
-            return
+        if config.hydra.mode != RunMode.MULTIRUN or job_return.status == JobStatus.FAILED:
+            return  # raised where `main` does not catch: the sweep ends, and Hydra reports it
         row = {
             "job": config.hydra.job.num,
             "overrides": " ".join(job_return.overrides),
@@ -60,13 +79,8 @@ class SweepSummary(Callback):
             "status": "completed",
             "error": "",
         }
-        if job_return.status == JobStatus.FAILED:
-            error = job_return._return_value  # reading .return_value would raise it
-            row.update(status="failed", error=_describe(error))
-            if not isinstance(error, GroupwiseError):  # a bug, not a config mistake: show where
-                traceback.print_exception(error)
-            job_return.status = JobStatus.COMPLETED
-            job_return.return_value = float("nan")
+        if isinstance(job_return.return_value, FailedJob):
+            row.update(status="failed", error=job_return.return_value.error)
         output_dir = Path(config.hydra.runtime.output_dir)
         (output_dir / JOB_FILE).write_text(json.dumps(row, indent=2) + "\n")
 
@@ -132,9 +146,3 @@ def _torch_threads() -> int:
     import torch  # the job has imported it already; the sweep's main process need not
 
     return torch.get_num_threads()
-
-
-def _describe(error: BaseException) -> str:
-    if isinstance(error, GroupwiseError):
-        return "; ".join(error.problems)
-    return f"{type(error).__name__}: {error}"

@@ -4,7 +4,7 @@ device, each joins the process group and wraps the model in DistributedDataParal
 Launched without torchrun (no WORLD_SIZE in the environment), every function here is a no-op,
 so the single-process path runs the same code. Under torchrun:
 
-- all ranks share one run dir: rank 0's clock names it;
+- all ranks share one run dir: rank 0's clock names it (`rank_zero_time`);
 - each rank trains on every N-th sample of the order a single process would use, so N
   processes with `dataset.batch_size=B` train on the same global batches as one process
   with batch N*B;
@@ -45,27 +45,18 @@ def setup() -> None:
         dist.init_process_group("gloo")
     if dist.get_rank() != 0:  # one console: rank 0's (errors still show, on stderr)
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115  (open for the life of the process)
-    _share_rank_zero_clock_with_hydra()
 
 
 def is_main() -> bool:
     return not dist.is_initialized() or dist.get_rank() == 0
 
 
-def _share_rank_zero_clock_with_hydra() -> None:
-    """Hydra's `${now:...}` (in hydra.run.dir) reads each rank's own clock, and clocks differ
-    by seconds across nodes: make it read rank 0's start time, so all ranks name one dir."""
-    import hydra.core.utils  # its `now` resolver calls this module's `datetime.now()`
-
-    start = [datetime.now()]
-    dist.broadcast_object_list(start, src=0)
-
-    class RankZeroClock(datetime):
-        @classmethod
-        def now(cls, tz=None):
-            return start[0]
-
-    hydra.core.utils.datetime = RankZeroClock
+def rank_zero_time() -> datetime:
+    """Rank 0's clock, read now, on every rank: clocks differ by seconds across nodes, and the
+    run dir is named after the launch time (`${launch_time:...}`, src/config/resolvers.py)."""
+    now = [datetime.now()]
+    dist.broadcast_object_list(now, src=0)
+    return now[0]
 
 
 def device(configured: torch.device) -> torch.device:

@@ -22,7 +22,7 @@ def _in_parallel_sweep() -> bool:
         return False
     hydra = HydraConfig.get()
     # The basic launcher runs a sweep's jobs one after another; every other launcher in parallel.
-    return hydra.mode == RunMode.MULTIRUN and not hydra.launcher._target_.endswith("BasicLauncher")
+    return hydra.mode == RunMode.MULTIRUN and hydra.runtime.choices["hydra/launcher"] != "basic"
 
 
 class ProgressBar:

@@ -1,0 +1,49 @@
+"""The resolvers conf/ uses beside Hydra's own, registered when `src.run` is imported (the
+entry point, the tests and every sweep worker import it before a config is resolved).
+
+- `${project_dir:}`: the project's root, so configs name files shipped with the project
+  wherever the command is run from.
+- `${launch_time:%Y-%m-%d_%H-%M-%S}`: when this launch started, for naming run and sweep dirs.
+  Hydra's `${now:...}` reads each process's own clock; under torchrun the ranks' clocks
+  differ by seconds across nodes, and each rank would name a dir of its own. This one is
+  Hydra's `now` (cached per config, so a sweep's jobs share their sweep's value), except that
+  under torchrun every rank reads rank 0's clock (`use_launch_time`).
+- `${launch_record_dir:${resume}}`: where Hydra records this launch's config
+  (hydra.output_subdir): a resume records its own beside the record of how the run was
+  started, instead of overwriting it.
+"""
+
+from datetime import datetime
+from pathlib import Path
+
+from omegaconf import OmegaConf
+
+_shared_launch_time: datetime | None = None  # rank 0's, under torchrun
+
+
+def register() -> None:
+    OmegaConf.register_new_resolver(
+        "project_dir", lambda: str(Path(__file__).resolve().parents[2]), replace=True
+    )
+    OmegaConf.register_new_resolver(
+        "launch_time",
+        lambda pattern: _launch_time().strftime(pattern),
+        use_cache=True,
+        replace=True,
+    )
+    OmegaConf.register_new_resolver(
+        "launch_record_dir",
+        lambda resume: f".hydra/resume_{_launch_time():%Y-%m-%d_%H-%M-%S}" if resume else ".hydra",
+        use_cache=True,
+        replace=True,
+    )
+
+
+def use_launch_time(time: datetime) -> None:
+    """From now on, `${launch_time:...}` reads `time` instead of this process's clock."""
+    global _shared_launch_time
+    _shared_launch_time = time
+
+
+def _launch_time() -> datetime:
+    return _shared_launch_time or datetime.now()
