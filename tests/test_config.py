@@ -61,9 +61,7 @@ def test_every_config_file_is_selected_here():
 
 @pytest.mark.parametrize(("group", "name"), options(), ids=lambda x: x)
 def test_each_config_composes_and_every_target_exists(make_cfg, group, name):
-    cfg = make_cfg(
-        f"{group}={name}", *NEEDS.get(name, NEEDS.get(group, [])), return_hydra_config=True
-    )
+    cfg = make_cfg(f"{group}={name}", *NEEDS.get(name, NEEDS.get(group, [])), with_hydra=True)
     found = targets(cfg)
     assert found, "every config has at least the sweep summary callback to instantiate"
     for key, target in found:
