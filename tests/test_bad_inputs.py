@@ -45,6 +45,11 @@ def a_directory(tmp_path):
     return [f"pretrained.path={tmp_path}"]
 
 
+def run_dir_is_a_file(tmp_path):
+    (tmp_path / "run").touch()  # where the case's hydra.run.dir points
+    return []
+
+
 CASES = {
     # wrong types: the schema's, checked while Hydra composes
     "epochs-bool": (["trainer.max_epochs=true"], "trainer.max_epochs=True: must be an integer"),
@@ -135,6 +140,7 @@ CASES = {
         "dataset.root=/nonexistent: no such directory",
     ),
     # run dirs
+    "run-dir-is-a-file": (run_dir_is_a_file, "/run: cannot be created (File exists)"),
     "nothing-to-resume": (["resume=true"], "resume=true: no checkpoint at"),
 }
 
