@@ -6,7 +6,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from src.errors import GroupwiseError
-from src.training.checkpoints import load_checkpoint
+from src.training.checkpoints import CONFIG, load_checkpoint
 
 # A resumed run must train the same network with the same groups on the same data as the one
 # it continues; the optimizer too, as its restored state would silently override a change.
@@ -41,7 +41,7 @@ def resume_state(checkpoint_path: Path, cfg: DictConfig) -> dict:
     differences = [
         f"{key}: {old!r} -> {new!r}"
         for part in RESUME_MUST_MATCH
-        for key, old, new in _differences(state["config"].get(part), config.get(part), part)
+        for key, old, new in _differences(state[CONFIG].get(part), config.get(part), part)
     ]
     if differences:
         raise GroupwiseError(

@@ -119,7 +119,7 @@ class Runner:
             logger=logger,
             checkpoint_path=self.checkpoint_path,
             config=config,
-            **{k: v for k, v in vars(self.options).items() if k != "device"},  # MERGE-SHIM
+            options=self.options,
         )
 
     def train(self) -> dict:
@@ -129,7 +129,7 @@ class Runner:
             trainer = self.build_trainer(logger, config)
             if self.resume_state is not None:
                 trainer.restore(self.resume_state)
-                log.info("resumed after epoch %d", trainer.progress.epoch)
+                log.info("resumed after epoch %d", trainer.state.epoch)
             else:
                 for tag, markdown in self.texts().items():
                     logger.text(tag, markdown)

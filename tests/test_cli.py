@@ -8,6 +8,7 @@ import torch
 from src.models.lenet import LeNet
 from src.pretrained.files import read_state_dict
 from src.pretrained.load import load_pretrained
+from src.training.checkpoints import MODEL, PROGRESS
 from tests.conftest import ROOT, assert_one_clear_line, read_scalars, read_texts, run_cli
 
 SHIPPED = ROOT / "weights" / "lenet_digits_0-4.pt"
@@ -56,7 +57,7 @@ def test_fc3_boost_trains_fc3_at_ten_times_the_base_lr_at_every_logged_step(tmp_
 
     checkpoint = torch.load(run_dir / "checkpoints" / "last.pt", weights_only=True)
     model = LeNet(1, 5)
-    model.load_state_dict(checkpoint["model"])
+    model.load_state_dict(checkpoint[MODEL])
     # fine-tuning moved the pretrained body away from the shipped weights
     assert not torch.equal(model.conv1.weight, read_state_dict(SHIPPED)["conv1.weight"])
 
@@ -108,9 +109,9 @@ def test_resume_continues_to_the_same_weights_as_an_uninterrupted_run(tmp_path):
     run_cli("trainer.max_epochs=3", "resume=true", f"hydra.run.dir={tmp_path / 'split'}")
     whole = torch.load(tmp_path / "whole/checkpoints/last.pt", weights_only=True)
     split = torch.load(tmp_path / "split/checkpoints/last.pt", weights_only=True)
-    assert split["progress"]["epoch"] == 3
-    for key, tensor in whole["model"].items():
-        assert torch.equal(tensor, split["model"][key]), key
+    assert split[PROGRESS]["epoch"] == 3
+    for key, tensor in whole[MODEL].items():
+        assert torch.equal(tensor, split[MODEL][key]), key
 
 
 def test_a_finished_run_dir_is_never_overwritten(tmp_path):

@@ -10,11 +10,12 @@ import torch.multiprocessing as mp
 from omegaconf import OmegaConf
 
 from src.config import resolvers
+from src.config.schema import TrainerConfig
 from src.data import digits as data_module
 from src.models.lenet import LeNet
 from src.runner import Runner
 from src.training import distributed
-from src.training.checkpoints import load_checkpoint
+from src.training.checkpoints import MODEL, PROGRESS, load_checkpoint
 from src.training.trainer import Trainer
 from tests.conftest import ROOT, read_scalars, run_python
 
@@ -35,10 +36,10 @@ def test_two_gloo_processes_match_one_process_with_the_same_global_batch(make_cf
     (two,) = (tmp_path / "outputs" / "runs").iterdir()
 
     expected, actual = (load_checkpoint(d / "checkpoints/last.pt") for d in (one, two))
-    assert expected["model"].keys() == actual["model"].keys()
-    for key, tensor in expected["model"].items():
-        torch.testing.assert_close(actual["model"][key], tensor, rtol=1e-5, atol=1e-6)
-    assert actual["progress"]["global_step"] == expected["progress"]["global_step"] == 10
+    assert expected[MODEL].keys() == actual[MODEL].keys()
+    for key, tensor in expected[MODEL].items():
+        torch.testing.assert_close(actual[MODEL][key], tensor, rtol=1e-5, atol=1e-6)
+    assert actual[PROGRESS]["global_step"] == expected[PROGRESS]["global_step"] == 10
     metrics = [json.loads((d / "metrics.json").read_text()) for d in (one, two)]
     for key in ("train/loss", "val/loss", "val/acc"):
         assert abs(metrics[0][key] - metrics[1][key]) < 1e-5, key
@@ -83,13 +84,12 @@ def _train_with_fc3_unfrozen_at_epoch_2(rank: int, world: int, rendezvous: str, 
         device=torch.device("cpu"),
         logger=distributed.Silent(),
         checkpoint_path=Path(out) / "last.pt",
-        max_epochs=1,
-        log_every_n_steps=100,
         config={},
+        options=TrainerConfig(max_epochs=1),
     )
     trainer.fit()
     frozen_fc3 = model.fc3.weight.detach().clone()
-    trainer.max_epochs = 2
+    trainer.options.max_epochs = 2
     trainer.fit()
     torch.save(
         {"initial": initial_fc3, "frozen": frozen_fc3, "state": model.state_dict()},

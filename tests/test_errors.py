@@ -4,7 +4,7 @@ no traceback, nothing already written overwritten or lost. (More cases: tests/te
 import pytest
 import torch
 
-from src.training.checkpoints import load_checkpoint
+from src.training.checkpoints import MODEL, PROGRESS, load_checkpoint
 from tests.conftest import assert_one_clear_line, run_cli
 
 TINY = ["dataset.shots_per_class=8", "dataset.batch_size=8"]
@@ -106,8 +106,8 @@ def test_a_non_finite_loss_stops_with_the_step_and_every_lr_and_keeps_the_last_c
     assert_one_clear_line(result, "train/loss is not finite (nan or inf) at step ")
     assert "(epoch 2); lr per group: fc3=1e+04, default=1e+03; a too-large lr" in result.stderr
     state = load_checkpoint(tmp_path / "checkpoints/last.pt")
-    assert state["progress"]["epoch"] == 1
-    assert all(torch.isfinite(t).all() for t in state["model"].values())
+    assert state[PROGRESS]["epoch"] == 1
+    assert all(torch.isfinite(t).all() for t in state[MODEL].values())
     assert not (tmp_path / "metrics.json").exists()
 
 

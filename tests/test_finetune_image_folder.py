@@ -8,6 +8,7 @@ import torch
 import torchvision
 
 from src.runner import build
+from src.training.checkpoints import PROGRESS
 from tests.conftest import read_scalars, run_cli
 from tests.generated_data import write_image_folder
 
@@ -67,7 +68,7 @@ def test_fine_tuning_resnet18_on_an_image_folder_end_to_end(tmp_path):
     metrics = json.loads((run_dir / "metrics.json").read_text())
     assert metrics["epochs"] == 3 and metrics["best"]["metric"] == "val/acc"
     assert (run_dir / "checkpoints" / "best.pt").exists()
-    history = torch.load(run_dir / "checkpoints" / "last.pt", weights_only=True)["progress"][
+    history = torch.load(run_dir / "checkpoints" / "last.pt", weights_only=True)[PROGRESS][
         "history"
     ]
     assert history[-1]["train/loss"] < history[0]["train/loss"]  # it learns

@@ -190,7 +190,9 @@ def test_scheduled_unfreezing_flips_requires_grad_and_lr_at_its_epoch_only():
     count = len(optimizer.param_groups)
     for epoch in range(4):
         model.train()
-        set_trainable(model, optimizer, epoch)
+        changed = set_trainable(model, optimizer, epoch)
+        # Frozen at epoch 0 (built trainable), unfrozen at 2: the trainer re-wraps DDP then only.
+        assert changed is (epoch in (0, 2))
         assert model[0].weight.requires_grad is (epoch >= 2)
         assert model[1].training is (epoch >= 2)  # its BN updates stats once it trains
         for _ in range(3):

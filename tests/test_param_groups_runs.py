@@ -9,6 +9,7 @@ import torch
 from src.errors import GroupwiseError
 from src.pretrained.files import read_state_dict
 from src.runner import Runner
+from src.training.checkpoints import MODEL, OPTIMIZER
 from tests.conftest import ROOT, error_lines, read_scalars, read_texts, run_cli
 
 FEW_SHOTS = ["dataset.shots_per_class=8", "trainer.log_every_n_steps=1"]  # 3 steps per epoch
@@ -33,18 +34,18 @@ def test_a_checkpoint_saved_before_the_unfreeze_epoch_resumes_after_it(make_cfg,
     run(make_cfg, tmp_path / "split", *overrides, "trainer.max_epochs=2")
     before = torch.load(tmp_path / "split/checkpoints/last.pt", weights_only=True)
     shipped = read_state_dict(ROOT / "weights" / "lenet_digits_0-4.pt")
-    assert torch.equal(before["model"]["conv1.weight"], shipped["conv1.weight"])  # still frozen
-    assert not torch.equal(before["model"]["fc1.weight"], shipped["fc1.weight"])
+    assert torch.equal(before[MODEL]["conv1.weight"], shipped["conv1.weight"])  # still frozen
+    assert not torch.equal(before[MODEL]["fc1.weight"], shipped["fc1.weight"])
 
     resumed = run(make_cfg, tmp_path / "split", *overrides, "trainer.max_epochs=4", "resume=true")
     assert resumed.model.conv1.weight.requires_grad
     whole = torch.load(tmp_path / "whole/checkpoints/last.pt", weights_only=True)
     after = torch.load(tmp_path / "split/checkpoints/last.pt", weights_only=True)
-    groups = [g["name"] for g in before["optimizer"]["param_groups"]]
-    assert groups == [g["name"] for g in after["optimizer"]["param_groups"]]
-    for key, tensor in whole["model"].items():
-        assert torch.equal(tensor, after["model"][key]), key
-    assert not torch.equal(after["model"]["conv1.weight"], shipped["conv1.weight"])
+    groups = [g["name"] for g in before[OPTIMIZER]["param_groups"]]
+    assert groups == [g["name"] for g in after[OPTIMIZER]["param_groups"]]
+    for key, tensor in whole[MODEL].items():
+        assert torch.equal(tensor, after[MODEL][key]), key
+    assert not torch.equal(after[MODEL]["conv1.weight"], shipped["conv1.weight"])
 
     scalars = read_scalars(tmp_path / "split")
     convs, base = dict(scalars["lr/convs"]), dict(scalars["lr/default"])

@@ -10,8 +10,8 @@ import torch
 from torch import nn
 
 from src.runner import Runner
-from src.training import trainer as trainer_module
-from src.training.checkpoints import load_checkpoint
+from src.training import checkpoints
+from src.training.checkpoints import MODEL, OPTIMIZER, PROGRESS, SCHEDULER, load_checkpoint
 from tests.conftest import read_scalars, run_cli, run_python
 
 # 5 digits x 8 shots, batch 8: 5 steps an epoch, 15 in all; a checkpoint every 3 steps
@@ -33,14 +33,14 @@ def crash(mode: str, n: int, *overrides: str) -> subprocess.CompletedProcess:
 
 
 def assert_same_state(expected: dict, actual: dict) -> None:
-    for key, tensor in expected["model"].items():
-        assert torch.equal(tensor, actual["model"][key]), key
-    for index, state in expected["optimizer"]["state"].items():
+    for key, tensor in expected[MODEL].items():
+        assert torch.equal(tensor, actual[MODEL][key]), key
+    for index, state in expected[OPTIMIZER]["state"].items():
         for key, tensor in state.items():
-            assert torch.equal(tensor, actual["optimizer"]["state"][index][key]), (index, key)
-    assert expected["optimizer"]["param_groups"] == actual["optimizer"]["param_groups"]
-    assert expected["scheduler"] == actual["scheduler"]
-    assert expected["progress"] == actual["progress"]
+            assert torch.equal(tensor, actual[OPTIMIZER]["state"][index][key]), (index, key)
+    assert expected[OPTIMIZER]["param_groups"] == actual[OPTIMIZER]["param_groups"]
+    assert expected[SCHEDULER] == actual[SCHEDULER]
+    assert expected[PROGRESS] == actual[PROGRESS]
 
 
 def test_a_run_killed_at_several_points_and_resumed_ends_bit_identical(tmp_path):
@@ -51,7 +51,7 @@ def test_a_run_killed_at_several_points_and_resumed_ends_bit_identical(tmp_path)
     # the one after step 3, three batches into epoch 1.
     crash("step", 5, *TINY, f"hydra.run.dir={split}")
     state = load_checkpoint(split / "checkpoints/last.pt")
-    assert (state["progress"]["global_step"], state["progress"]["batches_in_epoch"]) == (3, 3)
+    assert (state[PROGRESS]["global_step"], state[PROGRESS]["batches_in_epoch"]) == (3, 3)
 
     # Resumed, and killed halfway through its 2nd checkpoint write (after step 6): the
     # previous checkpoint (end of epoch 1, step 5) stays whole and loadable.
@@ -61,12 +61,12 @@ def test_a_run_killed_at_several_points_and_resumed_ends_bit_identical(tmp_path)
     with pytest.raises(RuntimeError):
         torch.load(partial, weights_only=True)
     state = load_checkpoint(split / "checkpoints/last.pt")
-    assert (state["progress"]["epoch"], state["progress"]["global_step"]) == (1, 5)
+    assert (state[PROGRESS]["epoch"], state[PROGRESS]["global_step"]) == (1, 5)
 
     # Resumed, and killed after 6 more steps (step 11, mid-epoch 3; last checkpoint step 10).
     crash("step", 6, *TINY, "resume=true", f"hydra.run.dir={split}")
     state = load_checkpoint(split / "checkpoints/last.pt")
-    assert (state["progress"]["epoch"], state["progress"]["global_step"]) == (2, 10)
+    assert (state[PROGRESS]["epoch"], state[PROGRESS]["global_step"]) == (2, 10)
 
     run_cli(*TINY, "resume=true", f"hydra.run.dir={split}")
     assert_same_state(
@@ -98,15 +98,15 @@ class DropoutNet(nn.Module):
 def every_checkpoint(monkeypatch, tmp_path):
     """Keeps a copy of every checkpoint a run writes, by global step."""
     copies = {}
-    save = trainer_module.save_checkpoint
+    save = checkpoints.save_checkpoint
 
     def save_and_copy(state, path):
         save(state, path)
-        copy = tmp_path / f"step{state['progress']['global_step']}.pt"
+        copy = tmp_path / f"step{state[PROGRESS]['global_step']}.pt"
         shutil.copy(path, copy)
-        copies[state["progress"]["global_step"]] = copy
+        copies[state[PROGRESS]["global_step"]] = copy
 
-    monkeypatch.setattr(trainer_module, "save_checkpoint", save_and_copy)
+    monkeypatch.setattr(checkpoints, "save_checkpoint", save_and_copy)
     return copies
 
 

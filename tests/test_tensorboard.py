@@ -12,11 +12,12 @@ from torch import nn
 
 from src.runner import Runner
 from src.tracking import hparams
+from src.tracking.group_signals import GroupSignals
 from src.tracking.logger import RunLogger
 from tests.conftest import read_events, read_plugin_content, read_scalars, read_session_hparams
 
 
-def test_grad_norm_and_update_ratio_per_named_group_on_logged_steps_only(tmp_path):
+def test_grad_norm_and_update_ratio_per_named_group_at_the_steps_measured(tmp_path):
     torch.manual_seed(0)
     body, head = nn.Linear(4, 3), nn.Linear(3, 2)
     # `body` spans two optimizer param groups (decay / no decay) under one name.
@@ -28,6 +29,7 @@ def test_grad_norm_and_update_ratio_per_named_group_on_logged_steps_only(tmp_pat
         ]
     )
     logger = RunLogger(tmp_path)
+    signals = GroupSignals(optimizer)
     expected = {}
     for step in range(3):
         optimizer.zero_grad()
@@ -41,8 +43,12 @@ def test_grad_norm_and_update_ratio_per_named_group_on_logged_steps_only(tmp_pat
                 # plain SGD: the step is -lr * grad, so the ratio is lr * |g| / |w|
                 expected[f"grad_norm/{name}", step] = grad.item()
                 expected[f"update_ratio/{name}", step] = (lrs[name] * grad / weight).item()
-        with logger.group_signals(optimizer, step, enabled=step != 1):
+        if step == 1:  # not a logged step: nothing measured, nothing written
             optimizer.step()
+            continue
+        before = signals.before_step()
+        optimizer.step()
+        logger.scalars(signals.after_step(before), step)
     logger.close()
 
     scalars = read_scalars(tmp_path)
@@ -55,6 +61,27 @@ def test_grad_norm_and_update_ratio_per_named_group_on_logged_steps_only(tmp_pat
     for (tag, step), value in expected.items():
         assert dict(scalars[tag])[step] == pytest.approx(value, rel=1e-5), (tag, step)
     assert all([s for s, _ in values] == [0, 2] for values in scalars.values())
+
+
+def test_a_parameter_without_gradient_adds_no_norm_but_its_weights_still_count():
+    body, head = nn.Linear(4, 3), nn.Linear(3, 2)
+    body.bias.requires_grad_(False)  # frozen: no gradient, never stepped
+    optimizer = torch.optim.SGD(
+        [
+            {"params": list(body.parameters()), "name": "body"},
+            {"params": list(head.parameters()), "name": "head"},
+        ],
+        lr=0.1,
+    )
+    head(body(torch.randn(8, 4))).square().mean().backward()
+    grad = body.weight.grad.norm()
+    weight = torch.cat([body.weight.detach().flatten(), body.bias.flatten()]).norm()
+    signals = GroupSignals(optimizer)
+    before = signals.before_step()
+    optimizer.step()
+    values = signals.after_step(before)
+    assert values["grad_norm/body"] == pytest.approx(grad.item(), rel=1e-5)
+    assert values["update_ratio/body"] == pytest.approx((0.1 * grad / weight).item(), rel=1e-5)
 
 
 def test_a_run_logs_every_groups_signals_with_the_lrs_and_the_boosted_head_moves_faster(

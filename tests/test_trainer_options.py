@@ -15,8 +15,7 @@ from src.errors import GroupwiseError
 from src.runner import Runner
 from src.tracking.logger import RunLogger
 from src.training import progress
-from src.training.checkpoints import load_checkpoint
-from src.training.trainer import Trainer
+from src.training.checkpoints import GRAD_SCALER, MODEL, PROGRESS, load_checkpoint
 from tests.conftest import CLI, ROOT, compose_config
 
 FEW = ["dataset.shots_per_class=8", "trainer.max_epochs=2"]  # 40 images: 3 batches of 16
@@ -29,7 +28,7 @@ def trained(make_cfg, tmp_path, *overrides, name="run") -> Runner:
 
 
 def weights(runner: Runner) -> dict[str, torch.Tensor]:
-    return load_checkpoint(runner.checkpoint_path)["model"]
+    return load_checkpoint(runner.checkpoint_path)[MODEL]
 
 
 def record_compute_dtypes(runner: Runner) -> list[torch.dtype]:
@@ -48,9 +47,9 @@ def test_lower_precision_computes_in_it_and_keeps_float32_weights(
     runner.train()
     assert set(dtypes) == {dtype}
     assert all(p.dtype == torch.float32 for p in runner.model.parameters())
-    history = load_checkpoint(runner.checkpoint_path)["progress"]["history"]
+    history = load_checkpoint(runner.checkpoint_path)[PROGRESS]["history"]
     assert history[1]["train/loss"] < history[0]["train/loss"]  # it learns
-    scaler = load_checkpoint(runner.checkpoint_path)["grad_scaler"]
+    scaler = load_checkpoint(runner.checkpoint_path)[GRAD_SCALER]
     # float16 scales the loss (and saves the scale to resume with); bfloat16 needs no scaler.
     assert (scaler.get("scale", 0) > 1) == (precision == "16")
 
@@ -85,7 +84,7 @@ def test_accumulating_two_half_batches_equals_one_whole_batch(make_cfg, tmp_path
         name="halves",
     )
     # 40 images: batches (16, 16, 8) against (8+8, 8+8, 8); the last step sums over one batch.
-    assert load_checkpoint(halves.checkpoint_path)["progress"]["global_step"] == 6
+    assert load_checkpoint(halves.checkpoint_path)[PROGRESS]["global_step"] == 6
     for key, tensor in weights(whole).items():
         torch.testing.assert_close(weights(halves)[key], tensor, rtol=1e-4, atol=1e-6)
 
@@ -119,11 +118,11 @@ def test_grad_clip_caps_the_norm_the_optimizer_steps_with(make_cfg, tmp_path, pr
 
 def test_best_checkpoint_follows_the_monitored_metric(make_cfg, tmp_path):
     runner = trained(make_cfg, tmp_path, "trainer.max_epochs=4", "trainer.monitor=val/loss")
-    history = load_checkpoint(runner.checkpoint_path)["progress"]["history"]
+    history = load_checkpoint(runner.checkpoint_path)[PROGRESS]["history"]
     best = min(history, key=lambda h: h["val/loss"])
     saved = load_checkpoint(runner.checkpoint_path.with_name("best.pt"))
-    assert saved["progress"]["epoch"] == best["epoch"]
-    assert saved["progress"]["best_score"] == pytest.approx(best["val/loss"])
+    assert saved[PROGRESS]["epoch"] == best["epoch"]
+    assert saved[PROGRESS]["best_score"] == pytest.approx(best["val/loss"])
     metrics = json.loads((tmp_path / "run" / "metrics.json").read_text())
     assert metrics["best"] == {
         "metric": "val/loss",
@@ -155,14 +154,12 @@ def test_no_monitor_no_best_checkpoint_and_unknown_metrics_are_errors(make_cfg, 
 
 
 def test_the_host_reads_a_value_only_where_one_is_logged(make_cfg, tmp_path, monkeypatch):
-    runner = Runner(make_cfg("dataset.shots_per_class=20", "trainer.log_every_n_steps=3"), tmp_path)
+    cfg = make_cfg(
+        "dataset.shots_per_class=20", "trainer.log_every_n_steps=3", "trainer.grad_clip=1.0"
+    )
+    runner = Runner(cfg, tmp_path)
     runner.setup()
-    trainer = Trainer(
-        runner.model, runner.optimizer, runner.scheduler, runner.data, runner.device,
-        logger=RunLogger(tmp_path / "tb"),
-        checkpoint_path=tmp_path / "last.pt", max_epochs=1, log_every_n_steps=3, config={},
-        grad_clip=1.0,
-    )  # fmt: skip
+    trainer = runner.build_trainer(RunLogger(tmp_path / "tb"), config={})
     reads = []
 
     def counted(method):
@@ -178,7 +175,7 @@ def test_the_host_reads_a_value_only_where_one_is_logged(make_cfg, tmp_path, mon
 
     for method in ("item", "tolist", "__bool__", "__float__", "__int__"):
         monkeypatch.setattr(torch.Tensor, method, counted(method))
-    trainer._train_epoch()
+    trainer.train_epoch()
     monkeypatch.undo()
     steps = len(runner.data.train_loader)  # 100 images: 7 steps, logged at 0, 3, 6
     # Each logged step: one transfer of all groups' grad norms and update ratios, the loss,
@@ -189,14 +186,10 @@ def test_the_host_reads_a_value_only_where_one_is_logged(make_cfg, tmp_path, mon
 def test_compile_keeps_plain_parameter_names_in_checkpoints(make_cfg, tmp_path):
     runner = Runner(make_cfg(*FEW, "trainer.compile=true"), tmp_path)
     runner.setup()
-    trainer = Trainer(
-        runner.model, runner.optimizer, runner.scheduler, runner.data, runner.device,
-        logger=None, checkpoint_path=tmp_path / "last.pt", max_epochs=1, log_every_n_steps=1,
-        config={}, compile=True,
-    )  # fmt: skip
-    assert isinstance(trainer.forward, torch._dynamo.eval_frame.OptimizedModule)
+    trainer = runner.build_trainer(logger=None, config={})
+    assert isinstance(trainer.wrapped_model, torch._dynamo.eval_frame.OptimizedModule)
     trainer.save()  # before any step: compiling happens at the first call
-    assert set(load_checkpoint(tmp_path / "last.pt")["model"]) == set(runner.model.state_dict())
+    assert set(load_checkpoint(runner.checkpoint_path)[MODEL]) == set(runner.model.state_dict())
 
 
 @pytest.mark.slow  # inductor compiles for minutes on a loaded 2-core machine

@@ -17,21 +17,26 @@ def trains_at(group: dict, epoch: int) -> bool:
     return start is not None and epoch >= start
 
 
-def set_trainable(model: nn.Module, optimizer: Optimizer, epoch: int) -> None:
+def set_trainable(model: nn.Module, optimizer: Optimizer, epoch: int) -> bool:
     """Freeze and unfreeze groups for `epoch`; call it at the start of every epoch, after
-    `model.train()`.
+    `model.train()`. Returns whether the set of trainable parameters changed: a DDP wrapper
+    syncs the gradients of those trainable when it was built, and must then be rebuilt.
 
     A frozen parameter gets `requires_grad=False`: no gradient is computed for it, so the
     optimizer never steps it. A BatchNorm layer whose parameters are all frozen is put in
     eval mode: its running statistics stay those of the pretrained model, and it normalizes
     with them, as the frozen layers around it expect.
     """
+    changed = False
     for group in optimizer.param_groups:
         trains = trains_at(group, epoch)
         for param in group["params"]:
-            param.requires_grad_(trains)
+            if param.requires_grad != trains:
+                param.requires_grad_(trains)
+                changed = True
     for module in model.modules():
         if isinstance(module, nn.modules.batchnorm._BatchNorm):
             params = list(module.parameters(recurse=False))
             if params and not any(p.requires_grad for p in params):
                 module.eval()
+    return changed

@@ -1,15 +1,12 @@
-"""TensorBoard output of a run: every group's lr, gradient norm and update ratio under its own
-name, losses, metrics, text, and the run's hparams session."""
+"""TensorBoard output of a run: scalars (losses, metrics, and every group's lr, gradient norm
+and update ratio under its own name, measured by `group_signals`), text, and the run's
+hparams session."""
 
-from collections.abc import Iterator
-from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
-import torch
 from tensorboard.compat.proto.summary_pb2 import Summary
-from torch.optim import Optimizer
 from torch.utils.tensorboard import SummaryWriter
-from torch.utils.tensorboard.summary import hparams, scalar
+from torch.utils.tensorboard.summary import hparams
 
 # The metrics shown beside each run's hyperparameters in TensorBoard's HPARAMS tab: the last
 # value of these scalar tags in the same run.
@@ -34,23 +31,14 @@ class RunLogger:
         )
 
     def scalars(self, values: dict[str, float], step: int) -> None:
-        # One event for all of a step's values: `add_scalar` writes an event per value, and
-        # at ~75 us each, a logged step's eight scalars cost more than LeNet's step itself.
-        summary = Summary(value=[v for tag, x in values.items() for v in scalar(tag, x).value])
+        """All of a step's values in one event (a logged training step has 2 + 3 per group):
+        `add_scalar` writes an event per value, and at ~75 us each, a logged step's scalars
+        cost more than LeNet's step itself. The values are written as `add_scalar` writes
+        them (`simple_value`), without its per-value NumPy conversion."""
+        summary = Summary(
+            value=[Summary.Value(tag=tag, simple_value=float(x)) for tag, x in values.items()]
+        )
         self.writer.file_writer.add_summary(summary, step)
-
-    def learning_rates(self, optimizer: Optimizer, step: int) -> None:
-        # One value per configured group, never collapsed to one lr: a group may span
-        # several optimizer param groups (decay / no decay), which share its lr.
-        lrs = {}
-        for group in optimizer.param_groups:
-            lrs.setdefault(f"lr/{group['name']}", group["lr"])
-        self.scalars(lrs, step)
-
-    def group_signals(self, optimizer: Optimizer, step: int, enabled: bool):
-        """Wrap `optimizer.step()`: on logged steps, `grad_norm/<group>` and
-        `update_ratio/<group>` (‖Δw‖ / ‖w‖ over the step); on other steps, nothing at all."""
-        return _group_signals(self, optimizer, step) if enabled else nullcontext()
 
     def text(self, tag: str, markdown: str) -> None:
         self.writer.add_text(tag, markdown)
@@ -70,41 +58,3 @@ class RunLogger:
 
     def close(self) -> None:
         self.writer.close()
-
-
-@contextmanager
-def _group_signals(logger: RunLogger, optimizer: Optimizer, step: int) -> Iterator[None]:
-    # Optimizer param groups sharing a name (decay / no decay) are one configured group.
-    by_name: dict[str, list[torch.Tensor]] = {}
-    for group in optimizer.param_groups:
-        by_name.setdefault(group["name"], []).extend(group["params"])
-    names = list(by_name)
-    grad_norms = torch.stack(
-        # A parameter the loss did not reach has no grad: it counts as zero.
-        [
-            _norm([p.grad if p.grad is not None else p.new_zeros(1) for p in by_name[n]])
-            for n in names
-        ]
-    )
-    before = {n: [p.detach().clone() for p in by_name[n]] for n in names}
-    yield
-    ratios = torch.stack(
-        [
-            _norm(torch._foreach_sub([p.detach() for p in by_name[n]], before[n]))
-            / _norm(before[n]).clamp_min(1e-12)
-            for n in names
-        ]
-    )
-    # One transfer to the host for all groups' values.
-    grad_norms, ratios = torch.stack([grad_norms, ratios]).tolist()
-    logger.scalars(
-        {f"grad_norm/{n}": v for n, v in zip(names, grad_norms, strict=True)}
-        | {f"update_ratio/{n}": v for n, v in zip(names, ratios, strict=True)},
-        step,
-    )
-
-
-def _norm(tensors: list[torch.Tensor]) -> torch.Tensor:
-    """The L2 norm of all `tensors` together, as if flattened into one vector (one fused
-    kernel per device and dtype, as gradient clipping computes it)."""
-    return torch.nn.utils.get_total_norm(tensors)

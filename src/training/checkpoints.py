@@ -1,12 +1,79 @@
-"""Training checkpoints: one dict per file, written so that a crash never leaves a broken one;
-and the random number generators a run draws from, saved and restored with it."""
+"""Training checkpoints: the run state saved and restored, one dict per file, written so
+that a crash never leaves a broken one; and the random number generators a run draws from.
+
+The entries of a checkpoint are named here once; `Checkpointer` writes and reads them, and
+so does anyone else reading a checkpoint (the runner's resume check, tests).
+"""
 
 import os
 import random
+from dataclasses import asdict
 from pathlib import Path
 
 import numpy as np
 import torch
+from torch import nn
+from torch.optim import Optimizer
+from torch.optim.lr_scheduler import LRScheduler
+
+from src.training.state import TrainingState
+
+MODEL = "model"  # the model's state_dict, with the plain module's names
+OPTIMIZER = "optimizer"
+SCHEDULER = "scheduler"
+GRAD_SCALER = "grad_scaler"  # float16's loss scale; empty at other precisions
+PROGRESS = "progress"  # the fields of TrainingState
+RNG = "rng"  # rng_states(), and the train loader's generator under LOADER_RNG
+LOADER_RNG = "loader"  # as it stood when the epoch in progress began
+CONFIG = "config"  # the run's resolved config
+
+
+class Checkpointer:
+    """Everything a run needs to continue exactly where it stopped, saved to `path` and
+    restored from a checkpoint: weights, optimizer, schedule, grad scale, where training
+    stands, RNG states and the config."""
+
+    def __init__(
+        self,
+        path: Path,
+        model: nn.Module,
+        optimizer: Optimizer,
+        scheduler: LRScheduler,
+        grad_scaler: torch.amp.GradScaler,
+        config: dict,
+    ):
+        self.path = path
+        self.model = model  # the plain module: no `module.` or `_orig_mod.` prefixes
+        self.optimizer = optimizer
+        self.scheduler = scheduler
+        self.grad_scaler = grad_scaler
+        self.config = config
+
+    def save(self, state: TrainingState, loader_rng: torch.Tensor) -> None:
+        save_checkpoint(
+            {
+                MODEL: self.model.state_dict(),
+                OPTIMIZER: self.optimizer.state_dict(),
+                SCHEDULER: self.scheduler.state_dict(),
+                GRAD_SCALER: self.grad_scaler.state_dict(),
+                PROGRESS: asdict(state),
+                RNG: {**rng_states(), LOADER_RNG: loader_rng},
+                CONFIG: self.config,
+            },
+            self.path,
+        )
+
+    def restore(self, checkpoint: dict) -> tuple[TrainingState, dict]:
+        """Load weights, optimizer, schedule and grad scale from a checkpoint `save` wrote;
+        returns where training stood and the checkpoint's RNG states, for the loop to set
+        once it has replayed the batches of the epoch already trained."""
+        self.model.load_state_dict(checkpoint[MODEL])
+        self.optimizer.load_state_dict(checkpoint[OPTIMIZER])
+        self.scheduler.load_state_dict(checkpoint[SCHEDULER])
+        # Empty when the run being resumed trained without float16's scaling.
+        if checkpoint.get(GRAD_SCALER):
+            self.grad_scaler.load_state_dict(checkpoint[GRAD_SCALER])
+        return TrainingState(**checkpoint[PROGRESS]), checkpoint[RNG]
 
 
 def save_checkpoint(state: dict, path: Path) -> None:

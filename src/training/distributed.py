@@ -13,7 +13,6 @@ so the single-process path runs the same code. Under torchrun:
 """
 
 import atexit
-import contextlib
 import math
 import os
 import sys
@@ -170,9 +169,6 @@ def check_same_on_every_rank(value, what: str) -> None:
 
 class Silent:
     """Stands in for rank 0's logger on the other ranks: every call does nothing."""
-
-    def group_signals(self, optimizer, step: int, enabled: bool):
-        return contextlib.nullcontext()  # wraps the optimizer step: measures nothing here
 
     def __getattr__(self, name):
         return lambda *args, **kwargs: None
