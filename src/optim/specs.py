@@ -92,28 +92,34 @@ def parse_specs(
                 )
             default_spec = parsed
             continue
-        raw_patterns = [raw] if isinstance(raw, str) else list(raw or [])
-        if not raw_patterns:
-            problems.append(f"{where}: no pattern; add e.g. {where}.pattern='^fc3\\.'")
-        for pattern in raw_patterns:
-            try:
-                compiled = re.compile(pattern)
-            except (re.error, TypeError) as err:
-                problems.append(
-                    f"{where}.pattern={pattern!r}: invalid regex ({err}); fix or escape it"
-                )
-                continue
-            parsed.patterns.append(compiled)
-            if parsed.layer_decay is not None and compiled.groups != 1:
-                problems.append(
-                    f"{where}.pattern={pattern!r}: layer_decay needs the layer number captured by "
-                    f"exactly one group, e.g. '^layer(\\d+)\\.'; it has {compiled.groups} "
-                    "(write the others as (?:...))"
-                )
+        parsed.patterns = _patterns(raw, where, parsed.layer_decay is not None, problems)
         specs.append(parsed)
     if problems:
         raise GroupwiseError(*problems)
     return [default_spec, *specs]
+
+
+def _patterns(raw, where: str, layer_decay: bool, problems: list) -> list[re.Pattern]:
+    """A group's pattern or list of patterns, compiled; a layer-decay group's must capture
+    the layer number in exactly one group."""
+    compiled = []
+    raw_patterns = [raw] if isinstance(raw, str) else list(raw or [])
+    if not raw_patterns:
+        problems.append(f"{where}: no pattern; add e.g. {where}.pattern='^fc3\\.'")
+    for pattern in raw_patterns:
+        try:
+            regex = re.compile(pattern)
+        except (re.error, TypeError) as err:
+            problems.append(f"{where}.pattern={pattern!r}: invalid regex ({err}); fix or escape it")
+            continue
+        compiled.append(regex)
+        if layer_decay and regex.groups != 1:
+            problems.append(
+                f"{where}.pattern={pattern!r}: layer_decay needs the layer number captured by "
+                f"exactly one group, e.g. '^layer(\\d+)\\.'; it has {regex.groups} "
+                "(write the others as (?:...))"
+            )
+    return compiled
 
 
 def _check_keys(where: str, spec: Mapping, optimizer_keys: Collection[str], options: dict):

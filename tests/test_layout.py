@@ -1,0 +1,117 @@
+"""The layout the README's Layout section describes: imports follow the data flow (nothing
+imports upward, no cycles, the parts of one layer import none of each other), and no module
+or function grows past a size a reader takes in at once without a reason written beside it."""
+
+import ast
+from pathlib import Path
+
+from tests.conftest import ROOT
+
+SRC = ROOT / "src"
+# Lowest first; a module imports from its own layer or a lower one, never from a higher one.
+LAYERS = [
+    {"src.errors"},
+    {"src.config"},
+    {"src.data", "src.models", "src.pretrained", "src.optim", "src.tracking"},
+    {"src.training"},
+    {"src.checks", "src.resume"},
+    {"src.runner"},
+    {"src.run"},
+]
+MAX_MODULE_LINES = 300
+MAX_FUNCTION_LINES = 60
+# What a longer function carries on the line above its `def`: why it stays one function.
+LONG_REASON = "# Long:"
+
+
+def modules() -> dict[str, Path]:
+    return {".".join(p.relative_to(ROOT).with_suffix("").parts): p for p in SRC.rglob("*.py")}
+
+
+def part(module: str) -> str:
+    """The unit a layer lists: the subpackage (`src.optim`) or the top-level module."""
+    return ".".join(module.split(".")[:2])
+
+
+def layer(module: str) -> int:
+    return next(i for i, parts in enumerate(LAYERS) if part(module) in parts)
+
+
+def imports(path: Path, known: set[str]) -> set[str]:
+    """The src modules `path` imports, anywhere in it (lazy imports included)."""
+    found = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("src"):
+            for alias in node.names:
+                name = f"{node.module}.{alias.name}"
+                found.add(name if name in known else node.module)
+        elif isinstance(node, ast.Import):
+            found |= {a.name for a in node.names if a.name.startswith("src")}
+    return found - {"src"}
+
+
+def graph() -> dict[str, set[str]]:
+    known = modules()
+    return {name: imports(path, set(known)) for name, path in known.items()}
+
+
+def test_every_module_belongs_to_a_layer():
+    unplaced = [m for m in modules() if m != "src.__init__" and part(m) not in set().union(*LAYERS)]
+    assert not unplaced, f"add them to LAYERS and the README's Layout: {unplaced}"
+
+
+def test_nothing_imports_upward_or_across_a_layer():
+    wrong = []
+    for module, targets in graph().items():
+        if module == "src.__init__":
+            continue
+        for target in targets:
+            upward = layer(target) > layer(module)
+            across = layer(target) == layer(module) and part(target) != part(module)
+            if upward or across:
+                wrong.append(f"{module} -> {target}")
+    assert not wrong, wrong
+
+
+def test_no_import_cycles():
+    edges = graph()
+    done, path = set(), []
+
+    def visit(module: str) -> None:
+        assert module not in path, f"cycle: {' -> '.join([*path[path.index(module) :], module])}"
+        if module in done:
+            return
+        path.append(module)
+        for target in edges.get(module, ()):
+            visit(target)
+        path.pop()
+        done.add(module)
+
+    for module in edges:
+        visit(module)
+
+
+def comment_above(source: list[str], line: int) -> str:
+    """The comment lines right above `line` (1-based), joined."""
+    above = []
+    while line - 2 >= 0 and source[line - 2].strip().startswith("#"):
+        above.insert(0, source[line - 2].strip())
+        line -= 1
+    return " ".join(above)
+
+
+def test_modules_and_functions_stay_readable_in_one_sitting():
+    too_long = []
+    for module, path in modules().items():
+        source = path.read_text().splitlines()
+        if len(source) > MAX_MODULE_LINES:
+            too_long.append(f"{module}: {len(source)} lines")
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                continue
+            length = node.end_lineno - node.lineno + 1
+            first = min([node.lineno, *(d.lineno for d in node.decorator_list)])
+            reason = LONG_REASON in comment_above(source, first)
+            if length > MAX_FUNCTION_LINES and not reason:
+                too_long.append(f"{module}.{node.name}: {length} lines, no '{LONG_REASON}' above")
+    assert not too_long, too_long
