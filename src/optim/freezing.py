@@ -10,8 +10,10 @@ a run after it.
 from torch import nn
 from torch.optim import Optimizer
 
+from src.optim.param_groups import ParamGroup
 
-def trains_at(group: dict, epoch: int) -> bool:
+
+def trains_at(group: ParamGroup, epoch: int) -> bool:
     """Whether an optimizer param group made by `optimizer_groups` trains in `epoch` (from 0)."""
     start = group.get("trains_from_epoch", 0)
     return start is not None and epoch >= start

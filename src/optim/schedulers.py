@@ -18,6 +18,7 @@ from torch.optim.lr_scheduler import LambdaLR
 
 from src.errors import GroupwiseError
 from src.optim.freezing import trains_at
+from src.optim.param_groups import ParamGroup
 
 
 def constant(optimizer: Optimizer, steps_per_epoch: int, max_epochs: int) -> LambdaLR:
@@ -112,7 +113,7 @@ def _schedule(
 ) -> LambdaLR:
     """`factor` for every group, 0 while a group is frozen: the number of groups never changes."""
 
-    def for_group(group: dict) -> Callable[[int], float]:
+    def for_group(group: ParamGroup) -> Callable[[int], float]:
         return lambda s: factor(s) if trains_at(group, s // steps_per_epoch) else 0.0
 
     return LambdaLR(optimizer, [for_group(g) for g in optimizer.param_groups])
