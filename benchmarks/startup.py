@@ -27,7 +27,12 @@ ROOT = Path(__file__).resolve().parents[1]
 PROBE = [sys.executable, "-m", "benchmarks.startup_probe"]
 # One intra-op thread: on a shared machine the first step's two threads spin-wait for a busy
 # core (measured: ResNet-18's first step 6 s with 2 threads, 0.3 s with 1, under load).
-ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
+# Bytecode cached as Python does by default: a machine that sets PYTHONDONTWRITEBYTECODE (this
+# project's CI VM does) recompiles src/ in every run, ~0.2 s that no user's install pays.
+ENV = {
+    **{k: v for k, v in os.environ.items() if k != "PYTHONDONTWRITEBYTECODE"},
+    "OMP_NUM_THREADS": "1",
+}
 
 
 @dataclass
