@@ -5,15 +5,40 @@ step and the CPU time used until then as `first_step <unix time> <CPU seconds>`;
     python -m benchmarks.startup_probe [--stop-at-first-step] MODULE [ARGS...]
 
 startup.py stops at the first step; end_to_end.py lets the run go on to its end: the hook
-removes itself once it has fired, so later steps pay nothing for it.
+removes itself once it has fired, so later steps pay nothing for it. The probe imports nothing
+of its own before the module runs (torch included): it hooks the optimizer once the module
+itself has imported `torch.optim.optimizer`, so what is imported, and when, is the module's.
 """
 
+import importlib.abc
+import importlib.util
 import os
 import runpy
 import sys
 import time
 
-from torch.optim.optimizer import register_optimizer_step_pre_hook
+HOOKED_MODULE = "torch.optim.optimizer"
+
+
+class _AfterImport(importlib.abc.MetaPathFinder):
+    """Calls `then(module)` right after `name` is first imported, by whoever imports it."""
+
+    def __init__(self, name: str, then):
+        self.name, self.then = name, then
+
+    def find_spec(self, fullname, path, target=None):
+        if fullname != self.name:
+            return None
+        sys.meta_path.remove(self)  # the finders after this one find the module itself
+        spec = importlib.util.find_spec(fullname)
+        exec_module = spec.loader.exec_module
+
+        def exec_then_call(module):
+            exec_module(module)
+            self.then(module)
+
+        spec.loader.exec_module = exec_then_call
+        return spec
 
 
 def main() -> None:
@@ -27,7 +52,12 @@ def main() -> None:
             os._exit(0)
         handle.remove()
 
-    handle = register_optimizer_step_pre_hook(first_step)
+    def hook(optimizer_module):
+        nonlocal handle
+        handle = optimizer_module.register_optimizer_step_pre_hook(first_step)
+
+    handle = None
+    sys.meta_path.insert(0, _AfterImport(HOOKED_MODULE, hook))
     sys.argv = [module, *module_args]
     runpy.run_module(module, run_name="__main__", alter_sys=True)
 

@@ -1,5 +1,6 @@
 """Entry point: `python -m src.run [overrides]`. Hands the composed config to the runner."""
 
+import gc
 import os
 import sys
 import traceback
@@ -23,6 +24,7 @@ schema.register()  # before Hydra composes: the config files start from the sche
 def main(cfg: DictConfig) -> float | None:
     from src.runner import Runner  # after Hydra parsed the command line: `--help` stays fast
 
+    _start_up_done()
     hydra_cfg = HydraConfig.get()
     swept = hparams.from_overrides(
         list(hydra_cfg.overrides.task), cfg, hydra_cfg.job.config.override_dirname.exclude_keys
@@ -40,6 +42,20 @@ def main(cfg: DictConfig) -> float | None:
         _report(err)
         sys.exit(2)
     return metrics["val/acc"] if metrics else None
+
+
+def _start_up_done() -> None:
+    """From here on the command collects garbage as Python does, except for what its start-up
+    made, which lives until exit: frozen, so that no collection scans it again (see `__main__`).
+    A process that did not start as the command (tests, sweep workers) is left as it is."""
+    if gc.isenabled():
+        return
+    # The compiler stack that torch imports the first time any optimizer is built (every run
+    # builds one): 40% of start-up's objects, imported now, while the collector is off.
+    import torch._dynamo  # noqa: F401
+
+    gc.freeze()
+    gc.enable()
 
 
 def _full_error() -> bool:
@@ -64,6 +80,11 @@ def _own_words(problem: str) -> str:
 
 
 if __name__ == "__main__":
+    # Start-up makes ~570,000 objects (torch, its compiler stack, Hydra) that live until exit.
+    # Python's collector would scan them over and over while they are made, to free 5% of them
+    # (small objects, left until exit now): 885 collections, 1.4 s CPU of the default run's
+    # ~15 s, measured with gc.callbacks. Off until `main` has what a run needs.
+    gc.disable()
     if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # launched by torchrun
         from src.training import (
             distributed,  # imports torch: only here, so that `--help` stays fast
@@ -74,3 +95,6 @@ if __name__ == "__main__":
         resolvers.use_launch_time(distributed.rank_zero_time())
     with hydra_internals.config_errors_as_one_line():
         main()
+    # Everything is written and closed: the interpreter's last collections at exit would
+    # walk every object again (the default run's exit: 1.8 s, 0.5 s frozen); the OS frees them.
+    gc.freeze()

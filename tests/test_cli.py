@@ -9,7 +9,14 @@ from src.models.lenet import LeNet
 from src.pretrained.files import read_state_dict
 from src.pretrained.load import load_pretrained
 from src.training.checkpoints import MODEL, PROGRESS
-from tests.conftest import ROOT, assert_one_clear_line, read_scalars, read_texts, run_cli
+from tests.conftest import (
+    ROOT,
+    assert_one_clear_line,
+    read_scalars,
+    read_texts,
+    run_cli,
+    run_python,
+)
 
 SHIPPED = ROOT / "weights" / "lenet_digits_0-4.pt"
 
@@ -67,6 +74,30 @@ def test_default_run_fine_tunes_digits_5_to_9_to_at_least_90_percent(tmp_path):
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["val/acc"] >= 0.90, result.stdout
     assert "loaded         8 tensors" in result.stdout
+
+
+# `python -m src.run`, reporting the garbage collector's state at the first optimizer step.
+COLLECTOR_AT_FIRST_STEP = """
+import gc, os, runpy, sys
+from torch.optim.optimizer import register_optimizer_step_pre_hook
+
+def first_step(*_):
+    print("collector on:", gc.isenabled(), "frozen:", gc.get_freeze_count(), flush=True)
+    os._exit(0)
+
+register_optimizer_step_pre_hook(first_step)
+sys.argv = ["src.run", *sys.argv[1:]]
+runpy.run_module("src.run", run_name="__main__", alter_sys=True)
+"""
+
+
+def test_training_collects_garbage_and_never_rescans_start_up_objects(tmp_path):
+    # The command starts up with Python's collector off (src/run.py): left off, a long run
+    # could grow without bound; on, it must not scan start-up's objects again.
+    result = run_python("-c", COLLECTOR_AT_FIRST_STEP, f"hydra.run.dir={tmp_path}")
+    state = result.stdout.splitlines()[-1].split()
+    assert state[:3] == ["collector", "on:", "True"], result.stdout + result.stderr
+    assert int(state[-1]) > 100_000  # torch's own objects, at the least
 
 
 def test_multirun_writes_one_run_per_job_each_with_its_own_ratio(tmp_path):
