@@ -16,6 +16,10 @@ between rounds, so load from other processes falls on all of them alike. Printed
 of each and its ratio to the plain loop, best round against best round and the median of
 per-round ratios, in wall time and in process CPU time (the time the process ran, not the
 time it waited for a core: steadier on a shared machine). Target: runner >= 0.98x.
+
+"twin" is a second plain loop on its own copy of the model: the same code, so its ratio to
+the plain loop is the run's noise floor. On a shared machine two identical loops drift
+apart by a few percent; a difference between contestants smaller than the twin's is noise.
 """
 
 import argparse
@@ -201,6 +205,7 @@ def measure(name: str, overrides: list[str], epochs: int, rounds: int, lightning
         initial = copy.deepcopy(runner.model)  # every contestant starts from the same weights
         contestants = {
             "plain": plain_contestant(runner, copy.deepcopy(initial)),
+            "twin": plain_contestant(runner, copy.deepcopy(initial)),
             "runner": runner_contestant(runner, Path(tmp)),
         }
         if lightning:
@@ -257,7 +262,7 @@ def main() -> None:
             name, overrides, epochs, max(2, round(rounds * args.rounds_scale)), has_lightning
         )
         print(f"{name}: {result['images_per_measurement']} images per measurement")
-        for key in ("plain", "runner", "lightning"):
+        for key in ("plain", "twin", "runner", "lightning"):
             if key in result:
                 r = result[key]
                 print(
