@@ -48,11 +48,14 @@ class Timing:
 
 
 def time_rounds(
-    commands: dict[str, list[str]], rounds: int, before_each: Callable[[], None]
+    commands: dict[str, list[str]],
+    rounds: int,
+    before_each: Callable[[], None],
+    cwd: dict[str, Path] | None = None,
 ) -> dict[str, list[Timing]]:
     """Run every command once per round, in an order that rotates between rounds, after a
     warm-up round that fills the file cache and is not counted. `before_each` clears what
-    the previous command left (its run dir)."""
+    the previous command left (its run dir); `cwd`: where a command runs, if not here."""
     names = list(commands)
     timings = {name: [] for name in names}
     for round_index in range(rounds + 1):
@@ -62,7 +65,11 @@ def time_rounds(
             cpu_before = _children_cpu()
             start = time.time()
             result = subprocess.run(
-                commands[name], capture_output=True, text=True, cwd=ROOT, env=ENV
+                commands[name],
+                capture_output=True,
+                text=True,
+                cwd=(cwd or {}).get(name, ROOT),
+                env=ENV,
             )
             end = time.time()
             cpu = _children_cpu() - cpu_before
