@@ -125,6 +125,7 @@ CASES = {
     "unknown-config-option": (["model=lenett"], "did you mean model=lenet?"),
     "unquoted-regex": ([FC3, "param_groups.fc3.pattern=^fc3"], "cannot parse the override"),
     "unclosed-list": (["dataset.classes=[1,2"], "cannot parse the override"),
+    "list-for-config-group": (["trainer=[1]"], "Hydra could not compose the config"),
     # files
     "missing-file": (["pretrained.path=/nonexistent/w.pt"], "/nonexistent/w.pt: no such file"),
     "empty-file": (empty_file, "the file is empty"),

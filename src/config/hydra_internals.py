@@ -6,7 +6,9 @@ parse) through `hydra._internal.utils.run_and_report`: several lines, a hint abo
 HYDRA_FULL_ERROR, exit 1. No public hook sees that error: callbacks start after composition,
 and the only documented switch (HYDRA_FULL_ERROR=1) changes how every error prints, in every
 process the run starts. So, while the entry point runs, `run_and_report` is wrapped to report
-these errors the way groupwise reports its own: one `groupwise: error:` line, exit 2.
+these errors the way groupwise reports its own: one `groupwise: error:` line, exit 2. So is
+any other error raised inside Hydra's code alone, before groupwise's runs: an override the
+grammar accepts and composition then trips over (`trainer=[1]`, a TypeError deep in Hydra).
 
 Hydra's `_run_hydra` and `_run_app` look `run_and_report` up in their module each time they
 call it, which is what makes the wrapper take effect. tests/test_hydra_internals.py checks
@@ -16,11 +18,15 @@ that this still holds, and fails saying what changed when a Hydra release change
 import contextlib
 import os
 import sys
+import traceback
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 from hydra._internal import utils as hydra_internal_utils
 
-from src.config.hydra_errors import CONFIG_ERRORS, one_line
+from src.config.hydra_errors import CONFIG_ERRORS, GRAMMAR, one_line
+
+SRC = Path(__file__).resolve().parents[1]
 
 
 @contextlib.contextmanager
@@ -39,12 +45,35 @@ def _reporting_config_errors(hydra_report: Callable) -> Callable:
         def call():
             try:
                 return func()
-            except CONFIG_ERRORS as err:
+            except Exception as err:
                 if os.environ.get("HYDRA_FULL_ERROR") == "1":
                     raise  # Hydra's own report: the whole traceback
-                print(f"groupwise: error: {one_line(err)}", file=sys.stderr)
+                if isinstance(err, CONFIG_ERRORS):
+                    message = one_line(err)
+                elif _raised_inside_hydra(err):
+                    message = _hydra_choked(err)
+                else:
+                    raise
+                print(f"groupwise: error: {message}", file=sys.stderr)
                 sys.exit(2)
 
         return hydra_report(call)
 
     return run_and_report
+
+
+def _raised_inside_hydra(err: Exception) -> bool:
+    """Whether `err` came from Hydra's own code alone, never reaching groupwise's (the first
+    frame is `call` above): an override its grammar accepts that its composition then
+    trips over, such as a list given to a config group (`trainer=[1]`)."""
+    frames = traceback.extract_tb(err.__traceback__)[1:]
+    return not any(Path(frame.filename).resolve().is_relative_to(SRC) for frame in frames)
+
+
+def _hydra_choked(err: Exception) -> str:
+    overrides = " ".join(arg for arg in sys.argv[1:] if not arg.startswith("-"))
+    return (
+        f"Hydra could not compose the config from the overrides {overrides!r} "
+        f"({type(err).__name__}: {err}); check each against {GRAMMAR} (a config group takes "
+        "one option name, e.g. trainer=default)"
+    )
