@@ -13,6 +13,7 @@ from torch import nn
 from src.runner import Runner
 from src.tracking import hparams
 from src.tracking.group_signals import GroupSignals
+from src.tracking.hparams import HParams
 from src.tracking.logger import RunLogger
 from tests.conftest import read_events, read_plugin_content, read_scalars, read_session_hparams
 
@@ -116,7 +117,7 @@ def test_custom_scalars_layout_puts_every_group_on_one_chart_per_signal(tmp_path
 def test_hparams_session_lives_in_the_run_dir_beside_its_scalars(make_cfg, tmp_path):
     cfg = make_cfg("param_groups=fc3_boost", "trainer.max_epochs=2")
     swept = {"param_groups.fc3.lr_mult": 10, "param_groups": "fc3_boost"}
-    Runner(cfg, tmp_path, hparams=swept).run()
+    Runner(cfg, tmp_path, hparams=HParams(swept, swept=["param_groups.fc3.lr_mult"])).run()
 
     # one run: no sub-run with its own event file, as SummaryWriter.add_hparams would make
     assert [p.parent for p in tmp_path.rglob("events.out.tfevents.*")] == [tmp_path]
@@ -130,6 +131,11 @@ def test_hparams_session_lives_in_the_run_dir_beside_its_scalars(make_cfg, tmp_p
         content[hparams_metadata.EXPERIMENT_TAG]
     )
     assert [m.name.tag for m in experiment.metric_infos] == ["val/acc", "val/loss", "val/best_acc"]
+    # the swept key first and marked as differing: TensorBoard shows such columns first
+    assert [(h.name, h.differs, h.type) for h in experiment.hparam_infos] == [
+        ("param_groups.fc3.lr_mult", True, api_pb2.DATA_TYPE_FLOAT64),
+        ("param_groups", False, api_pb2.DATA_TYPE_STRING),
+    ]
 
     # the metrics the HPARAMS table shows are the last values of those scalars in this run
     scalars = read_scalars(tmp_path)
