@@ -2,6 +2,7 @@
 
 import gc
 import os
+import shlex
 import sys
 import traceback
 from pathlib import Path
@@ -26,11 +27,17 @@ def main(cfg: DictConfig) -> float | None:
 
     _start_up_done()
     hydra_cfg = HydraConfig.get()
-    swept = hparams.from_overrides(
-        list(hydra_cfg.overrides.task), cfg, hydra_cfg.job.config.override_dirname.exclude_keys
+    overrides = list(hydra_cfg.overrides.task)
+    run_hparams = hparams.for_run(
+        overrides,
+        cfg,
+        hydra_cfg.job.config.override_dirname.exclude_keys,
+        swept=[key for key in hydra_cfg.job.env_set.GROUPWISE_SWEPT_KEYS.split(",") if key],
     )
+    # The command that reruns this run (a sweep job: alone, with its own values).
+    command = shlex.join(["python", "-m", "src.run", *overrides])
     try:
-        metrics = Runner(cfg, Path(hydra_cfg.runtime.output_dir), swept).run()
+        metrics = Runner(cfg, Path(hydra_cfg.runtime.output_dir), run_hparams, command).run()
     except Exception as err:
         if hydra_cfg.mode == RunMode.MULTIRUN:
             # Returned, not raised: Hydra's sweepers end the whole sweep at a job that raises;

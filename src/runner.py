@@ -26,6 +26,8 @@ from src.errors import GroupwiseError
 from src.optim import explain, param_groups, resolve, specs
 from src.pretrained import load as pretrained
 from src.pretrained.report import LoadReport
+from src.tracking import config_text
+from src.tracking.hparams import HParams
 from src.tracking.logger import RunLogger
 from src.training import distributed
 from src.training.trainer import Trainer
@@ -34,10 +36,17 @@ log = logging.getLogger(__name__)
 
 
 class Runner:
-    def __init__(self, cfg: DictConfig, run_dir: Path, hparams: dict | None = None):
+    def __init__(
+        self,
+        cfg: DictConfig,
+        run_dir: Path,
+        hparams: HParams | None = None,
+        command: str | None = None,
+    ):
         self.cfg = cfg
         self.run_dir = Path(run_dir)
-        self.hparams = hparams or {}  # shown in TensorBoard's HPARAMS tab, e.g. the overrides
+        self.hparams = hparams or HParams()  # TensorBoard's HPARAMS row: the swept values
+        self.command = command  # the command line that reruns this run, atop the config card
         self.checkpoint_path = self.run_dir / "checkpoints" / "last.pt"
         self.resume_state: dict | None = None  # the checkpoint to continue, read by `run`
         # Made by `setup`, in this order:
@@ -101,7 +110,7 @@ class Runner:
     def texts(self) -> dict[str, str]:
         """Markdown for TensorBoard's text tab: the resolved config and the two reports."""
         texts = {
-            "config": f"```yaml\n{OmegaConf.to_yaml(self.cfg, resolve=True)}\n```",
+            "config": config_text.card(self.cfg, self.command),
             "param_groups": f"```\n{explain.format_explain(self.groups_info)}\n```",
         }
         if self.load_report is not None:

@@ -5,16 +5,24 @@ import json
 
 import pytest
 import torch
+import yaml
 from tensorboard.plugins.custom_scalar import layout_pb2
 from tensorboard.plugins.hparams import api_pb2
 from tensorboard.plugins.hparams import metadata as hparams_metadata
 from torch import nn
 
 from src.runner import Runner
-from src.tracking import hparams
+from src.tracking import config_text, hparams
 from src.tracking.group_signals import GroupSignals
+from src.tracking.hparams import HParams
 from src.tracking.logger import RunLogger
-from tests.conftest import read_events, read_plugin_content, read_scalars, read_session_hparams
+from tests.conftest import (
+    SHIPPED_WEIGHTS,
+    read_events,
+    read_plugin_content,
+    read_scalars,
+    read_session_hparams,
+)
 
 
 def test_grad_norm_and_update_ratio_per_named_group_at_the_steps_measured(tmp_path):
@@ -116,7 +124,7 @@ def test_custom_scalars_layout_puts_every_group_on_one_chart_per_signal(tmp_path
 def test_hparams_session_lives_in_the_run_dir_beside_its_scalars(make_cfg, tmp_path):
     cfg = make_cfg("param_groups=fc3_boost", "trainer.max_epochs=2")
     swept = {"param_groups.fc3.lr_mult": 10, "param_groups": "fc3_boost"}
-    Runner(cfg, tmp_path, hparams=swept).run()
+    Runner(cfg, tmp_path, hparams=HParams(swept, swept=["param_groups.fc3.lr_mult"])).run()
 
     # one run: no sub-run with its own event file, as SummaryWriter.add_hparams would make
     assert [p.parent for p in tmp_path.rglob("events.out.tfevents.*")] == [tmp_path]
@@ -130,6 +138,11 @@ def test_hparams_session_lives_in_the_run_dir_beside_its_scalars(make_cfg, tmp_p
         content[hparams_metadata.EXPERIMENT_TAG]
     )
     assert [m.name.tag for m in experiment.metric_infos] == ["val/acc", "val/loss", "val/best_acc"]
+    # the swept key first and marked as differing: TensorBoard shows such columns first
+    assert [(h.name, h.differs, h.type) for h in experiment.hparam_infos] == [
+        ("param_groups.fc3.lr_mult", True, api_pb2.DATA_TYPE_FLOAT64),
+        ("param_groups", False, api_pb2.DATA_TYPE_STRING),
+    ]
 
     # the metrics the HPARAMS table shows are the last values of those scalars in this run
     scalars = read_scalars(tmp_path)
@@ -155,3 +168,14 @@ def test_hparams_are_the_overrides_with_values_read_back_from_the_config(make_cf
         "dataset.classes": "[5,6]",
         "dataset.note": "hi",
     }
+
+
+def test_the_config_card_resolves_what_it_can_and_keeps_the_rest_as_written(make_cfg):
+    # `${hydra:...}` only resolves inside a Hydra job; `???` is a value not given yet
+    cfg = make_cfg("+note=${hydra:runtime.output_dir}", "+later=???", "optimizer.lr=2e-3")
+    card = config_text.card(cfg, "python -m src.run optimizer.lr=2e-3")
+    assert card.startswith("```\n$ python -m src.run optimizer.lr=2e-3\n```\n\n```yaml\n")
+    config = yaml.safe_load(card.split("```yaml\n")[1].removesuffix("```"))
+    assert config["pretrained"]["path"] == str(SHIPPED_WEIGHTS)  # was ${project_dir:}/weights/...
+    assert config["optimizer"]["lr"] == 0.002
+    assert (config["note"], config["later"]) == ("${hydra:runtime.output_dir}", "???")

@@ -11,12 +11,16 @@ entry point, the tests and every sweep worker import it before a config is resol
 - `${launch_record_dir:${resume}}`: where Hydra records this launch's config
   (hydra.output_subdir): a resume records its own beside the record of how the run was
   started, instead of overwriting it.
+- `${swept_keys:}`, `${sweep_job_name:...}`: what a sweep varies, and a job's name after it
+  (src/config/sweep.py).
 """
 
 from datetime import datetime
 from pathlib import Path
 
 from omegaconf import OmegaConf
+
+from src.config import sweep
 
 _shared_launch_time: datetime | None = None  # rank 0's, under torchrun
 
@@ -35,6 +39,21 @@ def register() -> None:
         "launch_record_dir",
         lambda resume: f".hydra/resume_{_launch_time():%Y-%m-%d_%H-%M-%S}" if resume else ".hydra",
         use_cache=True,
+        replace=True,
+    )
+    # Cached by its arguments' text: computed where the sweep is launched, from the sweep
+    # syntax there, and copied with the cache into every job's config.
+    OmegaConf.register_new_resolver(
+        "swept_keys",
+        lambda overrides, params: ",".join(sweep.swept_keys(list(overrides), params)),
+        use_cache=True,
+        replace=True,
+    )
+    OmegaConf.register_new_resolver(
+        "sweep_job_name",
+        lambda swept, overrides, num, sweeper: sweep.job_name(
+            [key for key in swept.split(",") if key], list(overrides), num, sweeper
+        ),
         replace=True,
     )
 

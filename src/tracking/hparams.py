@@ -1,9 +1,30 @@
-"""A job's hyperparameters for TensorBoard's HPARAMS tab: the overrides it was run with."""
+"""A run's hyperparameters for TensorBoard's HPARAMS tab: in a sweep, the keys it varies and
+this job's values of them; in a single run, its overrides."""
+
+from dataclasses import dataclass, field
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf
 
 HParamValue = bool | int | float | str
+
+
+@dataclass
+class HParams:
+    values: dict[str, HParamValue] = field(default_factory=dict)  # this run's HPARAMS row
+    swept: list[str] = field(default_factory=list)  # the columns its sweep varies, in order
+
+
+def for_run(
+    overrides: list[str], cfg: DictConfig, exclude_keys: list[str], swept: list[str]
+) -> HParams:
+    """A sweep job's swept values only: its fixed overrides are the same in every row, and
+    would crowd out the columns that tell the rows apart (they are in the text tab and the
+    sweep summary). A single run (nothing swept) shows all its overrides."""
+    values = from_overrides(overrides, cfg, exclude_keys)
+    if swept:
+        values = {key: values[key] for key in swept if key in values}
+    return HParams(values, swept)
 
 
 def from_overrides(

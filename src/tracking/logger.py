@@ -6,7 +6,9 @@ from pathlib import Path
 
 from tensorboard.compat.proto.summary_pb2 import Summary
 from torch.utils.tensorboard import SummaryWriter
-from torch.utils.tensorboard.summary import hparams
+
+from src.tracking import hparams_summary
+from src.tracking.hparams import HParams
 
 # The metrics shown beside each run's hyperparameters in TensorBoard's HPARAMS tab: the last
 # value of these scalar tags in the same run.
@@ -43,18 +45,19 @@ class RunLogger:
     def text(self, tag: str, markdown: str) -> None:
         self.writer.add_text(tag, markdown)
 
-    def hparams_start(self, values: dict[str, bool | int | float | str]) -> None:
+    def hparams_start(self, hparams: HParams) -> None:
         """Open this run's hparams session: written into the run dir itself (unlike
         `SummaryWriter.add_hparams`, which makes a sub-run), so the HPARAMS row and the
         scalars are one run."""
-        experiment, session_start, _ = hparams(values, dict.fromkeys(HPARAMS_METRICS, 0.0))
-        for summary in (experiment, session_start):
+        for summary in (
+            hparams_summary.experiment(hparams, HPARAMS_METRICS),
+            hparams_summary.session_start(hparams),
+        ):
             self.writer.file_writer.add_summary(summary)
 
     def hparams_end(self, best_val_acc: float, step: int) -> None:
         self.scalars({"val/best_acc": best_val_acc}, step)
-        # hparams() builds the session-end summary (status: success) whatever it is given.
-        self.writer.file_writer.add_summary(hparams({}, {})[2])
+        self.writer.file_writer.add_summary(hparams_summary.session_end())
 
     def close(self) -> None:
         self.writer.close()

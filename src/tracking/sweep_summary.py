@@ -3,7 +3,8 @@
 A Hydra callback (configured under `hydra.callbacks` in conf/config.yaml). Each job writes
 its row to `job.json` in its own dir when it ends, in whatever process or machine ran it
 (joblib workers, SLURM nodes); at the end of the sweep the main process gathers the rows
-into `summary.csv` and `summary.md` at the sweep root and prints the table.
+into `summary.csv` and `summary.md` at the sweep root, prints the table, and draws
+`sweep.png` (src/tracking/sweep_picture.py).
 
 Hydra's sweepers re-raise a job's error once its batch is done, which would end the sweep
 without a summary: a failed job therefore returns its error as a `FailedJob` (`src.run.main`
@@ -24,6 +25,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from src.errors import GroupwiseError
+from src.tracking import hparams, sweep_picture
 
 JOB_FILE = "job.json"
 COLUMNS = (
@@ -81,6 +83,9 @@ class SweepSummary(Callback):
         }
         if isinstance(job_return.return_value, FailedJob):
             row.update(status="failed", error=job_return.return_value.error)
+        # The values the sweep varies, typed as TensorBoard shows them: the picture's x axes.
+        swept = [k for k in config.hydra.job.env_set.GROUPWISE_SWEPT_KEYS.split(",") if k]
+        row["swept"] = hparams.for_run(job_return.overrides, config, [], swept).values
         output_dir = Path(config.hydra.runtime.output_dir)
         (output_dir / JOB_FILE).write_text(json.dumps(row, indent=2) + "\n")
 
@@ -89,6 +94,7 @@ class SweepSummary(Callback):
         rows = gather_rows(sweep_dir, since=self.sweep_started)
         write_summary(sweep_dir, rows)
         print(format_markdown(rows), flush=True)
+        print(sweep_picture.write(sweep_dir, rows), flush=True)
         failed = [row for row in rows if row["status"] == "failed"]
         if failed:
             print(
@@ -119,7 +125,7 @@ def gather_rows(sweep_dir: Path, since: float = 0.0) -> list[dict]:
 def write_summary(sweep_dir: Path, rows: list[dict]) -> None:
     with (sweep_dir / "summary.csv").open("w", newline="") as f:
         # The csv also says where each run is, for scripts that read its files.
-        writer = csv.DictWriter(f, fieldnames=[*COLUMNS, "run_dir"])
+        writer = csv.DictWriter(f, fieldnames=[*COLUMNS, "run_dir"], extrasaction="ignore")
         writer.writeheader()
         writer.writerows(rows)
     (sweep_dir / "summary.md").write_text(format_markdown(rows) + "\n")

@@ -1,0 +1,237 @@
+"""What a sweep looks like: jobs named by what was swept, the swept keys as the HPARAMS columns
+(checked in the event files and through a real TensorBoard server's data API, the data its
+UI shows), the resolved config card, and sweep.png. Plus the rules that name the jobs."""
+
+import json
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+from tensorboard.plugins.hparams import metadata as hparams_metadata
+
+from src.config import sweep
+from src.tracking import sweep_picture
+from tests.conftest import (
+    ROOT,
+    SHIPPED_WEIGHTS,
+    assert_one_clear_line,
+    read_plugin_content,
+    read_session_hparams,
+    read_texts,
+    run_cli,
+    run_python,
+)
+
+# Two swept keys among eight fixed overrides, as people write sweeps.
+SWEPT = ("param_groups.fc3.lr_mult=1,10", "seed=0,1")
+FIXED = (
+    "param_groups=fc3_boost",
+    "trainer.max_epochs=1",
+    "trainer.log_every_n_steps=5",
+    "dataset.classes=[5,6]",
+    "dataset.batch_size=32",
+    "optimizer.momentum=0.8",
+    "optimizer.weight_decay=0",
+    "scheduler=none",
+)
+STATUSES = ["STATUS_UNKNOWN", "STATUS_SUCCESS", "STATUS_FAILURE", "STATUS_RUNNING"]
+COMPLETED = ["lr_mult=1,seed=0", "lr_mult=1,seed=1", "lr_mult=10,seed=0", "lr_mult=10,seed=1"]
+
+
+@pytest.fixture(scope="module")
+def swept(tmp_path_factory):
+    sweep_dir = tmp_path_factory.mktemp("sweep")
+    result = run_cli(
+        "-m", FIXED[0], SWEPT[0], *FIXED[1:4], SWEPT[1], *FIXED[4:],
+        f"hydra.sweep.dir={sweep_dir}",
+    )  # fmt: skip
+    return sweep_dir, result
+
+
+def test_jobs_are_named_by_the_swept_values_alone_and_keep_their_full_overrides(swept):
+    sweep_dir, _ = swept
+    jobs = sorted(p.parent.name for p in sweep_dir.glob("*/job.json"))
+    assert jobs == COMPLETED
+    row = json.loads((sweep_dir / "lr_mult=10,seed=1" / "job.json").read_text())
+    assert row["overrides"] == " ".join(
+        [FIXED[0], "param_groups.fc3.lr_mult=10", *FIXED[1:4], "seed=1", *FIXED[4:]]
+    )
+    assert row["swept"] == {"param_groups.fc3.lr_mult": 10, "seed": 1}
+
+
+def test_each_runs_hparams_are_its_swept_values_and_the_columns_differ(swept):
+    sweep_dir, _ = swept
+    for name in COMPLETED:
+        mult, seed = (int(part.split("=")[1]) for part in name.split(","))
+        run = sweep_dir / name
+        assert read_session_hparams(run) == {"param_groups.fc3.lr_mult": mult, "seed": seed}
+        experiment = hparams_metadata.parse_experiment_plugin_data(
+            read_plugin_content(run, "hparams")[hparams_metadata.EXPERIMENT_TAG]
+        )
+        assert [(h.name, h.differs) for h in experiment.hparam_infos] == [
+            ("param_groups.fc3.lr_mult", True),
+            ("seed", True),
+        ]
+
+
+def test_the_config_card_is_resolved_under_the_command_that_reruns_the_job(swept):
+    sweep_dir, _ = swept
+    card = read_texts(sweep_dir / "lr_mult=1,seed=0")["config"]
+    given = [FIXED[0], "param_groups.fc3.lr_mult=1", *FIXED[1:3], "'dataset.classes=[5,6]'"]
+    command = " ".join(["python -m src.run", *given, "seed=0", *FIXED[4:]])
+    assert card.startswith(f"```\n$ {command}\n```\n\n```yaml\n")
+    assert "${" not in card
+    assert f"path: {SHIPPED_WEIGHTS}" in card
+
+
+def test_a_real_tensorboard_shows_the_swept_keys_as_the_visible_columns_one_row_per_job(swept):
+    sweep_dir, _ = swept
+    with TensorBoardServer(sweep_dir, expected_runs=len(COMPLETED)) as get:
+        assert sorted(get("/data/runs")) == COMPLETED
+        experiment = get("/data/plugin/hparams/experiment", {"experimentName": ""})
+        columns = [(h["name"], h["differs"]) for h in experiment["hparamInfos"]]
+        # the HPARAMS UI shows the first five columns, differing ones first: both, and only them
+        assert columns == [("param_groups.fc3.lr_mult", True), ("seed", True)]
+        metrics = [m["name"]["tag"] for m in experiment["metricInfos"]]
+        assert metrics == ["val/acc", "val/loss", "val/best_acc"]
+        groups = get(
+            "/data/plugin/hparams/session_groups",
+            {"experimentName": "", "startIndex": 0, "sliceSize": 100, "allowedStatuses": STATUSES},
+        )["sessionGroups"]
+    rows = {g["name"]: g["hparams"] for g in groups}  # the table's Trial ID: the run's name
+    assert rows == {
+        name: {"param_groups.fc3.lr_mult": float(mult), "seed": float(seed)}
+        for name, mult, seed in [(n, *(p.split("=")[1] for p in n.split(","))) for n in COMPLETED]
+    }
+
+
+def test_the_sweep_ends_with_a_picture_of_each_swept_key(swept):
+    sweep_dir, result = swept
+    assert f"sweep picture: {sweep_dir / 'sweep.png'}" in result.stdout
+    image = pytest.importorskip("matplotlib.image").imread(sweep_dir / "sweep.png")
+    assert image.shape[:2] == (350, 800)  # two panels, 4 x 3.5 inches at 100 dpi
+    assert red_pixels(image) == 0  # no job failed
+
+
+def test_the_sweep_picture_marks_failed_jobs_in_red(tmp_path):
+    image_module = pytest.importorskip("matplotlib.image")
+    rows = [
+        {"swept": {"optimizer": name, "optimizer.lr": lr}, "status": status, "val/acc": acc}
+        for name, lr, status, acc in [
+            ("sgd", 1e-3, "completed", 0.9),
+            ("adamw", 1e-2, "completed", 0.8),
+            ("sgd", 1.0, "failed", ""),
+        ]
+    ]
+    assert sweep_picture.write(tmp_path, rows) == f"sweep picture: {tmp_path / 'sweep.png'}"
+    image = image_module.imread(tmp_path / "sweep.png")
+    assert image.shape[:2] == (350, 800)
+    assert red_pixels(image) > 20  # the failed job's x, in each panel
+
+
+def red_pixels(image) -> int:
+    """Pixels of matplotlib's tab:red, the failed jobs' marks."""
+    r, g, b = image[..., 0], image[..., 1], image[..., 2]
+    return int(((abs(r - 0.84) < 0.06) & (g < 0.3) & (b < 0.3)).sum())
+
+
+def test_without_matplotlib_the_summary_says_what_to_install(tmp_path, monkeypatch):
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # as if not installed
+    rows = [{"swept": {"seed": 0}, "status": "completed", "val/acc": 0.5}]
+    assert sweep_picture.write(tmp_path, rows) == sweep_picture.NEEDS_MATPLOTLIB
+    assert not (tmp_path / sweep_picture.FILE).exists()
+
+
+def test_a_run_does_not_import_matplotlib():
+    result = run_python("-c", "import sys, src.run; print('matplotlib' in sys.modules)")
+    assert result.stdout.strip() == "False", result.stderr
+
+
+def test_a_grid_listing_a_value_twice_is_refused_before_any_job(tmp_path):
+    result = run_cli("-m", "seed=0,1,0", f"hydra.sweep.dir={tmp_path}", check=False)
+    assert_one_clear_line(result, "seed=0,1,0: the sweep lists a value twice")
+    assert not list(tmp_path.glob("*/job.json"))
+
+
+@pytest.mark.parametrize(
+    ("overrides", "params", "expected"),
+    [
+        (["a=1", "b.c=1,2", "d=x,y"], None, ["b.c", "d"]),
+        # config-declared sweeps first; a plain value on the command line fixes one
+        (["d=1,2", "seed=3"], {"fewshot": "a,b", "seed": "0,1"}, ["fewshot", "d"]),
+        (["x=tag(log, interval(1, 10))", "y=range(0,3)"], None, ["x", "y"]),
+        (["seed=0"], None, []),
+    ],
+)
+def test_swept_keys_are_the_sweep_overrides_in_the_order_given(overrides, params, expected):
+    assert sweep.swept_keys(overrides, params) == expected
+
+
+def test_long_keys_are_cut_to_their_shortest_unambiguous_suffix():
+    keys = ["param_groups.fc3.lr_mult", "param_groups.default.lr_mult", "optimizer.lr", "seed"]
+    assert sweep.short_keys(keys) == {
+        "param_groups.fc3.lr_mult": "fc3.lr_mult",
+        "param_groups.default.lr_mult": "default.lr_mult",
+        "optimizer.lr": "lr",
+        "seed": "seed",
+    }
+
+
+def test_job_names_follow_the_given_order_and_number_what_a_sweeper_picks():
+    overrides = ["model=lenet", "seed=1", "+pretrained.path=a/b.pt", "optimizer.lr=0.00316227766"]
+    keys = ["optimizer.lr", "seed", "pretrained.path"]
+    assert sweep.job_name(keys, overrides, 3, sweep.BASIC_SWEEPER) == (
+        "lr=0.00316227766,seed=1,path=a-b.pt"  # a path makes no subdirectory
+    )
+    optuna = "hydra_plugins.hydra_optuna_sweeper.optuna_sweeper.OptunaSweeper"
+    assert sweep.job_name(keys, overrides, 3, optuna) == "job3,lr=0.003162,seed=1,path=a-b.pt"
+    assert sweep.job_name([], overrides, 3, sweep.BASIC_SWEEPER) == "job3"
+
+
+class TensorBoardServer:
+    """A TensorBoard server on a free port of 127.0.0.1, serving `logdir` until the block
+    ends; `get(path, body=None)` reads its JSON data API (POST when there is a body)."""
+
+    def __init__(self, logdir: Path, expected_runs: int):
+        self.logdir, self.expected_runs = logdir, expected_runs
+
+    def __enter__(self):
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.server = subprocess.Popen(
+            [
+                *(sys.executable, "-m", "tensorboard.main", "--logdir", str(self.logdir)),
+                *("--host", "127.0.0.1", "--port", str(self.port), "--reload_interval", "1"),
+            ],
+            cwd=ROOT,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:  # until it has read every run
+            try:
+                if len(self.get("/data/runs")) >= self.expected_runs:
+                    return self.get
+            except OSError:
+                assert self.server.poll() is None, self.server.stderr.read().decode()
+            time.sleep(0.3)
+        raise AssertionError("TensorBoard did not list the runs within 90 s")
+
+    def get(self, path: str, body: dict | None = None):
+        data = None if body is None else json.dumps(body).encode()
+        request = urllib.request.Request(
+            f"http://127.0.0.1:{self.port}{path}",
+            data=data,
+            headers={"Content-Type": "application/json"},
+        )
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return json.load(response)
+
+    def __exit__(self, *exc):
+        self.server.terminate()
+        self.server.wait(timeout=30)
