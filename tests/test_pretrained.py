@@ -417,10 +417,13 @@ def test_the_report_names_source_changes_counts_and_share(tmp_path):
         (lambda p: (p.write_bytes(_saved()[:-100]), p)[1], "not a readable PyTorch checkpoint"),
         (lambda p: (p.write_bytes(_saved(legacy=True)[:300]), p)[1], "not a readable PyTorch checkpoint"),
         (lambda p: save([1, 2, 3], p), "holds no tensors by name"),
+        (lambda p: save(nn.Linear(2, 2), p), r"no tensors by name \(the file is a whole torch\.nn\.modules\.linear\.Linear\).*save its state_dict"),
+        (lambda p: save({"model": nn.Linear(2, 2)}, p), "no tensors by name \\(model is a whole torch"),
         (lambda p: (p.write_bytes(_saved_safetensors()[:-10]), p)[1], "not a readable safetensors file"),
     ],
     ids=["missing", "directory", "empty", "garbage", "truncated-head", "truncated-tail",
-         "truncated-legacy", "no-tensors", "truncated-safetensors"],
+         "truncated-legacy", "no-tensors", "whole-model", "whole-model-inside",
+         "truncated-safetensors"],
 )  # fmt: skip
 def test_unreadable_checkpoints_are_clear_errors(tmp_path, make, expected):
     path = make(tmp_path / "w.pt")

@@ -214,23 +214,15 @@ def _weights_of(checkpoint, use_ema: bool, where: str) -> tuple[dict[str, torch.
         tensors = {k: v for k, v in checkpoint.items() if isinstance(v, torch.Tensor)}
         if tensors:
             return tensors, inside
-    whole = [f"{k!r} is a whole {v.name}" for k, v in _entries(checkpoint) if _is_unbuilt(v)]
+    # A whole pickled model (torch.save(model)), left unbuilt: its weights are in its state.
+    entries = checkpoint.items() if isinstance(checkpoint, dict) else [("the file", checkpoint)]
+    whole = [f"{k} is a whole {v.name}" for k, v in entries if isinstance(v, unpickle.Unbuilt)]
     what = "; ".join(whole) or f"a {type(checkpoint).__name__}"
     raise GroupwiseError(
         f"{where}: holds no tensors by name ({what}); expected a state_dict or a dict with the "
         f"weights under one of {list(WEIGHT_KEYS)}"
         + ("; load the object where its code is trusted and save its state_dict()" if whole else "")
     )
-
-
-def _entries(checkpoint) -> list:
-    if isinstance(checkpoint, dict):
-        return [(k, checkpoint[k]) for k in WEIGHT_KEYS if k in checkpoint]
-    return [("the file", checkpoint)]
-
-
-def _is_unbuilt(value) -> bool:
-    return isinstance(value, unpickle.Unbuilt)
 
 
 def _top_level(checkpoint: dict) -> list[str]:
