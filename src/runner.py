@@ -175,7 +175,8 @@ def _exclude_origin() -> str:
     hydra = HydraConfig.get()
     if any(o.lstrip("+~").startswith("pretrained.exclude") for o in hydra.overrides.task):
         return ""
-    return f"set by the config files (pretrained={hydra.runtime.choices.get('pretrained')}), not the command line"
+    choice = hydra.runtime.choices.get("pretrained")
+    return f"set by the config files (pretrained={choice}), not the command line"
 
 
 def _setup_param_groups(cfg: DictConfig, model: torch.nn.Module):

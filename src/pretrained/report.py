@@ -119,11 +119,10 @@ def _excluded_by(report: LoadReport) -> str:
         pattern = next((p for p in report.exclude if re.search(p, key)), "?")
         by_pattern.setdefault(pattern, []).append(key)
     origin = f", {report.exclude_origin}" if report.exclude_origin else ""
-    groups = "; ".join(
+    return "; ".join(
         f"by '{pattern}'{origin}: {', '.join(fold_by_prefix(keys))}"
         for pattern, keys in by_pattern.items()
     )
-    return groups
 
 
 def _unbuilt(unbuilt: dict[str, str]) -> str:
