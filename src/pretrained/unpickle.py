@@ -9,6 +9,12 @@ by an `Unbuilt` placeholder, handed to that same unpickler with
 still does all the work (its opcodes, its checks on what may be called and built), nothing the
 file names is imported or called, and a placeholder only keeps what it is given, as data.
 
+Why torch's unpickler rather than `torch.load(pickle_module=...)` with a restricting
+`find_class`: Python's own unpickler would then still BUILD whatever it is handed (setting
+attributes on classes too), where torch's checks each opcode's target. Its limit: it fills
+only plain dicts and lists, so a `dict` subclass among the extras still fails (the message
+says how to extract the weights).
+
 A name that only appears in a pickle to run code (`builtins.eval`, `subprocess.Popen`, ...) is
 not stood in for: such a file is hostile, not a training checkpoint, and is refused.
 """
