@@ -480,6 +480,21 @@ def test_a_checkpoint_carrying_code_is_refused_and_the_code_never_runs(tmp_path,
     assert marker.exists()
 
 
+class AttributeDict(dict):
+    """A dict subclass among the extras, as some libraries keep hyper-parameters."""
+
+
+def test_a_dict_subclass_torchs_unpickler_cannot_fill_says_how_to_get_the_weights(tmp_path):
+    checkpoint = training_checkpoint(AttributeDict(lr=0.1))
+    with pytest.raises(GroupwiseError) as err:
+        read_weights(save(checkpoint, tmp_path / "w.pt"))
+    message = str(err.value)
+    # torch's own cause (its wording is torch's), naming the class, then the way out.
+    assert "(WeightsUnpickler error: Can only SETITEM" in message
+    assert "Unbuilt(tests.test_pretrained.AttributeDict)" in message
+    assert message.endswith("extract its weights as the README's Pretrained > Safety section shows")
+
+
 class OpensZipFile:
     """A payload through a class no list of dangerous names holds: building it writes a file."""
 

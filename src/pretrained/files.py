@@ -184,10 +184,15 @@ def _refused_or_corrupt(path: Path, where: str, err: Exception) -> GroupwiseErro
 
 def _load_error_cause(err: Exception) -> str:
     """The line of a torch.load error that says what went wrong: weights-only errors open with
-    boilerplate and name the cause on the unpickler's line; others on their first line."""
-    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
-    cause = [line for line in lines if line.startswith("WeightsUnpickler error")]
-    return (cause or lines or [type(err).__name__])[0]
+    boilerplate and name the cause after `WeightsUnpickler error:`, on its line or the next;
+    others on their first line."""
+    text = str(err)
+    marker = "WeightsUnpickler error:"
+    if marker in text:
+        text = text[text.index(marker) :].removeprefix(marker).strip() or text
+        text = f"{marker} {text}"
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return (lines or [type(err).__name__])[0]
 
 
 def _corrupt(where: str, err: Exception) -> GroupwiseError:
