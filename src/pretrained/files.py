@@ -12,7 +12,7 @@ other libraries' objects (arguments, configs, metric buffers) are left unbuilt
 
 import pickle
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -35,7 +35,8 @@ TORCHVISION_WEIGHTS = re.compile(r"[A-Za-z0-9_]+_Weights\.[A-Z0-9_]+")
 class Weights:
     tensors: dict[str, torch.Tensor]
     description: str  # what was read, for the report: format and where the weights sat
-    unbuilt: dict[str, str]  # where in the file an object was left unbuilt -> its class
+    # Where in the file an object was left unbuilt -> its class (pickles only).
+    unbuilt: dict[str, str] = field(default_factory=dict)
 
 
 def read_weights(path: str | Path, use_ema: bool = False) -> Weights:
