@@ -14,6 +14,7 @@ import random
 from pathlib import Path
 
 import torch
+from hydra.core.hydra_config import HydraConfig
 from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
@@ -170,7 +171,21 @@ def _setup_model(cfg: DictConfig, data: Data) -> tuple[torch.nn.Module, LoadRepo
         return make_model(), None
     options = pretrained.check_options(OmegaConf.to_container(cfg.pretrained, resolve=True))
     # Built on the meta device, the model takes the checkpoint's tensors themselves.
-    return pretrained.build_with_pretrained(make_model, cfg.pretrained.path, **options)
+    return pretrained.build_with_pretrained(
+        make_model, cfg.pretrained.path, exclude_origin=_exclude_origin(), **options
+    )
+
+
+def _exclude_origin() -> str:
+    """Where `pretrained.exclude` came from when the user did not type it: an exclusion set by
+    a config file (the shipped default's new head) is easy to miss in the report."""
+    if not HydraConfig.initialized():  # composed by a script, not run from the command line
+        return ""
+    hydra = HydraConfig.get()
+    if any(o.lstrip("+~").startswith("pretrained.exclude") for o in hydra.overrides.task):
+        return ""
+    choice = hydra.runtime.choices.get("pretrained")
+    return f"set by the config files (pretrained={choice}), not the command line"
 
 
 def _setup_param_groups(cfg: DictConfig, model: torch.nn.Module):

@@ -1,7 +1,9 @@
 """Reading every checkpoint format, the key rules, shapes and channels, the report, safety."""
 
+import argparse
 import io
 import pathlib
+import zipfile
 
 import pytest
 import torch
@@ -12,7 +14,7 @@ from src.errors import GroupwiseError
 from src.models.lenet import LeNet
 from src.pretrained.files import read_weights
 from src.pretrained.load import build_with_pretrained, check_options, load_pretrained
-from src.pretrained.report import fold_by_prefix, format_report
+from src.pretrained.report import fold_by_prefix, fold_shapes, format_report
 from tests.conftest import CreatesFile
 from tests.pretrained_sources import lightning_checkpoint, torchvision_cache
 
@@ -123,10 +125,43 @@ def test_a_lightning_checkpoint_loads_with_its_attribute_as_prefix(tmp_path):
     assert_same_weights(target, source.state_dict(), source.state_dict())
 
 
-def test_a_checkpoint_whose_extras_are_not_plain_data_is_refused_by_name(tmp_path):
-    checkpoint = lightning_checkpoint(Small(), hyper_parameters={"data": pathlib.PosixPath("/d")})
-    with pytest.raises(GroupwiseError, match=r"refused: .* asks to build pathlib\.PosixPath"):
-        load_pretrained(Small(), save(checkpoint, tmp_path / "w.ckpt"), prefix="model.")
+@pytest.mark.parametrize("legacy", [False, True], ids=["zip", "legacy"])
+def test_other_libraries_objects_in_a_checkpoint_are_left_unbuilt_and_reported(tmp_path, legacy):
+    source = Small()
+    checkpoint = lightning_checkpoint(
+        source, hyper_parameters={"data": pathlib.PosixPath("/d"), "args": argparse.Namespace(lr=1)}
+    )
+    path = save(checkpoint, tmp_path / "w.ckpt", _use_new_zipfile_serialization=not legacy)
+    target = Small()
+    report = load_pretrained(target, path, prefix="model.")
+    assert report.unbuilt == {
+        "hyper_parameters.data": "pathlib.PosixPath",
+        "hyper_parameters.args": "argparse.Namespace",
+    }
+    assert_same_weights(target, source.state_dict(), source.state_dict())
+    assert (
+        "  not built      2 entries of other libraries' classes, neither imported nor run (not "
+        "weights): hyper_parameters.data (pathlib.PosixPath), hyper_parameters.args "
+        "(argparse.Namespace)" in format_report(report)
+    )
+
+
+def test_an_averaged_models_ema_loads_without_its_counter(tmp_path):
+    """torchvision's reference scripts keep their EMA as a torch AveragedModel: `module.` on
+    every weight's key, beside `n_averaged`."""
+    live = Small()
+    ema = torch.optim.swa_utils.AveragedModel(live, use_buffers=True)
+    with torch.no_grad():
+        live.body.weight.add_(1.0)  # the live weights move on; the average stays
+    path = save({"model": live.state_dict(), "model_ema": ema.state_dict()}, tmp_path / "w.pth")
+    target = Small()
+    report = load_pretrained(target, path, use_ema=True, strict=True)
+    assert report.key_changes == [
+        "AveragedModel's 'n_averaged' counter dropped",
+        "wrapper 'module.' removed from every key",
+    ]
+    assert_same_weights(target, ema.module.state_dict(), ema.module.state_dict())
+    assert not torch.equal(target.body.weight, live.body.weight)
 
 
 def test_safetensors_load(tmp_path):
@@ -270,14 +305,52 @@ def test_a_checkpoint_sharing_no_tensor_is_an_error_showing_both_sides_and_the_l
     with pytest.raises(GroupwiseError) as err:
         load_pretrained(Small(), path)
     assert "shares no tensor (same key and shape) with the model" in str(err.value)
-    assert "checkpoint keys start ['net.body.weight'" in str(err.value)
-    assert "model keys start ['body.weight'" in str(err.value)
-    assert "try pretrained.prefix=net." in str(err.value)
+    assert "the keys most alike: 'net.body.weight' (checkpoint) ~ 'body.weight' (model)" in str(
+        err.value
+    )
+    assert "try pretrained.prefix=net. (it would load 9 of the model's 9 tensors)" in str(err.value)
 
     wrapped = nn.Sequential()
     wrapped.add_module("encoder", Small())
     with pytest.raises(GroupwiseError, match=r"try \"pretrained.rename=\[\['\^', 'encoder.'\]\]\""):
         load_pretrained(wrapped, save(Small().state_dict(), tmp_path / "plain.pt"))
+
+
+def test_loading_nothing_shows_the_keys_most_alike_not_the_first_and_the_rename_that_fits(
+    tmp_path,
+):
+    # As Hugging Face files order them: buffers first, under another root name.
+    state = Small().state_dict()
+    first = {k: v for k, v in state.items() if k.startswith("norm.")}
+    ordered = {**first, **state}
+    path = save({f"encoder.layers.{k}": v for k, v in ordered.items()}, tmp_path / "w.pt")
+    wrapped = nn.Sequential()
+    wrapped.add_module("net", Small())
+    with pytest.raises(GroupwiseError) as err:
+        load_pretrained(wrapped, path)
+    message = str(err.value)
+    assert (
+        "the keys most alike: 'encoder.layers.body.weight' (checkpoint) ~ 'net.body.weight' "
+        "(model), 'encoder.layers.head.weight' (checkpoint) ~ 'net.head.weight' (model), "
+    ) in message
+    assert "num_batches_tracked" not in message
+    hint = "try \"pretrained.rename=[['^encoder\\.layers\\.', 'net.']]\" (it would load 9 of the"
+    assert hint in message
+    # The hint works.
+    report = load_pretrained(wrapped, path, rename=[[r"^encoder\.layers\.", "net."]])
+    assert len(report.loaded) == 9
+
+
+def test_a_folded_shape_group_still_shows_why_it_did_not_load():
+    shapes = {
+        f"layer{i}.{j}.weight": {"checkpoint": [8, 4], "model": [2, 4]}
+        for i in range(2)
+        for j in range(5)
+    }
+    assert fold_shapes(shapes) == [
+        "layer0.* (5, e.g. layer0.0.weight [8, 4] -> [2, 4])",
+        "layer1.* (5, e.g. layer1.0.weight [8, 4] -> [2, 4])",
+    ]
 
 
 def test_strict_refuses_any_unexpected_missing_or_mis_shaped_key(tmp_path):
@@ -289,8 +362,8 @@ def test_strict_refuses_any_unexpected_missing_or_mis_shaped_key(tmp_path):
     message = str(err.value)
     assert message.startswith(f"pretrained.strict=true: pretrained.path={tmp_path / 'w.pt'}")
     assert (
-        "unexpected 1: extra; missing 1: norm.bias; skipped_shape 2: head.weight, head.bias"
-        in message
+        "unexpected 1: extra; missing 1: norm.bias; skipped_shape 2: head.weight [5, 8] -> "
+        "[3, 8], head.bias [5] -> [3]" in message
     )
     # Excluded on purpose is not a misfit: a new head excluded under strict=true loads.
     report = load_pretrained(
@@ -326,7 +399,7 @@ def test_the_report_names_source_changes_counts_and_share(tmp_path):
         "  keys           wrapper 'module.' removed from every key",
         "  loaded         120 tensors, 11,176,512 of 11,179,077 parameters (99.9%)",
     ]
-    assert "  excluded       2: fc.weight, fc.bias" in text
+    assert "  excluded       2 by '^fc\\.': fc.weight, fc.bias" in text
     assert "  missing" not in text and "  unexpected" not in text
 
 
@@ -344,10 +417,13 @@ def test_the_report_names_source_changes_counts_and_share(tmp_path):
         (lambda p: (p.write_bytes(_saved()[:-100]), p)[1], "not a readable PyTorch checkpoint"),
         (lambda p: (p.write_bytes(_saved(legacy=True)[:300]), p)[1], "not a readable PyTorch checkpoint"),
         (lambda p: save([1, 2, 3], p), "holds no tensors by name"),
+        (lambda p: save(nn.Linear(2, 2), p), r"no tensors by name \(the file is a whole torch\.nn\.modules\.linear\.Linear\).*save its state_dict"),
+        (lambda p: save({"model": nn.Linear(2, 2)}, p), "no tensors by name \\(model is a whole torch"),
         (lambda p: (p.write_bytes(_saved_safetensors()[:-10]), p)[1], "not a readable safetensors file"),
     ],
     ids=["missing", "directory", "empty", "garbage", "truncated-head", "truncated-tail",
-         "truncated-legacy", "no-tensors", "truncated-safetensors"],
+         "truncated-legacy", "no-tensors", "whole-model", "whole-model-inside",
+         "truncated-safetensors"],
 )  # fmt: skip
 def test_unreadable_checkpoints_are_clear_errors(tmp_path, make, expected):
     path = make(tmp_path / "w.pt")
@@ -368,27 +444,96 @@ def _saved_safetensors() -> bytes:
     return save(Small().state_dict())
 
 
+def training_checkpoint(payload) -> dict:
+    """An ordinary training checkpoint (weights, optimizer, args) with `payload` among its extras."""
+    model = Small()
+    return {
+        "state_dict": model.state_dict(),
+        "optimizer": torch.optim.SGD(model.parameters(), lr=0.1).state_dict(),
+        "args": argparse.Namespace(lr=0.1, data_dir=pathlib.PosixPath("/data")),
+        "callbacks": {"writer": payload},
+    }
+
+
+@pytest.mark.parametrize("inside", ["raw", "training-checkpoint"])
 @pytest.mark.parametrize("legacy", [False, True], ids=["zip", "legacy"])
-def test_a_checkpoint_carrying_code_is_refused_and_the_code_never_runs(tmp_path, legacy):
+def test_a_checkpoint_carrying_code_is_refused_and_the_code_never_runs(tmp_path, legacy, inside):
     marker = tmp_path / "pwned"
-    path = save(
-        {"fc1.weight": torch.zeros(1), "payload": CreatesFile(marker)},
-        tmp_path / "evil.pt",
-        _use_new_zipfile_serialization=not legacy,
+    checkpoint = (
+        {"fc1.weight": torch.zeros(1), "payload": CreatesFile(marker)}
+        if inside == "raw"
+        else training_checkpoint(CreatesFile(marker))
     )
-    # Zip checkpoints: torch lists what the pickle builds, without running it. The legacy
-    # format it cannot list: the message quotes its unpickler, which names the class too.
-    refusal = (
-        r"refused, or not a readable PyTorch checkpoint \(WeightsUnpickler error: Unsupported "
-        r"global: GLOBAL (io|builtins)\.open .*could run code"
-        if legacy
-        else r"refused: the checkpoint's pickle asks to build (io|builtins)\.open, not just "
-        r"tensors, and could run code"
-    )
-    with pytest.raises(GroupwiseError, match=refusal):
+    path = save(checkpoint, tmp_path / "evil.pt", _use_new_zipfile_serialization=not legacy)
+    # Read without running: torch lists a zip checkpoint's globals, the legacy format is
+    # disassembled here; both name what the payload calls.
+    with pytest.raises(
+        GroupwiseError,
+        match=r"refused: the checkpoint's pickle asks to build (io|builtins)\.open, not just "
+        r"tensors, and could run code",
+    ):
         build_with_pretrained(lambda: LeNet(1, 5), path)
     assert not marker.exists()
 
     # The payload is real: an unsafe load would have run it.
     torch.load(path, weights_only=False)
+    assert marker.exists()
+
+
+class AttributeDict(dict):
+    """A dict subclass among the extras, as some libraries keep hyper-parameters."""
+
+
+def test_a_dict_subclass_torchs_unpickler_cannot_fill_says_how_to_get_the_weights(tmp_path):
+    checkpoint = training_checkpoint(AttributeDict(lr=0.1))
+    with pytest.raises(GroupwiseError) as err:
+        read_weights(save(checkpoint, tmp_path / "w.pt"))
+    message = str(err.value)
+    # torch's own cause (its wording is torch's), naming the class, then the way out.
+    assert "(WeightsUnpickler error: Can only SETITEM" in message
+    assert "Unbuilt(tests.test_pretrained.AttributeDict)" in message
+    assert message.endswith("extract its weights as the README's Pretrained > Safety section shows")
+
+
+class OpensZipFile:
+    """A payload through a class no list of dangerous names holds: building it writes a file."""
+
+    def __init__(self, target):
+        self.target = str(target)
+
+    def __reduce__(self):
+        return zipfile.ZipFile, (self.target, "w")
+
+
+class WritesOnSetState:
+    """A payload in a class's own code: unpickling builds it, and its __setstate__ writes."""
+
+    def __init__(self, target):
+        self.target = str(target)
+
+    def __getstate__(self):
+        return {"target": self.target}
+
+    def __setstate__(self, state):
+        pathlib.Path(state["target"]).write_text("pwned")
+
+
+@pytest.mark.parametrize("payload", [OpensZipFile, WritesOnSetState])
+@pytest.mark.parametrize("legacy", [False, True], ids=["zip", "legacy"])
+def test_a_payload_left_unbuilt_never_runs_and_is_reported(tmp_path, legacy, payload):
+    marker = tmp_path / "pwned"
+    checkpoint = training_checkpoint(payload(marker))
+    path = save(checkpoint, tmp_path / "last.pt", _use_new_zipfile_serialization=not legacy)
+    target = Small()
+    report = load_pretrained(target, path, strict=True)
+    assert not marker.exists()
+    assert report.unbuilt == {
+        "args": "argparse.Namespace",
+        "callbacks.writer": "zipfile.ZipFile"
+        if payload is OpensZipFile
+        else "tests.test_pretrained.WritesOnSetState",
+    }
+    assert_same_weights(target, checkpoint["state_dict"], checkpoint["state_dict"])
+
+    torch.load(path, weights_only=False)  # the payload is real
     assert marker.exists()

@@ -55,6 +55,7 @@ def test_every_file_format_loads(tmp_path):
         # the shipped config excludes the head: everything else loads
         assert sorted(report["loaded"]) == sorted(DIGITS_MODEL_KEYS[:8]), name
         assert sorted(report["excluded"]) == ["fc3.bias", "fc3.weight"]
+        assert report["exclude_origin"].startswith("set by the config files")
 
 
 def test_a_lightning_checkpoint_with_its_prefix_and_ema_weights(tmp_path):
@@ -93,6 +94,7 @@ def test_resnet50_style_fine_tune_from_torchvision_weights_with_a_new_head(tmp_p
         "features.0.0.weight": {"checkpoint": [16, 3, 3, 3], "model": [16, 1, 3, 3]}
     }
     assert report["excluded"] == ["classifier.3.weight", "classifier.3.bias"]
+    assert report["exclude_origin"] == ""  # typed on the command line
     assert not report["skipped_shape"] and not report["missing"] and not report["unexpected"]
     assert "Downloading" not in result.stdout + result.stderr
     assert f"pretrained: {name} (torchvision weights)" in result.stdout
@@ -116,7 +118,10 @@ def test_rename_rules_from_the_command_line_and_the_report_in_tensorboard(tmp_pa
     text = read_texts(tmp_path / "run")["pretrained"]
     assert r"keys           rename ['^net\.', '']: 10 keys" in text
     assert "loaded         8 tensors, 60,856 of 61,281 parameters (99.3%)" in text
-    assert "excluded       2: fc3.weight, fc3.bias" in text
+    # The exclusion came from the default config, not the command line: the report says so.
+    origin = "set by the config files (pretrained=digits_0to4), not the command line"
+    assert report["exclude_origin"] == origin
+    assert f"excluded       2 by '^fc3\\.', {origin}: fc3.weight, fc3.bias" in text
     assert "loaded         8 tensors" in result.stdout
 
 
@@ -172,7 +177,7 @@ def extra_key(path, _):
         (file_of(lambda p, _: p.write_bytes(b"")), "w.pt: the file is empty"),
         (file_of(truncated), "w.pt: not a readable PyTorch checkpoint"),
         (file_of(code_in_lightning), "refused: the checkpoint's pickle asks to build"),
-        (file_of(prefixed), "shares no tensor (same key and shape) with the model; checkpoint keys start ['model.conv1.weight'"),
+        (file_of(prefixed), "shares no tensor (same key and shape) with the model; the keys most alike: 'model.fc1.weight' (checkpoint) ~ 'fc1.weight' (model)"),
         (lambda t: [*file_of(extra_key)(t), "pretrained.strict=true"], "pretrained.strict=true: "),
         (lambda t: [*file_of(lenet)(t), "pretrained.prefix=backbone."], "pretrained.prefix='backbone.': no key of"),
         (lambda t: [*file_of(lenet)(t), "pretrained.use_ema=true"], "pretrained.use_ema=true: "),

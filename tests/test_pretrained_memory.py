@@ -177,3 +177,63 @@ def test_the_same_seed_initialises_the_new_layers_alike(tmp_path):
         built.append(build_with_pretrained(lambda: LeNet(1, 5), path)[0].state_dict())
     for key, tensor in built[0].items():
         assert torch.equal(tensor, built[1][key]), key
+
+
+class TwoAlike(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.first = nn.Linear(4, 4)
+        self.second = nn.Linear(4, 4)
+        self.norm = nn.BatchNorm1d(4)
+        self.norm2 = nn.BatchNorm1d(4)
+
+
+def test_keys_saved_as_one_tensor_become_independent_parameters(tmp_path):
+    state = TwoAlike().state_dict()
+    for name in ("weight", "bias"):
+        state[f"second.{name}"] = state[f"first.{name}"]  # one tensor under two keys
+    state["norm2.running_mean"] = state["norm.running_mean"]
+    path = save(state, tmp_path / "w.pt")
+    loaded = torch.load(path, mmap=True)
+    assert loaded["second.weight"].data_ptr() == loaded["first.weight"].data_ptr()  # as saved
+    model, report = build_with_pretrained(TwoAlike, path)
+    assert report.copied == {
+        "second.weight": "shared its storage with first.weight",
+        "second.bias": "shared its storage with first.bias",
+        "norm2.running_mean": "shared its storage with norm.running_mean",
+    }
+    assert torch.equal(model.second.weight, model.first.weight)  # the values, loaded
+    storages = [t.untyped_storage().data_ptr() for _, t in tensors(model) if t.numel()]
+    assert len(storages) == len(set(storages))
+    with torch.no_grad():
+        model.first.weight.add_(1.0)
+    assert not torch.equal(model.second.weight, model.first.weight)
+
+
+def test_views_into_one_buffer_are_copied_and_a_saved_model_is_its_own_size(tmp_path):
+    source = LeNet(1, 5).state_dict()
+    # One flat buffer twice the model's size (live and EMA weights, as flat-parameter
+    # trainers keep them); every tensor a view into it.
+    flat = torch.cat([t.flatten() for t in source.values()] * 2)
+    views, offset = {}, 0
+    for key, tensor in source.items():
+        views[key] = flat[offset : offset + tensor.numel()].view_as(tensor)
+        offset += tensor.numel()
+    path = save(views, tmp_path / "w.pt")
+    model, report = build_with_pretrained(lambda: LeNet(1, 5), path)
+    assert set(report.copied) == set(source)
+    assert all(
+        why == f"a view into a {flat.numel() * 4:,}-byte buffer" for why in report.copied.values()
+    )
+    for key, tensor in model.state_dict().items():
+        assert torch.equal(tensor, source[key]), key
+        assert tensor.untyped_storage().nbytes() == tensor.numel() * tensor.element_size()
+    saved = save(model.state_dict(), tmp_path / "saved.pt").stat().st_size
+    model_bytes = sum(t.numel() * t.element_size() for t in source.values())
+    assert saved < 1.05 * model_bytes
+
+
+def test_an_ordinary_checkpoint_is_not_copied(tmp_path):
+    path = save(LeNet(1, 5).state_dict(), tmp_path / "w.pt")
+    _, report = build_with_pretrained(lambda: LeNet(1, 5), path)
+    assert report.copied == {}

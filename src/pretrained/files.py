@@ -5,23 +5,27 @@ a Lightning .ckpt, a .safetensors file) or a torchvision weights name such as
 `ResNet50_Weights.IMAGENET1K_V2`. Files are recognised by their first bytes, not their
 extension (Hugging Face's .bin is a torch zip file, the seed saved to .pkl). Pickles are read
 with `weights_only=True` and zip checkpoints are memory-mapped, so their tensors take no
-memory until used and are never copied on the way into the model.
+memory until used and are never copied on the way into the model. A training checkpoint's
+other libraries' objects (arguments, configs, metric buffers) are left unbuilt
+(`unpickle.py`) and listed for the report.
 """
 
 import pickle
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlparse
 
 import torch
 
 from src.errors import GroupwiseError
+from src.pretrained import unpickle
 
 # Where training checkpoints keep their weights (Lightning and most loops: state_dict; ours
 # and DeiT's: model; some DDP saves: module). A raw state_dict has none of these.
 WEIGHT_KEYS = ("state_dict", "model", "module")
-# Where they keep an exponential moving average of them (timm: state_dict_ema; DeiT: model_ema).
+# Where they keep an exponential moving average of them (timm: state_dict_ema; DeiT and
+# torchvision's reference scripts: model_ema).
 EMA_KEYS = ("state_dict_ema", "model_ema")
 # `ResNet50_Weights.IMAGENET1K_V2`, `ViT_L_16_Weights.DEFAULT`: an enum class and member.
 TORCHVISION_WEIGHTS = re.compile(r"[A-Za-z0-9_]+_Weights\.[A-Z0-9_]+")
@@ -31,6 +35,8 @@ TORCHVISION_WEIGHTS = re.compile(r"[A-Za-z0-9_]+_Weights\.[A-Z0-9_]+")
 class Weights:
     tensors: dict[str, torch.Tensor]
     description: str  # what was read, for the report: format and where the weights sat
+    # Where in the file an object was left unbuilt -> its class (pickles only).
+    unbuilt: dict[str, str] = field(default_factory=dict)
 
 
 def read_weights(path: str | Path, use_ema: bool = False) -> Weights:
@@ -42,7 +48,7 @@ def read_weights(path: str | Path, use_ema: bool = False) -> Weights:
         path = _check_file(Path(path), where)
         checkpoint, fmt = _read_file(path, where)
     tensors, inside = _weights_of(checkpoint, use_ema, where)
-    return Weights(tensors, f"{fmt}{inside}")
+    return Weights(tensors, f"{fmt}{inside}", unpickle.unbuilt_entries(checkpoint))
 
 
 def read_state_dict(path: str | Path) -> dict[str, torch.Tensor]:
@@ -88,9 +94,30 @@ def _torch_load(path: Path, where: str, mmap: bool):
     try:
         return torch.load(path, map_location="cpu", weights_only=True, mmap=mmap)
     except pickle.UnpicklingError as err:  # the weights-only unpickler stopped
-        raise _refused_or_corrupt(path, where, err) from None
+        refusal = err
     except Exception as err:  # torch raises RuntimeError, EOFError, ... for damaged files
         raise _corrupt(where, err) from None
+    # A training checkpoint's other objects: listed without running anything, then left unbuilt.
+    try:
+        names = unpickle.globals_asked_for(path, _is_zip(path))
+    except Exception:  # too damaged to list: the unpickler's own complaint says more
+        names = []
+    if not names:
+        raise _corrupt(where, refusal)
+    if code := unpickle.code_runners(names):
+        raise GroupwiseError(
+            f"{where}: refused: the checkpoint's pickle asks to build {', '.join(code)}, not "
+            "just tensors, and could run code; nothing of it ran. Re-save only its weights "
+            "(torch.save(model.state_dict(), path)) from a source you trust"
+        )
+    try:
+        return unpickle.load_leaving_unbuilt(path, names, mmap)
+    except Exception as err:
+        raise GroupwiseError(
+            f"{where}: not a readable PyTorch checkpoint ({_load_error_cause(err)}), or one whose "
+            "objects torch's weights-only unpickler cannot leave unbuilt; re-save or re-download "
+            "it, or extract its weights as the README's Pretrained > Safety section shows"
+        ) from None
 
 
 def _read_safetensors(path: Path, where: str) -> dict[str, torch.Tensor]:
@@ -143,8 +170,6 @@ def _hub_cache_file(url: str) -> Path:
 def _refused_or_corrupt(path: Path, where: str, err: Exception) -> GroupwiseError:
     """Refused when the pickle names classes or functions beyond tensors and plain data
     (torch lists them without running anything), else damaged."""
-    if not _is_zip(path):
-        return _legacy_refused(where, err)
     try:
         unsafe = torch.serialization.get_unsafe_globals_in_checkpoint(path)
     except Exception:  # too damaged to list: the unpickler's own complaint says more
@@ -158,25 +183,17 @@ def _refused_or_corrupt(path: Path, where: str, err: Exception) -> GroupwiseErro
     )
 
 
-def _legacy_refused(where: str, err: Exception) -> GroupwiseError:
-    """torch lists what a pickle builds only in zip checkpoints
-    (`get_unsafe_globals_in_checkpoint` refuses the legacy format): here a damaged stream and
-    a class the unpickler refused look alike, so the message quotes torch's cause and names
-    both."""
-    return GroupwiseError(
-        f"{where}: refused, or not a readable PyTorch checkpoint ({_load_error_cause(err)}); "
-        "in the legacy (pre-1.6) format torch cannot tell a damaged file from one holding "
-        "objects beyond tensors, which could run code: re-save or re-download it, saving only "
-        "its weights (torch.save(model.state_dict(), path)) from a source you trust"
-    )
-
-
 def _load_error_cause(err: Exception) -> str:
     """The line of a torch.load error that says what went wrong: weights-only errors open with
-    boilerplate and name the cause on the unpickler's line; others on their first line."""
-    lines = [line.strip() for line in str(err).splitlines() if line.strip()]
-    cause = [line for line in lines if line.startswith("WeightsUnpickler error")]
-    return (cause or lines or [type(err).__name__])[0]
+    boilerplate and name the cause after `WeightsUnpickler error:`, on its line or the next;
+    others on their first line."""
+    text = str(err)
+    marker = "WeightsUnpickler error:"
+    if marker in text:
+        text = text[text.index(marker) :].removeprefix(marker).strip() or text
+        text = f"{marker} {text}"
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    return (lines or [type(err).__name__])[0]
 
 
 def _corrupt(where: str, err: Exception) -> GroupwiseError:
@@ -203,9 +220,14 @@ def _weights_of(checkpoint, use_ema: bool, where: str) -> tuple[dict[str, torch.
         tensors = {k: v for k, v in checkpoint.items() if isinstance(v, torch.Tensor)}
         if tensors:
             return tensors, inside
+    # A whole pickled model (torch.save(model)), left unbuilt: its weights are in its state.
+    entries = checkpoint.items() if isinstance(checkpoint, dict) else [("the file", checkpoint)]
+    whole = [f"{k} is a whole {v.name}" for k, v in entries if isinstance(v, unpickle.Unbuilt)]
+    what = "; ".join(whole) or f"a {type(checkpoint).__name__}"
     raise GroupwiseError(
-        f"{where}: holds no tensors by name (a {type(checkpoint).__name__}); expected a state_dict "
-        f"or a dict with the weights under one of {list(WEIGHT_KEYS)}"
+        f"{where}: holds no tensors by name ({what}); expected a state_dict or a dict with the "
+        f"weights under one of {list(WEIGHT_KEYS)}"
+        + ("; load the object where its code is trusted and save its state_dict()" if whole else "")
     )
 
 

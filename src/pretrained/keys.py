@@ -1,9 +1,10 @@
 """Checkpoint names -> the model's names: wrappers removed, a sub-tree taken, rules applied.
 
-In this order: `module.` / `_orig_mod.` wrappers (DataParallel, DDP, torch.compile) go when
-every key carries one; `prefix` keeps one sub-tree and drops its prefix (`backbone.` of a
-detector); `rename` rules apply in order, each to every key, with `re.sub`. `exclude` then
-matches the result, i.e. the names as the model has them.
+In this order: an AveragedModel's `n_averaged` counter goes; `module.` / `_orig_mod.`
+wrappers (DataParallel, DDP, torch.compile) go when every key carries one; `prefix` keeps one
+sub-tree and drops its prefix (`backbone.` of a detector); `rename` rules apply in order, each
+to every key, with `re.sub`. `exclude` then matches the result, i.e. the names as the model
+has them.
 """
 
 import re
@@ -64,6 +65,15 @@ def map_keys(
 ) -> tuple[dict[str, torch.Tensor], list[str]]:
     """The checkpoint under the model's names, and a note per change made, for the report."""
     notes = []
+    # torch's AveragedModel (the EMA of torchvision's reference scripts) saves the model under
+    # `module.` beside its `n_averaged` counter, which is no weight of the model.
+    if (
+        len(tensors) > 1
+        and "n_averaged" in tensors
+        and all(k.startswith("module.") for k in tensors if k != "n_averaged")
+    ):
+        tensors = {k: v for k, v in tensors.items() if k != "n_averaged"}
+        notes.append("AveragedModel's 'n_averaged' counter dropped")
     # Wrappers nest (`_orig_mod.module.`: compile of DDP): strip while every key has one.
     while tensors and (
         wrapper := next((w for w in WRAPPERS if all(k.startswith(w) for k in tensors)), None)

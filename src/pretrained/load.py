@@ -20,8 +20,9 @@ from torch import nn
 
 from src.errors import GroupwiseError
 from src.pretrained.files import read_state_dict, read_weights
+from src.pretrained.hints import why_nothing_loaded
 from src.pretrained.keys import check_rules, map_keys
-from src.pretrained.report import LoadReport, fold_by_prefix, format_report
+from src.pretrained.report import LoadReport, fold_by_prefix, fold_shapes, format_report
 
 __all__ = [
     "LoadReport",
@@ -69,7 +70,7 @@ def build_with_pretrained(
     for owner in dict.fromkeys(_owner(model, key) for key in not_loaded):
         owner.to_empty(device="cpu", recurse=False)
         owner.reset_parameters()
-    model.load_state_dict(keep, strict=False, assign=True)
+    model.load_state_dict(_own_storages(keep, report), strict=False, assign=True)
     report.built = (
         f"built on the meta device: took the checkpoint's tensors, initialised {len(not_loaded)}"
     )
@@ -92,8 +93,10 @@ def _match(
     use_ema: bool = False,
     adapt_input_channels: bool = False,
     strict: bool = False,
+    exclude_origin: str = "",
 ) -> tuple[dict[str, torch.Tensor], LoadReport]:
-    """The checkpoint's tensors that fit the model, by the model's names, and the report."""
+    """The checkpoint's tensors that fit the model, by the model's names, and the report;
+    `exclude_origin`: where `exclude` was set, when not on the command line."""
     rules, excluders = check_rules(list(rename), list(exclude), prefix)
     weights = read_weights(path, use_ema)
     tensors, key_changes = map_keys(weights.tensors, rules, prefix, f"pretrained.path={path}")
@@ -103,6 +106,9 @@ def _match(
         source=weights.description,
         key_changes=key_changes,
         model_elements=sum(p.numel() for p in model.parameters()),
+        unbuilt=weights.unbuilt,
+        exclude=list(exclude),
+        exclude_origin=exclude_origin if exclude else "",
     )
     first_conv = _first_conv_weight(model)
     keep = {}
@@ -141,17 +147,16 @@ def _check_outcome(report: LoadReport, keep, tensors, model_state, strict: bool)
     where = f"pretrained.path={report.path}"
     if not keep:
         raise GroupwiseError(
-            f"{where}: shares no tensor (same key and shape) with the model; checkpoint keys "
-            f"start {list(tensors)[:3]}, model keys start {list(model_state)[:3]}"
-            f"{_prefix_hint(list(tensors), list(model_state))}"
+            f"{where}: shares no tensor (same key and shape) with the model; "
+            f"{why_nothing_loaded(tensors, model_state)}"
         )
     if strict and (report.unexpected or report.missing or report.skipped_shape):
         problems = [
-            f"{label} {len(keys)}: {', '.join(fold_by_prefix(list(keys)))}"
-            for label, keys in (
-                ("unexpected", report.unexpected),
-                ("missing", report.missing),
-                ("skipped_shape", report.skipped_shape),
+            f"{label} {len(keys)}: {', '.join(listed)}"
+            for label, keys, listed in (
+                ("unexpected", report.unexpected, fold_by_prefix(report.unexpected)),
+                ("missing", report.missing, fold_by_prefix(report.missing)),
+                ("skipped_shape", report.skipped_shape, fold_shapes(report.skipped_shape)),
             )
             if keys
         ]
@@ -159,25 +164,6 @@ def _check_outcome(report: LoadReport, keep, tensors, model_state, strict: bool)
             f"pretrained.strict=true: {where} does not fit the model exactly ({'; '.join(problems)}); "
             "exclude what the model should not take, or set pretrained.strict=false"
         )
-
-
-def _prefix_hint(checkpoint_keys: list[str], model_keys: list[str]) -> str:
-    """The usual cause of loading nothing: one side's keys carry an extra first component."""
-    model_names = set(model_keys)
-    firsts = {k.split(".", 1)[0] for k in checkpoint_keys}
-    if len(firsts) == 1 and all("." in k for k in checkpoint_keys):
-        first = f"{firsts.pop()}."
-        if any(k.removeprefix(first) in model_names for k in checkpoint_keys):
-            return f"; every checkpoint key starts with {first!r}: try pretrained.prefix={first}"
-    firsts = {k.split(".", 1)[0] for k in model_keys}
-    if len(firsts) == 1 and all("." in k for k in model_keys):
-        first = f"{firsts.pop()}."
-        if any(first + k in model_names for k in checkpoint_keys):
-            return (
-                f"; every model key starts with {first!r}: try "
-                f"\"pretrained.rename=[['^', '{first}']]\""
-            )
-    return "; is it for another model?"
 
 
 def _first_conv_weight(model: nn.Module) -> str | None:
@@ -204,6 +190,27 @@ def _adapt_input_channels(weight: torch.Tensor, channels: int) -> torch.Tensor:
         return weight.sum(dim=1, keepdim=True)
     repeats = -(-channels // 3)
     return weight.repeat(1, repeats, *[1] * (weight.ndim - 2))[:, :channels] * (3 / channels)
+
+
+def _own_storages(keep: dict[str, torch.Tensor], report: LoadReport) -> dict[str, torch.Tensor]:
+    """Each tensor in a storage of its own, as a model built normally has them. Assigned as
+    they are, two keys saved as one tensor would become one storage (two layers trained as
+    one, and linked in every checkpoint after), and a view into a larger buffer would keep all
+    of it alive and saved in `last.pt`. Only those are copied: the others stay memory-mapped."""
+    first_user: dict[int, str] = {}
+    for key, tensor in keep.items():
+        storage = tensor.untyped_storage()
+        if not tensor.numel():
+            continue
+        first = first_user.setdefault(storage.data_ptr(), key)
+        if storage.nbytes() > tensor.numel() * tensor.element_size():
+            report.copied[key] = f"a view into a {storage.nbytes():,}-byte buffer"
+        elif first != key:
+            report.copied[key] = f"shared its storage with {first}"
+        else:
+            continue
+        keep[key] = tensor.clone()
+    return keep
 
 
 def _first_message_line(err: Exception) -> str:

@@ -3,6 +3,7 @@ every tensor that was not loaded, with the reason. One table for the console and
 the full lists in `pretrained_report.json`."""
 
 import math
+import re
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 
@@ -25,6 +26,12 @@ class LoadReport:
     model_elements: int = 0
     built: str = ""  # how the model was built: on the meta device, or normally and why
     advice: list[str] = field(default_factory=list)
+    # Entries of the file left unbuilt (other libraries' objects) -> the class they named.
+    unbuilt: dict[str, str] = field(default_factory=dict)
+    # Loaded tensors given a storage of their own -> why (shared with another key, a view).
+    copied: dict[str, str] = field(default_factory=dict)
+    exclude: list[str] = field(default_factory=list)  # the patterns, as configured
+    exclude_origin: str = ""  # where they were set, when not on the command line
 
     @property
     def loaded_share(self) -> float:
@@ -59,18 +66,22 @@ def fold_by_prefix(keys: list[str], limit: int = MAX_LISTED) -> list[str]:
 
 def format_report(report: LoadReport) -> str:
     lines = [f"pretrained: {report.path} ({report.source})"]
+    if report.unbuilt:
+        lines.append(f"  not built      {_unbuilt(report.unbuilt)}")
     lines += [f"  keys           {change}" for change in report.key_changes]
     lines.append(
         f"  loaded         {len(report.loaded)} tensors, {report.loaded_elements:,} of "
         f"{report.model_elements:,} parameters ({_percent(report.loaded_share)})"
     )
+    if report.copied:
+        listed = [f"{k} ({why})" for k, why in report.copied.items()]
+        lines.append(f"  own storage    {len(listed)}: {', '.join(_shorten(listed))}")
     for label, shapes in (("adapted", report.adapted), ("skipped_shape", report.skipped_shape)):
-        listed = [f"{k} {v['checkpoint']} -> {v['model']}" for k, v in shapes.items()]
-        if len(listed) > MAX_LISTED:
-            listed = fold_by_prefix(list(shapes))
-        if listed:
-            lines.append(f"  {label:<14} {len(shapes)}: {', '.join(listed)}")
-    for label in ("excluded", "unexpected", "missing"):
+        if shapes:
+            lines.append(f"  {label:<14} {len(shapes)}: {', '.join(fold_shapes(shapes))}")
+    if report.excluded:
+        lines.append(f"  excluded       {len(report.excluded)} {_excluded_by(report)}")
+    for label in ("unexpected", "missing"):
         keys = getattr(report, label)
         if keys:
             lines.append(f"  {label:<14} {len(keys)}: {', '.join(fold_by_prefix(keys))}")
@@ -78,6 +89,60 @@ def format_report(report: LoadReport) -> str:
         lines.append(f"  model          {report.built}")
     lines += [f"  advice         {line}" for line in report.advice]
     return "\n".join(lines)
+
+
+def fold_shapes(shapes: dict[str, dict[str, list[int]]]) -> list[str]:
+    """`key [checkpoint shape] -> [model shape]` each; folded, each group still shows why it
+    did not load with its first key's shapes: `layer4.* (12, e.g. layer4.0.conv1.weight ...)`."""
+
+    def why(key: str) -> str:
+        return f"{key} {shapes[key]['checkpoint']} -> {shapes[key]['model']}"
+
+    if len(shapes) <= MAX_LISTED:
+        return [why(key) for key in shapes]
+    folded = []
+    for entry in fold_by_prefix(list(shapes)):
+        prefix, star, count = entry.partition(".* (")
+        if not star:  # a key alone
+            folded.append(why(entry))
+            continue
+        first = next(key for key in shapes if key.startswith(f"{prefix}."))
+        folded.append(f"{prefix}.* ({count.removesuffix(')')}, e.g. {why(first)})")
+    return folded
+
+
+def _excluded_by(report: LoadReport) -> str:
+    """The excluded keys by the pattern that matched them, and where the patterns came from:
+    one set by a config file, not typed by the user, is easy to miss."""
+    by_pattern: dict[str, list[str]] = {}
+    for key in report.excluded:
+        pattern = next((p for p in report.exclude if re.search(p, key)), "?")
+        by_pattern.setdefault(pattern, []).append(key)
+    origin = f", {report.exclude_origin}" if report.exclude_origin else ""
+    return "; ".join(
+        f"by '{pattern}'{origin}: {', '.join(fold_by_prefix(keys))}"
+        for pattern, keys in by_pattern.items()
+    )
+
+
+def _unbuilt(unbuilt: dict[str, str]) -> str:
+    """Other libraries' objects in the file, never imported nor run: where, and what."""
+    listed = [f"{where} ({name})" for where, name in unbuilt.items()]
+    if len(listed) > MAX_LISTED:
+        classes = sorted(set(unbuilt.values()))
+        listed = [*fold_by_prefix(list(unbuilt)), f"of {', '.join(_shorten(classes))}"]
+    return (
+        f"{len(unbuilt)} entries of other libraries' classes, neither imported nor run (not "
+        f"weights): {', '.join(listed)}"
+    )
+
+
+def _shorten(items: list[str]) -> list[str]:
+    return (
+        items
+        if len(items) <= MAX_LISTED
+        else [*items[: MAX_LISTED - 1], f"... ({len(items) - MAX_LISTED + 1} more)"]
+    )
 
 
 def _percent(share: float) -> str:
