@@ -102,7 +102,9 @@ class FileDatasetConfig(LoaderConfig):
     """Datasets read from files, through DataLoader worker processes."""
 
     root: str = option("???", "where the files are")
-    transform_from: str | None = option(None, "a torchvision model or weights name")
+    transform_from: str | None = option(
+        None, "a torchvision model or weights name, timm:<model>, hf:<dir>: its preprocessing"
+    )
     augment: bool = option(True, "random crops (and flips for photos) while training")
     num_workers: int = option(0, "worker processes decoding images", ge=0)
     pin_memory: bool = option(False, "page-locked batches, for GPUs")

@@ -5,11 +5,15 @@ from torch import nn
 from src.errors import GroupwiseError
 
 
-def torchvision_model(name: str, num_classes: int, in_channels: int = 3, **kwargs) -> nn.Module:
+def torchvision_model(
+    name: str, num_classes: int, in_channels: int = 3, image_size: int | None = None, **kwargs
+) -> nn.Module:
     """Any torchvision classification model by name, built with random weights for the run's
     classes; pretrained weights come in through `pretrained`, whose filter skips the old head.
 
     A model for other than 3 input channels gets its first convolution rebuilt to take them.
+    `image_size` reaches the ViTs (`vit_*`), whose position embeddings fix their input size;
+    the other classifiers take any size, and ignore it.
     """
     import torchvision  # ~1 s of imports: only models that need it pay for it
 
@@ -20,6 +24,8 @@ def torchvision_model(name: str, num_classes: int, in_channels: int = 3, **kwarg
         raise GroupwiseError(
             f"model.name={name}: not a torchvision classification model; e.g. {known}, ..."
         ) from None
+    if image_size is not None and name.startswith("vit_"):
+        kwargs.setdefault("image_size", image_size)
     model = builder(weights=None, num_classes=num_classes, **kwargs)
     if in_channels != 3:
         _replace_first_conv(model, in_channels)

@@ -19,10 +19,12 @@ import torch
 from torch import nn
 
 from src.errors import GroupwiseError
-from src.pretrained.files import read_state_dict, read_weights
+from src.pretrained.files import read_state_dict
 from src.pretrained.hints import why_nothing_loaded
 from src.pretrained.keys import check_rules, map_keys
 from src.pretrained.report import LoadReport, fold_by_prefix, fold_shapes, format_report
+from src.pretrained.sources import read_source
+from src.pretrained.transformers_names import to_model_names
 
 __all__ = [
     "LoadReport",
@@ -98,13 +100,15 @@ def _match(
     """The checkpoint's tensors that fit the model, by the model's names, and the report;
     `exclude_origin`: where `exclude` was set, when not on the command line."""
     rules, excluders = check_rules(list(rename), list(exclude), prefix)
-    weights = read_weights(path, use_ema)
+    weights = read_source(path, use_ema)
     tensors, key_changes = map_keys(weights.tensors, rules, prefix, f"pretrained.path={path}")
+    # After the user's rules, which name the checkpoint's keys: a library's own renaming.
+    tensors, library_changes = to_model_names(model, tensors)
     model_state = model.state_dict()
     report = LoadReport(
         path=str(path),
         source=weights.description,
-        key_changes=key_changes,
+        key_changes=key_changes + library_changes,
         model_elements=sum(p.numel() for p in model.parameters()),
         unbuilt=weights.unbuilt,
         exclude=list(exclude),
