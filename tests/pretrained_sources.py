@@ -45,3 +45,15 @@ def torchvision_cache(torch_home: Path, weights_name: str) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save(model.state_dict(), path)
     return path
+
+
+def hub_cache(cache: Path, repo_id: str, revision: str = "0" * 40) -> Path:
+    """The snapshot folder of `repo_id` in a Hugging Face hub cache laid out as
+    huggingface_hub writes it (models--org--name/refs/main -> snapshots/<commit>/), for the
+    test to fill with files the libraries save: stands in for a download."""
+    repo = cache / f"models--{repo_id.replace('/', '--')}"
+    (repo / "refs").mkdir(parents=True)
+    (repo / "refs" / "main").write_text(revision)
+    snapshot = repo / "snapshots" / revision
+    snapshot.mkdir(parents=True)
+    return snapshot

@@ -1,0 +1,111 @@
+"""The param-group presets on the real parameter names of timm and Hugging Face models: every
+pattern matches (resolve refuses one that matches nothing), each layer id gets its multiplier,
+in order; and a dry run of each preset on each family shows the groups."""
+
+import json
+import logging
+
+import pytest
+import torch
+from omegaconf import OmegaConf
+
+from src.optim.resolve import resolve
+from src.optim.specs import accepted_keys, parse_specs
+from src.runner import Runner
+from tests.conftest import ROOT
+from tests.model_families import hf_config_dir, on_meta
+
+STAGES = {f"stages.{i}": 0.75 ** (3 - i) for i in range(4)}
+VIT = {
+    "default": 1,
+    "tokens": pytest.approx(0.75**13, rel=1e-5),
+    "patch_embedding": pytest.approx(0.75**13, rel=1e-5),
+    **{f"blocks.{i}": pytest.approx(0.75 ** (12 - i)) for i in range(12)},
+}
+# family -> its layer-decay preset and the multipliers it gives, group by group
+LAYER_DECAY = {
+    "timm_vit": ("vit_layer_decay", VIT),
+    "hf_vit": ("vit_layer_decay", VIT),
+    "hf_dinov2": ("vit_layer_decay", VIT),
+    "timm_convnext": ("convnext_layer_decay", {"default": 1, "stem": 0.75**4, **STAGES}),
+    "hf_convnext": ("convnext_layer_decay", {"default": 1, "stem": 0.75**4, **STAGES}),
+    "timm_resnet": (
+        "resnet_layer_decay",
+        {"default": 1, "stem": 0.75**4, **{f"stages.{i + 1}": m for i, m in enumerate(STAGES.values())}},
+    ),
+    "hf_resnet": ("resnet_layer_decay", {"default": 1, "stem": 0.75**4, **STAGES}),
+}  # fmt: skip
+# What each family's head is called: the parameters head_boost and backbone_frozen train.
+HEADS = {
+    "timm_vit": ["head.weight", "head.bias"],
+    "timm_convnext": ["head.norm.weight", "head.norm.bias", "head.fc.weight", "head.fc.bias"],
+    "timm_resnet": ["fc.weight", "fc.bias"],
+    "hf_vit": ["classifier.weight", "classifier.bias"],
+    "hf_dinov2": ["classifier.weight", "classifier.bias"],
+    "hf_convnext": ["classifier.weight", "classifier.bias"],
+    "hf_resnet": ["classifier.1.weight", "classifier.1.bias"],
+}
+
+
+def preset(name: str) -> dict:
+    return OmegaConf.to_container(OmegaConf.load(ROOT / "conf" / "param_groups" / f"{name}.yaml"))
+
+
+def groups_on(family: str, name: str):
+    specs = parse_specs(preset(name), accepted_keys(torch.optim.AdamW))
+    return resolve(on_meta(family), specs).groups
+
+
+@pytest.mark.parametrize("family", list(LAYER_DECAY))
+def test_layer_decay_presets_give_each_layer_of_each_library_its_multiplier(family):
+    name, expected = LAYER_DECAY[family]
+    groups = groups_on(family, name)
+    assert {g.name: g.lr_mult for g in groups} == expected
+    layers = [g for g in groups if g.name.split(".")[-1].isdigit()]
+    ids = [int(g.name.split(".")[-1]) for g in layers]
+    assert ids == sorted(ids) and len(ids) == len(set(ids))
+    for group in layers:  # each layer group holds that layer's parameters only
+        layer = group.name.split(".")[-1]
+        assert all(f"{layer}." in n.replace("encoder_layer_", "") for n in group.param_names)
+
+
+@pytest.mark.parametrize("family", list(HEADS))
+def test_head_presets_find_the_classifier_of_each_library(family):
+    boosted = {g.name: g for g in groups_on(family, "head_boost")}
+    assert boosted["head"].param_names == HEADS[family] and boosted["head"].lr_mult == 10
+    frozen = {g.name: g for g in groups_on(family, "backbone_frozen")}
+    assert frozen["head"].param_names == HEADS[family]
+    assert frozen["default"].trains_from_epoch is None  # the rest never trains
+
+
+@pytest.mark.parametrize(
+    ("family", "presets"),
+    [
+        ("timm_vit", ["head_boost", "backbone_frozen", "vit_layer_decay"]),
+        ("timm_convnext", ["convnext_layer_decay"]),
+        ("timm_resnet", ["resnet_layer_decay"]),
+        ("hf_vit", ["vit_layer_decay"]),
+        ("hf_dinov2", ["vit_layer_decay"]),
+        ("hf_convnext", ["convnext_layer_decay"]),
+    ],
+)
+def test_a_dry_run_of_each_preset_on_each_family_shows_its_groups(
+    make_cfg, tmp_path, caplog, family, presets
+):
+    caplog.set_level(logging.INFO)
+    if family.startswith("hf_"):
+        model = ["model=hf", f"model.name={hf_config_dir(tmp_path / 'model', family)}"]
+    else:  # the tiny timm models of the family: test_vit, test_convnext, test_resnet
+        model = ["model=timm", f"model.name=test_{family.removeprefix('timm_')}"]
+    for name in presets:
+        caplog.clear()
+        cfg = make_cfg(*model, "pretrained=none", f"param_groups={name}", "dry_run=true")
+        Runner(cfg, tmp_path / name).run()
+        info = json.loads((tmp_path / name / "param_groups.json").read_text())
+        groups = [g["name"] for g in info["groups"]]
+        assert "group " in caplog.text and all(f"\n{g} " in caplog.text for g in groups)
+        if name.endswith("layer_decay"):
+            layers = [g for g in groups if g.split(".")[-1].isdigit()]
+            assert len(layers) >= 2 and layers == sorted(layers, key=lambda g: int(g[7:]))
+        else:
+            assert groups == ["default", "head"]
