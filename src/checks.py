@@ -27,6 +27,7 @@ def check_run(cfg: DictConfig) -> None:
             parse_specs, OmegaConf.to_container(cfg.param_groups), accepted_keys(optimizer_class)
         )
     problems += _found(check_options, OmegaConf.to_container(cfg.pretrained, resolve=True))
+    problems += _required_model_keys(cfg.model)
     problems += _found(resolve_device, cfg.trainer.device)
     if problems:
         raise GroupwiseError(*problems)
@@ -91,6 +92,16 @@ def _optimizer_problems(optimizer: DictConfig) -> tuple[type | None, list[str]]:
             f"optimizer ({optimizer._target_}): {err}; check the values under optimizer"
         )
     return cls, problems
+
+
+def _required_model_keys(model: DictConfig) -> list[str]:
+    """The model section is its builder's arguments, untyped: a `???` there (model=timm's
+    name) is found here, not by the schema's checks."""
+    return [
+        f"model.{key}: required, and not set; set model.{key}=... (see conf/model/)"
+        for key in model
+        if OmegaConf.is_missing(model, key)
+    ]
 
 
 def _finite_non_negative(value) -> bool:
