@@ -27,7 +27,12 @@ GROUPS = [
     "hydra/launcher",
 ]
 # What a group's option needs beside it to compose into a config a run accepts.
-NEEDS = {"image_folder": ["dataset.root=/data"], "model": ["pretrained=none"]}
+NEEDS = {
+    "image_folder": ["dataset.root=/data"],
+    "model": ["pretrained=none"],
+    "timm": ["pretrained=none", "model.name=resnet18"],  # the name is required: no default
+    "hf": ["pretrained=none", "model.name=/models/vit"],
+}
 
 
 def options() -> list[tuple[str, str]]:
