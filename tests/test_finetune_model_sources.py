@@ -3,6 +3,7 @@ ViT, each fine-tuned on an image folder at 32 pixels from a checkpoint its own l
 (timm's CheckpointSaver, torch.save of a state_dict, save_pretrained), under a layer-decay
 preset; the load report, TensorBoard's lr ratios and the metrics read back."""
 
+import gc
 import json
 import math
 
@@ -11,7 +12,8 @@ import timm
 import torch
 from timm.utils import CheckpointSaver
 
-from tests.conftest import read_scalars, run_python
+from tests import cli_in_process
+from tests.conftest import read_scalars
 from tests.generated_data import write_image_folder
 from tests.model_families import hf_vit_dir
 
@@ -35,17 +37,18 @@ def timm_vit_checkpoint(folder):
     return model, folder / "test_vit.pth"
 
 
-def run_in_one_process(cases: list[list[str]], tmp_path) -> list[dict]:
-    """The CLI once per case, in one process (tests/cli_in_process.py): the three runs share
-    torch's, timm's and transformers' imports."""
-    (tmp_path / "cases.json").write_text(json.dumps(cases))
-    result = run_python(
-        "-m", "tests.cli_in_process", str(tmp_path / "cases.json"), str(tmp_path / "results.json")
-    )
-    assert result.returncode == 0, result.stderr
-    return json.loads((tmp_path / "results.json").read_text())
+def run_in_this_process(cases: list[list[str]]) -> list[dict]:
+    """The CLI once per case, as `python -m src.run` runs it (tests/cli_in_process.py), in this
+    test's process: the runs share the imports of torch, timm and transformers it has made."""
+    try:
+        return [cli_in_process.run(args) for args in cases]
+    finally:
+        gc.unfreeze()  # the command freezes what it made at exit; this process carries on
 
 
+# conftest imported src.run (its resolvers); runpy runs a fresh copy as __main__, as the
+# command does, and says so.
+@pytest.mark.filterwarnings("ignore:'src.run' found in sys.modules:RuntimeWarning")
 def test_timm_and_hugging_face_models_fine_tune_from_their_own_libraries_files(tmp_path):
     root = write_image_folder(tmp_path / "photos", per_class=6)  # 14 to train: 2 steps per epoch
     torch.manual_seed(0)
@@ -66,9 +69,8 @@ def test_timm_and_hugging_face_models_fine_tune_from_their_own_libraries_files(t
         "hf_vit": ["model=hf", f"model.name={hf_dir}", f"pretrained.path={hf_dir}",
                    "param_groups=vit_layer_decay"],
     }  # fmt: skip
-    results = run_in_one_process(
-        [[*common, *args, f"hydra.run.dir={tmp_path / name}"] for name, args in runs.items()],
-        tmp_path,
+    results = run_in_this_process(
+        [[*common, *args, f"hydra.run.dir={tmp_path / name}"] for name, args in runs.items()]
     )
     for name, result in zip(runs, results, strict=True):
         assert result["code"] == 0, f"{name}:\n{result['stderr']}"
