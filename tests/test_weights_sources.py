@@ -9,6 +9,7 @@ import torch
 from safetensors.torch import load_file
 from transformers import AutoModelForImageClassification, Dinov2Config, Dinov2Model
 
+from src.data.transforms import preprocess_for
 from src.errors import GroupwiseError
 from src.models.hf_models import hf_model
 from src.models.timm_models import timm_model
@@ -97,3 +98,15 @@ def test_a_directory_without_weights_names_what_it_looked_for(tmp_path):
         GroupwiseError, match=r"holds none of model.safetensors, .*\['config.json'\]"
     ):
         read_source(folder)
+
+
+def test_a_hugging_face_model_in_the_hub_cache_builds_loads_and_preprocesses_by_its_id(cache):
+    """model.name, pretrained.path and transform_from may all name a cached hub model."""
+    hf_vit_dir(hub_cache(cache, "org/tiny-vit"), num_labels=10)
+    model, report = build_with_pretrained(
+        lambda: hf_model("org/tiny-vit", num_classes=3), "org/tiny-vit"
+    )
+    assert report.source.startswith("Hugging Face hub cache org/tiny-vit, model.safetensors")
+    assert set(report.skipped_shape) == {"classifier.weight", "classifier.bias"}
+    assert model(torch.zeros(2, 3, 32, 32)).shape == (2, 3)
+    assert preprocess_for("hf:org/tiny-vit", None, None).size == 32
