@@ -125,3 +125,11 @@ print(json.dumps({{"dry": dry, "imported": imported, "missing": missing}}))
         hf_missing, "model=hf needs transformers, which is not installed; install the 'hf' extra"
     )
     assert_one_clear_line(no_name, "model.name: required, and not set; set model.name=...")
+
+
+def test_further_model_keys_set_the_hugging_face_config_and_a_typo_is_named(tmp_path):
+    folder = hf_config_dir(tmp_path / "vit", "hf_vit")
+    model = hf_model(str(folder), num_classes=2, hidden_dropout_prob=0.25)
+    assert model.config.hidden_dropout_prob == 0.25
+    with pytest.raises(GroupwiseError, match=r"model\.hiden_dropout_prob: ViTConfig has no such"):
+        hf_model(str(folder), num_classes=2, hiden_dropout_prob=0.25)
