@@ -1,1 +1,2 @@
-"""Pretrained weights: read a checkpoint safely, map its keys, load what fits, report it."""
+"""Pretrained weights: find a checkpoint's files, read them safely, map its keys, load what
+fits, report it."""
