@@ -28,9 +28,7 @@ profile tables, the table (table.md), so an interrupted run still leaves what it
 import argparse
 import contextlib
 import gc
-import json
 import os
-import platform
 import tempfile
 import time
 from dataclasses import dataclass, field
@@ -40,7 +38,7 @@ import torch
 
 from benchmarks import gpu_runs
 from benchmarks.gpu_data import write_photo_folder
-from benchmarks.gpu_table import markdown_table, rows
+from benchmarks.gpu_report import append_results, machine, markdown_table, rows, save
 from benchmarks.loops import has_lightning, measure
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -238,24 +236,29 @@ def main() -> None:
         append_results(args.results, results["machine"], table)
 
 
-# Long: the parts in the order they run, each saved as it ends
 def run_parts(smoke: bool, tmp: Path, out: Path | None, results: dict, saved) -> None:
-    """Into `results`, `saved()` after each part; the slow compilation runs last, so a run
-    cut short still has the other parts."""
+    """Into `results`, `saved()` after each part: the main workload first, the runs of whole
+    processes, the other workloads, the slow compilation last (a run cut short keeps the
+    rest)."""
     start = time.perf_counter()
-    cores = os.cpu_count() or 2
-    workers = 1 if smoke else max(2, min(12, cores - 4))
+    workers = 1 if smoke else max(2, min(12, (os.cpu_count() or 2) - 4))
     photos = tmp / "photos"
     if smoke:
         write_photo_folder(photos, classes=3, train=4, val=2, size=(40, 32))
     else:  # 1536 training images: 12 batches of 128
         write_photo_folder(photos, classes=12, train=128, val=4, size=(400, 300))
-    throughput = results.setdefault("throughput", {})
-    specs = workloads(smoke, photos, workers)
+    main_workload, *others = sorted(
+        workloads(smoke, photos, workers), key=lambda s: (not s.profile, "compile" in s.name)
+    )
     lightning = has_lightning()
     if not lightning:
         print("lightning not installed: runner vs plain loop only")
-    for spec in sorted(specs, key=lambda s: "compile" in s.name):
+
+    def part_done(name: str) -> None:
+        saved()
+        print(f"  {name}: {time.perf_counter() - start:.0f} s so far", flush=True)
+
+    for index, spec in enumerate([main_workload, *others]):
         print(f"\n{spec.name}", flush=True)
         # Inductor compiles for minutes on a CPU: the smoke run takes the path without it.
         no_compile = torch._dynamo.config.patch(disable=True) if smoke else contextlib.nullcontext()
@@ -268,53 +271,24 @@ def run_parts(smoke: bool, tmp: Path, out: Path | None, results: dict, saved) ->
                 twin=spec.twin,
                 after_rounds=profile_to(out) if spec.profile else None,
             )
-        throughput[spec.name] = {**result, "notes": spec.notes}
+        results.setdefault("throughput", {})[spec.name] = {**result, "notes": spec.notes}
         gc.collect()  # the workload's models and loaders: before the next one allocates
         if not smoke:
             torch.cuda.empty_cache()
-        saved()
-        print(f"  {time.perf_counter() - start:.0f} s so far", flush=True)
-        if spec.name == "resnet_bf16_data_on_gpu":
-            print("\nDDP, pretrained load and resume", flush=True)
-            ddp, resume = cli_runs(smoke, photos, workers)
-            results["ddp"] = gpu_runs.torchrun_ddp(ddp)
-            saved()
-            print(f"  torchrun: {time.perf_counter() - start:.0f} s so far", flush=True)
-            results["resume"] = gpu_runs.resume_exactness(
-                resume, kill_after_step=3 if smoke else 8, repeat=not smoke
-            )
-            saved()
-            print(f"  resume: {time.perf_counter() - start:.0f} s so far", flush=True)
-            results["pretrained"] = gpu_runs.pretrained_load(
-                *(("resnet18", "cpu") if smoke else ("vit_l_16", "cuda")), fresh=not smoke
-            )
-            saved()
-
-
-def machine(smoke: bool) -> str:
-    where = "CPU (--smoke)" if smoke else torch.cuda.get_device_name()
-    cuda = f", CUDA {torch.version.cuda}" if torch.cuda.is_available() else ""
-    return (
-        f"{where}; {os.cpu_count()} CPU cores; Python {platform.python_version()}, "
-        f"torch {torch.__version__}{cuda}"
-    )
-
-
-def save(results: dict, out: Path | None, table: str | None = None) -> None:
-    if out is None:
-        return
-    (out / "results.json").write_text(json.dumps(results, indent=2, default=str) + "\n")
-    if table is not None:
-        (out / "table.md").write_text(table + "\n")
-
-
-def append_results(path: Path, machine_line: str, table: str) -> None:
-    with path.open("a") as f:
-        f.write(
-            f"\n### GPU run, {time.strftime('%Y-%m-%d')}: `python -m benchmarks.gpu`\n\n"
-            f"Machine: {machine_line}.\n\n{table}\n"
+        part_done(spec.name)
+        if index > 0:
+            continue
+        ddp, resume = cli_runs(smoke, photos, workers)
+        results["ddp"] = gpu_runs.torchrun_ddp(ddp)
+        part_done("torchrun")
+        results["resume"] = gpu_runs.resume_exactness(
+            resume, kill_after_step=3 if smoke else 8, repeat=not smoke
         )
-    print(f"appended to {path}")
+        part_done("resume")
+        results["pretrained"] = gpu_runs.pretrained_load(
+            *(("resnet18", "cpu") if smoke else ("vit_l_16", "cuda")), fresh=not smoke
+        )
+        part_done("pretrained load")
 
 
 if __name__ == "__main__":

@@ -1,5 +1,14 @@
 """The GPU benchmark's results (benchmarks/gpu.py) as one markdown table, a row per workload
-or part, the plain loop (or the seed's way) beside the runner (groupwise) and Lightning."""
+or part, the plain loop (or the seed's way) beside the runner (groupwise) and Lightning; saved
+to the --out folder as they come, and appended to RESULTS.md with the machine."""
+
+import json
+import os
+import platform
+import time
+from pathlib import Path
+
+import torch
 
 HEADER = (
     "part",
@@ -154,3 +163,29 @@ def resume_row(result: dict) -> tuple:
     ops = result["nondeterministic_ops"]
     notes.append(f"ops without a deterministic kernel: {', '.join(ops) if ops else 'none'}")
     return ("resume", "killed mid-epoch, resumed", "-", outcome, "-", "-", "; ".join(notes))
+
+
+def machine(smoke: bool) -> str:
+    where = "CPU (--smoke)" if smoke else torch.cuda.get_device_name()
+    cuda = f", CUDA {torch.version.cuda}" if torch.cuda.is_available() else ""
+    return (
+        f"{where}; {os.cpu_count()} CPU cores; Python {platform.python_version()}, "
+        f"torch {torch.__version__}{cuda}"
+    )
+
+
+def save(results: dict, out: Path | None, table: str | None = None) -> None:
+    if out is None:
+        return
+    (out / "results.json").write_text(json.dumps(results, indent=2, default=str) + "\n")
+    if table is not None:
+        (out / "table.md").write_text(table + "\n")
+
+
+def append_results(path: Path, machine_line: str, table: str) -> None:
+    with path.open("a") as f:
+        f.write(
+            f"\n### GPU run, {time.strftime('%Y-%m-%d')}: `python -m benchmarks.gpu`\n\n"
+            f"Machine: {machine_line}.\n\n{table}\n"
+        )
+    print(f"appended to {path}")
