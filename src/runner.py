@@ -1,5 +1,5 @@
 """One run, in named steps: check -> data -> model and pretrained weights -> param groups ->
-optimizer and schedule -> reports -> training -> metrics.
+optimizer and schedule -> reports -> training -> export -> metrics.
 
 Each step takes its slice of the config and what earlier steps made, and returns what it
 makes; `setup` assigns the results to the attributes declared in `__init__`. Nothing is
@@ -23,11 +23,13 @@ from src.checks import check_run, optimizer_class, resolve_device
 from src.config.schema import TrainerConfig
 from src.data.loading import Data
 from src.errors import GroupwiseError
+from src.models import export
 from src.optim import explain, param_groups, resolve, specs
 from src.pretrained import load as pretrained
 from src.pretrained.report import LoadReport
 from src.tracking.logger import RunLogger
 from src.training import distributed
+from src.training.checkpoints import MODEL, PROGRESS, load_checkpoint
 from src.training.trainer import Trainer
 
 log = logging.getLogger(__name__)
@@ -139,9 +141,30 @@ class Runner:
         finally:
             # The basic launcher runs sweep jobs in one process: every writer must be closed.
             logger.close()
+        self.export()
         metrics = _final_metrics(state, self.options.monitor)
         _write_json(self.run_dir / "metrics.json", metrics)
         return metrics
+
+    def export(self) -> None:
+        """export/: the weights of checkpoints/best.pt (by trainer.monitor; last.pt without
+        one) under the model's own names, and what rebuilding and feeding the model takes."""
+        if not distributed.is_main():
+            return
+        name = "last" if self.options.monitor is None else "best"
+        checkpoint = load_checkpoint(self.checkpoint_path.with_name(f"{name}.pt"))
+        export.write_export(
+            self.run_dir / export.DIRECTORY,
+            checkpoint[MODEL],
+            export.architecture(
+                OmegaConf.to_container(self.cfg.model, resolve=True),
+                self.data.in_channels,
+                self.data.num_classes,
+            ),
+            self.data.class_names,
+            self.data.input,
+            origin={"checkpoint": f"checkpoints/{name}.pt", "epoch": checkpoint[PROGRESS]["epoch"]},
+        )
 
 
 def _setup_data(cfg: DictConfig, seed: int) -> Data:

@@ -93,11 +93,15 @@ def test_loader_settings_reach_the_data_loaders(split_photos):
 @pytest.mark.parametrize(("builder", "folder"), [(mnist, "MNIST"), (fashion_mnist, "FashionMNIST")])
 def test_mnist_formats_load_from_idx_files(tmp_path, builder, folder):
     write_idx(tmp_path, folder, n_train=40, n_test=20)
-    data = builder(str(tmp_path), download=False, batch_size=8, seed=0)
-    images, labels = next(iter(data.val_loader))
+    data = builder(str(tmp_path), download=False, batch_size=8, seed=0, val_fraction=0.25)
+    images, labels = next(iter(data.test_loader))  # the official test images: t10k-*
     assert images.shape == (8, 1, 32, 32) and data.in_channels == 1 and data.num_classes == 10
     assert labels.tolist() == [0, 1, 2, 3, 4, 5, 6, 7]  # the file's order
-    assert len(data.train_loader.dataset) == 40
+    assert len(data.test_loader.dataset) == 20
+    # Validation is a stratified share of the training images, never the test images.
+    train, val = data.train_loader.dataset, data.val_loader.dataset
+    assert (len(train), len(val)) == (30, 10) and not set(train.indices) & set(val.indices)
+    assert sorted(label for _, label in val) == list(range(10))
     # The band written for digit 0 (rows 0-5 of 28) is the brightest part of its image.
     assert images[0, 0, :6].mean() > images[0, 0, 16:].mean() + 1
     rgb = builder(str(tmp_path), download=False, batch_size=8, seed=0, transform_from="resnet18")

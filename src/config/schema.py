@@ -94,6 +94,9 @@ class DigitsConfig(LoaderConfig):
     )
     shots_per_class: int | None = option(None, "training images per class; null: all", ge=1)
     val_fraction: float = option(0.2, "stratified, fixed by seed", gt=0, lt=1)
+    test_fraction: float = option(
+        0.2, "held out for python -m src.evaluate; stratified, fixed by seed; 0: none", ge=0, lt=1
+    )
     image_size: int | None = option(32, "pixels the model sees", ge=1)
 
 
@@ -117,6 +120,12 @@ class ImageFolderConfig(FileDatasetConfig):
 @dataclass
 class TorchvisionDatasetConfig(FileDatasetConfig):
     download: bool = option(False, "fetch into root when missing")
+    val_fraction: float = option(
+        0.1,
+        "of the training images, stratified, fixed by seed (test: the official test set)",
+        gt=0,
+        lt=1,
+    )
 
 
 @dataclass
