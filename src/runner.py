@@ -71,7 +71,7 @@ class Runner:
         self.options = OmegaConf.to_object(cfg.trainer)
         _seed_everything(cfg.seed)
         self.device = distributed.device(resolve_device(self.options.device))
-        self.data = _setup_data(cfg, cfg.seed)
+        self.data = setup_data(cfg, cfg.seed)
         # Pretrained weights go in before the optimizer exists, and before the model moves
         # to its device, so the checkpoint is read into CPU memory once.
         self.model, self.load_report = _setup_model(cfg, self.data)
@@ -167,7 +167,7 @@ class Runner:
         )
 
 
-def _setup_data(cfg: DictConfig, seed: int) -> Data:
+def setup_data(cfg: DictConfig, seed: int) -> Data:
     data = build(cfg, "dataset", seed=seed)
     # Under torchrun each rank trains and evaluates on its share (no-ops otherwise).
     data.train_loader = distributed.shard(data.train_loader, pad=True)
