@@ -57,12 +57,7 @@ def image_folder(
     if (root_path / "train").is_dir() and (root_path / "val").is_dir():
         train, val = scan(root_path / "train", train_tf), scan(root_path / "val", val_tf)
         test = scan(root_path / "test", val_tf) if (root_path / "test").is_dir() else None
-        for name, split in (("val", val), ("test", test)):
-            if split is not None and split.classes != train.classes:
-                raise GroupwiseError(
-                    f"dataset.root={root}: train/ and {name}/ hold different classes "
-                    f"({train.classes} vs {split.classes}); give them the same class folders"
-                )
+        _check_same_classes(root, train, val=val, test=test)
     else:
         train, val, test = scan(root_path, train_tf), scan(root_path, val_tf), None
     classes = train.classes
@@ -79,6 +74,15 @@ def image_folder(
         input=transforms.input_description(pre, "photo"),
         test_loader=test_loader,
     )
+
+
+def _check_same_classes(root: str, train, **others) -> None:
+    for name, split in others.items():
+        if split is not None and split.classes != train.classes:
+            raise GroupwiseError(
+                f"dataset.root={root}: train/ and {name}/ hold different classes "
+                f"({train.classes} vs {split.classes}); give them the same class folders"
+            )
 
 
 class ImageReader:
