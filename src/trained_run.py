@@ -29,7 +29,15 @@ class TrainedRun:
     global_step: int
 
     def device(self, override: str | None) -> torch.device:
-        return resolve_device(override or self.cfg.trainer.device)
+        """`device=` when given, else the run's own trainer.device."""
+        if override is not None:
+            return resolve_device(override, key="device")
+        try:
+            return resolve_device(self.cfg.trainer.device)
+        except GroupwiseError:  # e.g. trained on a GPU, evaluated on a laptop
+            device = resolve_device("auto")
+            print(f"the run's trainer.device={self.cfg.trainer.device} is not here: using {device}")
+            return device
 
     def data(self, batch_size: int | None = None) -> Data:
         """The run's data, split as it was trained (the split follows from its seed)."""
