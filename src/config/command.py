@@ -43,9 +43,13 @@ def usage(name: str, doc: str) -> str:
     width = max(len(f.name) for f in options)
     lines = [f"python -m src.{name} key=value ...", "", doc.strip(), "", "options:"]
     for f in options:
-        default = "(required)" if f.default == "???" else f"default {f.default}"
-        lines.append(f"  {f.name:<{width}}  {f.metadata['help']}; {default}")
+        default = "required" if f.default == "???" else f"default {_shown(f.default)}"
+        lines.append(f"  {f.name:<{width}}  {f.metadata['help']} ({default})")
     return "\n".join(lines)
+
+
+def _shown(value) -> str:
+    return "null" if value is None else str(value)
 
 
 @contextlib.contextmanager
