@@ -286,12 +286,16 @@ def test_the_confusion_picture_of_ten_classes_is_large_enough_to_read():
 
 @pytest.fixture(scope="module")
 def unfinished_and_untested_runs(tmp_path_factory):
-    """A dry run (nothing trained), and a finished run whose data has no test split."""
+    """A dry run (nothing trained), and a finished run whose data has no test split and that
+    kept no best checkpoint."""
     dry, untested = tmp_path_factory.mktemp("dry"), tmp_path_factory.mktemp("untested")
     Runner(compose_config("dry_run=true"), dry).run()
     Runner(
         compose_config(
-            "dataset.test_fraction=0", "dataset.shots_per_class=5", "trainer.max_epochs=1"
+            "dataset.test_fraction=0",
+            "dataset.shots_per_class=5",
+            "trainer.max_epochs=1",
+            "trainer.monitor=null",
         ),
         untested,
     ).run()
@@ -322,7 +326,12 @@ def test_bad_input_is_one_clear_line_and_writes_nothing(
         (evaluate, [run, "split=train"], "split=train: must be one of test, val"),
         (evaluate, [run, "splt=val"], "splt: no such key; did you mean split?"),
         (evaluate, [run, "checkpoint=bets"], "has no checkpoints/bets.pt; it has best, last"),
-        (evaluate, [f"run_dir={untested}"], "split=test: the run's dataset has no test split"),
+        (
+            evaluate,
+            [f"run_dir={untested}", "checkpoint=last"],
+            "the run's dataset has no test split",
+        ),
+        (evaluate, [f"run_dir={untested}", "split=val"], "no checkpoints/best.pt; it has last"),
         (
             evaluate,
             [run, "split=val", "device=gpu"],
@@ -339,3 +348,14 @@ def test_bad_input_is_one_clear_line_and_writes_nothing(
     assert existing.read_text() == "earlier results\n"
     assert not list(untested.glob("eval_*")) and not list(dry.glob("eval_*"))
     assert not (digits_run / "predictions.csv").exists()
+    # Without trainer.monitor there is no best checkpoint: the export holds the last one.
+    origin = json.loads((untested / "export" / "model.json").read_text())["weights"]
+    assert origin == {"file": "model.safetensors", "checkpoint": "checkpoints/last.pt", "epoch": 1}
+
+
+def test_help_lists_every_option_with_its_default(capsys):
+    evaluate.main(["--help"])
+    printed = capsys.readouterr().out
+    assert "run_dir=<a finished run>" in printed
+    for line in ("  split       the split to evaluate (default test)", "(default null)"):
+        assert line in printed
