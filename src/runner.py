@@ -148,10 +148,12 @@ class Runner:
 
     def export(self) -> None:
         """export/: the weights of checkpoints/best.pt (by trainer.monitor; last.pt without
-        one) under the model's own names, and what rebuilding and feeding the model takes."""
+        one, or when a resumed run's dir lacks it) under the model's own names, and what
+        rebuilding and feeding the model takes; model.json says which checkpoint it was."""
         if not distributed.is_main():
             return
-        name = "last" if self.options.monitor is None else "best"
+        best = self.checkpoint_path.with_name("best.pt")
+        name = "best" if self.options.monitor is not None and best.exists() else "last"
         checkpoint = load_checkpoint(self.checkpoint_path.with_name(f"{name}.pt"))
         export.write_export(
             self.run_dir / export.DIRECTORY,
