@@ -360,3 +360,16 @@ def test_help_lists_every_option_with_its_default(capsys):
     assert "run_dir=<a finished run>" in printed
     for line in ("  split       the split to evaluate (default test)", "(default null)"):
         assert line in printed
+
+
+def test_without_matplotlib_evaluation_still_writes_its_figures(digits_run, monkeypatch, capsys):
+    from src.tracking import confusion_picture
+
+    monkeypatch.setattr(confusion_picture, "available", lambda: False)
+    evaluate.main([f"run_dir={digits_run}", "split=val"])
+    printed = capsys.readouterr().out
+    assert 'needs matplotlib: pip install -e ".[plot]"' in printed
+    report = json.loads((digits_run / "eval_val.json").read_text())
+    assert report["images"] == 179 and len(report["confusion_matrix"]) == 5
+    assert "eval/val/accuracy" in read_scalars(digits_run)
+    assert "eval/val/confusion_matrix" not in read_events(digits_run).Tags()["images"]
