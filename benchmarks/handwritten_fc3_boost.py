@@ -38,11 +38,11 @@ pixels = torch.tensor(table[:, :-1], dtype=torch.float32).view(-1, 1, 8, 8) / 16
 images = F.interpolate(pixels, size=(32, 32), mode="bilinear")
 labels = torch.tensor(table[:, -1]).long()
 generator, train_idx, val_idx = torch.Generator().manual_seed(0), [], []
-for digit in range(5, 10):  # the split is stratified: 20% of each digit
+for digit in range(5, 10):  # the split is stratified: 20% of each digit; 20% more held out for test
     idx = (labels == digit).nonzero().flatten()
     idx = idx[torch.randperm(len(idx), generator=generator)]
     n_val = round(len(idx) * 0.2)
-    train_idx.append(idx[n_val:])
+    train_idx.append(idx[n_val : len(idx) - n_val])
     val_idx.append(idx[:n_val])
 train_idx, val_idx = torch.cat(train_idx), torch.cat(val_idx)
 train_set = TensorDataset(images[train_idx], labels[train_idx] - 5)

@@ -1,5 +1,6 @@
 """Training-loop overhead: the runner's loop against a plain hand-written loop (and PyTorch
-Lightning when it is installed) on the same model, loader, batch and param groups, CPU only.
+Lightning when it is installed) on the same model, loader, batch and param groups, CPU only
+(the contestants: benchmarks/loops.py; on a GPU: benchmarks/gpu.py).
 
 Run from the repository root:
 
@@ -23,25 +24,10 @@ apart by a few percent; a difference between contestants smaller than the twin's
 """
 
 import argparse
-import copy
-import statistics
-import tempfile
-import time
-from pathlib import Path
 
 import torch
-from hydra import compose, initialize_config_dir
-from omegaconf import OmegaConf
-from torch.nn import functional as F
 
-import src.run  # noqa: F401  registers the config resolvers
-from src.optim.param_groups import optimizer_groups
-from src.optim.resolve import resolve
-from src.optim.specs import parse_specs
-from src.runner import Runner
-from src.tracking.logger import RunLogger
-
-ROOT = Path(__file__).resolve().parents[1]
+from benchmarks.loops import has_lightning, measure
 
 ALL_DIGITS = "dataset.classes=[0,1,2,3,4,5,6,7,8,9]"
 WORKLOADS = {
@@ -67,188 +53,14 @@ WORKLOADS = {
 }
 
 
-class Stopwatch:
-    """Wall time and process CPU time (all of its threads, TensorBoard's writer included)."""
-
-    def __init__(self):
-        self.wall, self.cpu = time.perf_counter(), time.process_time()
-
-    def elapsed(self) -> tuple[float, float]:
-        return time.perf_counter() - self.wall, time.process_time() - self.cpu
-
-
-def build_runner(overrides: list[str], run_dir: Path) -> Runner:
-    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
-        cfg = compose("config", overrides=[*overrides, "trainer.device=cpu"])
-    runner = Runner(cfg, run_dir)
-    runner.setup()
-    return runner
-
-
-def runner_contestant(runner: Runner, run_dir: Path):
-    """The runner's own Trainer, built as `Runner.train` builds it; timed per training epoch."""
-    trainer = runner.build_trainer(RunLogger(run_dir), OmegaConf.to_container(runner.cfg))
-
-    def train(epochs: int) -> tuple[float, float]:
-        watch = Stopwatch()
-        for _ in range(epochs):
-            trainer.train_epoch()
-        return watch.elapsed()
-
-    return train
-
-
-def same_groups(runner: Runner, model: torch.nn.Module) -> list[dict]:
-    """The optimizer param groups the runner gives this model (decay / no-decay split too)."""
-    specs = parse_specs(OmegaConf.to_container(runner.cfg.param_groups))
-    optimizer = runner.cfg.optimizer
-    return optimizer_groups(
-        resolve(model, specs).groups,
-        optimizer.lr,
-        optimizer.weight_decay,
-        runner.cfg.weight_decay_1d,
-    )
-
-
-def plain_contestant(runner: Runner, model: torch.nn.Module):
-    """What one writes by hand: the same groups and lrs, the seed's loop body."""
-    groups = same_groups(runner, model)
-    optimizer = torch.optim.SGD(
-        groups,
-        lr=runner.cfg.optimizer.lr,
-        momentum=runner.cfg.optimizer.momentum,
-        weight_decay=runner.cfg.optimizer.weight_decay,
-    )
-    loader = runner.data.train_loader
-
-    def train(epochs: int) -> tuple[float, float]:
-        watch = Stopwatch()
-        model.train()
-        for _ in range(epochs):
-            for images, labels in loader:
-                loss = F.cross_entropy(model(images), labels)
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-        return watch.elapsed()
-
-    return train
-
-
-def lightning_contestant(runner: Runner, model: torch.nn.Module):
-    """A minimal LightningModule on the same groups and loader: no logger, no checkpoints, no
-    progress bar, no validation (the cheapest Lightning there is)."""
-    import logging
-
-    import lightning as L
-
-    logging.getLogger("lightning.pytorch").setLevel(logging.ERROR)  # per-fit banners
-
-    lr = runner.cfg.optimizer.lr
-    groups = same_groups(runner, model)
-
-    class Module(L.LightningModule):
-        def __init__(self):
-            super().__init__()
-            self.model = model
-
-        def training_step(self, batch, batch_index):
-            images, labels = batch
-            return F.cross_entropy(self.model(images), labels)
-
-        def configure_optimizers(self):
-            return torch.optim.SGD(
-                groups,
-                lr=lr,
-                momentum=runner.cfg.optimizer.momentum,
-                weight_decay=runner.cfg.optimizer.weight_decay,
-            )
-
-    class EpochTimer(L.Callback):
-        """Times the epochs only: building a Trainer and `fit`'s set-up are not Lightning's
-        per-step cost."""
-
-        def on_train_epoch_start(self, trainer, module):
-            self.watch = Stopwatch()
-
-        def on_train_epoch_end(self, trainer, module):
-            wall, cpu = self.watch.elapsed()
-            self.seconds = (self.seconds[0] + wall, self.seconds[1] + cpu)
-
-    module = Module()
-    loader = runner.data.train_loader
-    timer = EpochTimer()
-
-    def train(epochs: int) -> tuple[float, float]:
-        timer.seconds = (0.0, 0.0)
-        trainer = L.Trainer(
-            callbacks=[timer],
-            max_epochs=epochs,
-            accelerator="cpu",
-            devices=1,
-            logger=False,
-            enable_checkpointing=False,
-            enable_progress_bar=False,
-            enable_model_summary=False,
-            num_sanity_val_steps=0,
-            limit_val_batches=0,
-        )
-        trainer.fit(module, loader)
-        return timer.seconds
-
-    return train
-
-
-def measure(name: str, overrides: list[str], epochs: int, rounds: int, lightning: bool) -> dict:
-    with tempfile.TemporaryDirectory() as tmp:
-        runner = build_runner(overrides, Path(tmp))
-        initial = copy.deepcopy(runner.model)  # every contestant starts from the same weights
-        contestants = {
-            "plain": plain_contestant(runner, copy.deepcopy(initial)),
-            "twin": plain_contestant(runner, copy.deepcopy(initial)),
-            "runner": runner_contestant(runner, Path(tmp)),
-        }
-        if lightning:
-            contestants["lightning"] = lightning_contestant(runner, copy.deepcopy(initial))
-        images = len(runner.data.train_loader.dataset) * epochs
-        for train in contestants.values():
-            train(1)  # warm-up: allocator, thread pools, first-call paths
-        seconds = {k: [] for k in contestants}
-        order = list(contestants)
-        for round_index in range(rounds):
-            shift = round_index % len(order)
-            for key in order[shift:] + order[:shift]:
-                seconds[key].append(contestants[key](epochs))
-            times = "  ".join(
-                f"{k} {v[-1][0]:.3f} s ({v[-1][1]:.3f} s cpu)" for k, v in seconds.items()
-            )
-            print(f"  round {round_index + 1}/{rounds}: {times}", flush=True)
-    result = {"workload": name, "images_per_measurement": images}
-    for key, times in seconds.items():
-        result[key] = {"images_per_s": images / min(wall for wall, _ in times)}
-        for clock, label in ((0, "wall"), (1, "cpu")):
-            plain = [t[clock] for t in seconds["plain"]]
-            own = [t[clock] for t in times]
-            # The fastest of each: the least disturbed by other processes.
-            result[key][f"{label}_ratio_of_best"] = min(plain) / min(own)
-            result[key][f"{label}_median_ratio"] = statistics.median(
-                p / t for p, t in zip(plain, own, strict=True)
-            )
-    return result
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--workload", choices=list(WORKLOADS), action="append")
     parser.add_argument("--rounds-scale", type=float, default=1.0)
     parser.add_argument("--threads", type=int, default=1)
     args = parser.parse_args()
-    try:
-        import lightning  # noqa: F401
-
-        has_lightning = True
-    except ImportError:
-        has_lightning = False
+    lightning = has_lightning()
+    if not lightning:
         print("lightning not installed: runner vs plain loop only")
     torch.manual_seed(0)
     # One intra-op thread: on a shared machine, threads that spin-wait for a busy core slow
@@ -259,7 +71,10 @@ def main() -> None:
         overrides, epochs, rounds = WORKLOADS[name]
         print(f"\n{name}", flush=True)
         result = measure(
-            name, overrides, epochs, max(2, round(rounds * args.rounds_scale)), has_lightning
+            [*overrides, "trainer.device=cpu"],
+            epochs,
+            max(2, round(rounds * args.rounds_scale)),
+            lightning,
         )
         print(f"{name}: {result['images_per_measurement']} images per measurement")
         for key in ("plain", "twin", "runner", "lightning"):

@@ -16,7 +16,10 @@ peak-RSS counter (VmHWM, via /proc/self/clear_refs), then loads into a 10-class 
   memory-mapped checkpoint is resident: what a training step sees.
 
 Printed: peak RSS above the post-import baseline, as a multiple of the model's size.
-Linux only (reads /proc/self/status).
+Linux only (reads /proc/self/status). With `--device cuda` the model ends on the GPU (the
+seed's approach moves it there last) and each measurement also gives the seconds from the
+baseline to the model on the device and the device's peak (`torch.cuda.max_memory_allocated`);
+the baseline is taken after CUDA's start, whose host memory is not the load's.
 """
 
 import argparse
@@ -24,6 +27,7 @@ import json
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -35,11 +39,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--model", default="vit_l_16", help="a torchvision model name")
     parser.add_argument("--rounds", type=int, default=2, help="alternations of all approaches")
+    parser.add_argument("--device", default="cpu", help="where the model ends: cpu or cuda")
     parser.add_argument("--child", choices=APPROACHES, help=argparse.SUPPRESS)
     parser.add_argument("--checkpoint", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        print(json.dumps(measure(args.child, args.model, args.checkpoint)))
+        print(json.dumps(measure(args.child, args.model, args.checkpoint, args.device)))
         return
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -49,12 +54,7 @@ def main() -> None:
         results = {name: [] for name in APPROACHES}
         for _ in range(args.rounds):
             for name in APPROACHES:
-                out = subprocess.run(
-                    [sys.executable, __file__, "--child", name, "--model", args.model,
-                     "--checkpoint", str(checkpoint)],
-                    cwd=ROOT, capture_output=True, text=True, check=True,
-                )  # fmt: skip
-                results[name].append(json.loads(out.stdout.strip().splitlines()[-1]))
+                results[name].append(in_fresh_process(name, args.model, checkpoint, args.device))
     model_bytes = results["seed"][0]["model_bytes"]
     print(f"10-class model: {model_bytes / 2**20:,.0f} MiB of parameters and buffers")
     print(f"{'approach':<16} {'peak above baseline (MiB), per round':<40} {'x model size'}")
@@ -66,6 +66,23 @@ def main() -> None:
         r["peak_above_baseline"] for r in results["seed"]
     )
     print(f"groupwise / seed peak: {ratio:.2f}")
+    if args.device != "cpu":
+        for name, runs in results.items():
+            print(
+                f"{name:<16} to {args.device}: {min(r['seconds'] for r in runs):.2f} s, device "
+                f"peak {max(r['device_peak'] for r in runs) / 2**20:,.0f} MiB"
+            )
+
+
+def in_fresh_process(approach: str, model_name: str, checkpoint: Path, device: str) -> dict:
+    """One measurement (`measure`) in a new Python process: the peak-RSS counter is the
+    process's, so each approach needs its own."""
+    out = subprocess.run(
+        [sys.executable, __file__, "--child", approach, "--model", model_name,
+         "--checkpoint", str(checkpoint), "--device", device],
+        cwd=ROOT, capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def make_checkpoint(model_name: str, path: Path) -> int:
@@ -77,7 +94,7 @@ def make_checkpoint(model_name: str, path: Path) -> int:
     return path.stat().st_size
 
 
-def measure(approach: str, model_name: str, checkpoint: str) -> dict:
+def measure(approach: str, model_name: str, checkpoint: str, device: str) -> dict:
     # Everything either approach imports, before the baseline: only the load is measured.
     import sklearn.datasets  # noqa: F401  the digits dataset's import
     import torch
@@ -99,9 +116,14 @@ def measure(approach: str, model_name: str, checkpoint: str) -> dict:
                 "pretrained=none",
                 f"pretrained.path={checkpoint}",
                 "pretrained.adapt_input_channels=true",  # the digits are grey: 1 channel
+                f"trainer.device={device}",
             ],
         )
+    if device != "cpu":
+        torch.zeros(1, device=device)  # CUDA's start: its host memory is not the load's
+        torch.cuda.reset_peak_memory_stats(device)
     baseline = _reset_peak()
+    start = time.perf_counter()
     if approach == "seed":
         model = torchvision_model(model_name, num_classes=10, in_channels=1)
         pretrained_dict = torch.load(checkpoint, weights_only=True)
@@ -113,6 +135,7 @@ def measure(approach: str, model_name: str, checkpoint: str) -> dict:
         }
         net_state_dict.update(pretrained_dict_1)
         model.load_state_dict(net_state_dict)
+        model.to(device)
     else:
         with tempfile.TemporaryDirectory() as run_dir:
             runner = Runner(cfg, Path(run_dir))
@@ -121,9 +144,17 @@ def measure(approach: str, model_name: str, checkpoint: str) -> dict:
         if approach == "groupwise+read":
             with torch.no_grad():
                 sum(float(t.float().sum()) for t in model.state_dict().values())
+    if device != "cpu":
+        torch.cuda.synchronize(device)
+    seconds = time.perf_counter() - start
     peak = _status_kib("VmHWM") * 1024
     model_bytes = sum(t.numel() * t.element_size() for t in model.state_dict().values())
-    return {"peak_above_baseline": peak - baseline, "model_bytes": model_bytes}
+    return {
+        "peak_above_baseline": peak - baseline,
+        "model_bytes": model_bytes,
+        "seconds": seconds,
+        "device_peak": torch.cuda.max_memory_allocated(device) if device != "cpu" else 0,
+    }
 
 
 def _reset_peak() -> int:

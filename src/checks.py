@@ -33,26 +33,26 @@ def check_run(cfg: DictConfig) -> None:
         raise GroupwiseError(*problems)
 
 
-def resolve_device(name: str) -> torch.device:
+def resolve_device(name: str, key: str = "trainer.device") -> torch.device:
+    """The device `name` (auto, cpu, cuda, cuda:N) names on this machine; `key` is the option
+    that set it, for the messages."""
     if name == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     try:
         device = torch.device(name)
     except RuntimeError:
-        raise GroupwiseError(
-            f"trainer.device={name}: not a device; use auto, cpu, cuda or cuda:N"
-        ) from None
+        raise GroupwiseError(f"{key}={name}: not a device; use auto, cpu, cuda or cuda:N") from None
     if device.type == "cuda" and not torch.cuda.is_available():
         raise GroupwiseError(
-            f"trainer.device={name}: CUDA is not available on this machine; use trainer.device=cpu or auto"
+            f"{key}={name}: CUDA is not available on this machine; use {key}=cpu or auto"
         )
     if device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count():
         raise GroupwiseError(
-            f"trainer.device={name}: this machine has {torch.cuda.device_count()} GPU(s), "
-            "numbered from 0; use trainer.device=cuda or auto"
+            f"{key}={name}: this machine has {torch.cuda.device_count()} GPU(s), "
+            f"numbered from 0; use {key}=cuda or auto"
         )
     if device.type not in ("cpu", "cuda"):
-        raise GroupwiseError(f"trainer.device={name}: use auto, cpu, cuda or cuda:N")
+        raise GroupwiseError(f"{key}={name}: use auto, cpu, cuda or cuda:N")
     return device
 
 

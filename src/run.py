@@ -92,7 +92,7 @@ if __name__ == "__main__":
     # (small objects, left until exit now): 885 collections, 1.4 s CPU of the default run's
     # ~15 s, measured with gc.callbacks. Off until `main` has what a run needs.
     gc.disable()
-    if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # launched by torchrun
+    if "WORLD_SIZE" in os.environ:  # launched by torchrun (distributed.launched_by_torchrun)
         from src.training import (
             distributed,  # imports torch: only here, so that `--help` stays fast
         )

@@ -1,5 +1,5 @@
 """One run, in named steps: check -> data -> model and pretrained weights -> param groups ->
-optimizer and schedule -> reports -> training -> metrics.
+optimizer and schedule -> reports -> training -> export -> metrics.
 
 Each step takes its slice of the config and what earlier steps made, and returns what it
 makes; `setup` assigns the results to the attributes declared in `__init__`. Nothing is
@@ -24,6 +24,7 @@ from src.checks import check_run, optimizer_class, resolve_device
 from src.config.schema import TrainerConfig
 from src.data.loading import Data
 from src.errors import GroupwiseError
+from src.models import export
 from src.optim import explain, param_groups, resolve, specs
 from src.pretrained import load as pretrained
 from src.pretrained.report import LoadReport
@@ -31,6 +32,7 @@ from src.tracking import config_text
 from src.tracking.hparams import HParams
 from src.tracking.logger import RunLogger
 from src.training import distributed
+from src.training.checkpoints import MODEL, PROGRESS, load_checkpoint
 from src.training.trainer import Trainer
 
 log = logging.getLogger(__name__)
@@ -79,7 +81,7 @@ class Runner:
         self.options = OmegaConf.to_object(cfg.trainer)
         _seed_everything(cfg.seed)
         self.device = distributed.device(resolve_device(self.options.device))
-        self.data = _setup_data(cfg, cfg.seed)
+        self.data = setup_data(cfg, cfg.seed)
         # Pretrained weights go in before the optimizer exists, and before the model moves
         # to its device, so the checkpoint is read into CPU memory once.
         self.model, self.load_report = _setup_model(cfg, self.data)
@@ -149,12 +151,35 @@ class Runner:
         finally:
             # The basic launcher runs sweep jobs in one process: every writer must be closed.
             logger.close()
+        self.export()
         metrics = _final_metrics(state, self.options.monitor)
         _write_json(self.run_dir / "metrics.json", metrics)
         return metrics
 
+    def export(self) -> None:
+        """export/: the weights of checkpoints/best.pt (by trainer.monitor; last.pt without
+        one, or when a resumed run's dir lacks it) under the model's own names, and what
+        rebuilding and feeding the model takes; model.json says which checkpoint it was."""
+        if not distributed.is_main():
+            return
+        best = self.checkpoint_path.with_name("best.pt")
+        name = "best" if self.options.monitor is not None and best.exists() else "last"
+        checkpoint = load_checkpoint(self.checkpoint_path.with_name(f"{name}.pt"))
+        export.write_export(
+            self.run_dir / export.DIRECTORY,
+            checkpoint[MODEL],
+            export.architecture(
+                OmegaConf.to_container(self.cfg.model, resolve=True),
+                self.data.in_channels,
+                self.data.num_classes,
+            ),
+            self.data.class_names,
+            self.data.input,
+            origin={"checkpoint": f"checkpoints/{name}.pt", "epoch": checkpoint[PROGRESS]["epoch"]},
+        )
 
-def _setup_data(cfg: DictConfig, seed: int) -> Data:
+
+def setup_data(cfg: DictConfig, seed: int) -> Data:
     data = build(cfg, "dataset", seed=seed)
     # Under torchrun each rank trains and evaluates on its share (no-ops otherwise).
     data.train_loader = distributed.shard(data.train_loader, pad=True)

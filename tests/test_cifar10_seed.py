@@ -21,10 +21,11 @@ def stand_in_cifar10(requests: list[dict]) -> type:
     """torchvision's CIFAR10 as the recipe calls it: ten classes of 32x32 colour images."""
 
     class StandInCIFAR10(torch.utils.data.Dataset):
-        def __init__(self, root, train, transform, download):
+        def __init__(self, root, train, transform, download=False):
             requests.append({"train": train, "download": download})
             self.transform, self.size = transform, TRAIN_IMAGES if train else 16
             self.classes = [f"class {i}" for i in range(10)]
+            self.targets = [i % 10 for i in range(self.size)]
 
         def __len__(self):
             return self.size
@@ -43,10 +44,16 @@ def test_the_recipe_builds_the_seeds_model_optimizer_and_step_schedule(
     runner = Runner(make_cfg("experiment=cifar10_seed"), tmp_path)
     runner.setup()
 
-    # CIFAR-10 is fetched on first use, batches of 16 with the seed's random crop.
-    assert requests == [{"train": True, "download": True}, {"train": False, "download": True}]
+    # CIFAR-10 is fetched on first use (its training images read again for validation, as
+    # evaluated), batches of 16 with the seed's random crop; the test images are the test split.
+    assert requests == [
+        {"train": True, "download": True},
+        {"train": True, "download": False},
+        {"train": False, "download": True},
+    ]
+    assert len(runner.data.test_loader.dataset) == 16
     assert runner.data.train_loader.batch_size == 16
-    crops = [t for t in runner.data.train_loader.dataset.transform.transforms if isinstance(t, v2.RandomCrop)]  # fmt: skip
+    crops = [t for t in runner.data.train_loader.dataset.dataset.transform.transforms if isinstance(t, v2.RandomCrop)]  # fmt: skip
     assert len(crops) == 1 and crops[0].padding == [4, 4, 4, 4]
     # The seed's Net for 3 channels and 10 classes, from its own initialisation.
     assert isinstance(runner.model, LeNet) and runner.model.fc3.out_features == 10

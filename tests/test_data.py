@@ -53,3 +53,43 @@ def test_more_shots_than_a_class_has_is_a_clear_error():
     # Each option's own range is the schema's (tests/test_bad_inputs.py); this needs the data.
     with pytest.raises(GroupwiseError, match=r"dataset\.shots_per_class=1000: digit 5 has only"):
         digits(classes=[5, 6], batch_size=16, seed=0, shots_per_class=1000)
+
+
+def test_a_test_split_is_held_out_without_changing_val_or_the_first_training_shots():
+    without = digits([5, 6, 7], 16, seed=0)
+    data = digits([5, 6, 7], 16, seed=0, test_fraction=0.2)
+    assert without.test_loader is None
+    train, val, test = (
+        all_of(data.train_loader),
+        all_of(data.val_loader),
+        all_of(data.test_loader),
+    )
+    assert len(train[1]) + len(val[1]) + len(test[1]) == len(all_of(without.train_loader)[1]) + len(
+        val[1]
+    )
+    assert torch.equal(
+        val[0], all_of(without.val_loader)[0]
+    )  # val is the run's without a test split
+    assert not keys(test[0]) & keys(train[0]) and not keys(test[0]) & keys(val[0])
+    assert (
+        torch.bincount(test[1]).tolist() == torch.bincount(val[1]).tolist()
+    )  # stratified: 20% each
+    assert keys(all_of(digits([5, 6, 7], 16, 1, test_fraction=0.2).test_loader)[0]) != keys(test[0])
+    shots = [
+        digits([5, 6, 7], 16, 0, shots_per_class=5, test_fraction=f).train_loader for f in (0, 0.2)
+    ]
+    assert torch.equal(all_of(shots[0])[0], all_of(shots[1])[0])
+
+
+def test_val_and_test_fractions_must_leave_training_images():
+    with pytest.raises(
+        GroupwiseError, match=r"val_fraction=0.5 and dataset.test_fraction=0.5 leave no training"
+    ):
+        digits([5, 6], 16, seed=0, val_fraction=0.5, test_fraction=0.5)
+
+
+def test_the_default_run_has_a_test_split(make_cfg):
+    from src.runner import build
+
+    data = build(make_cfg(), "dataset", seed=0)
+    assert len(data.test_loader.dataset) == 179 and len(data.val_loader.dataset) == 179

@@ -25,6 +25,14 @@ def split_photos(tmp_path_factory):
     return root
 
 
+@pytest.fixture(scope="module")
+def photos_with_test(tmp_path_factory):
+    root = tmp_path_factory.mktemp("with_test")
+    for split, per_class, seed in (("train", 4, 1), ("val", 2, 2), ("test", 3, 3)):
+        write_image_folder(root / split, per_class=per_class, seed=seed)
+    return root
+
+
 def files(subset) -> list[str]:
     return [subset.dataset.samples[i][0] for i in subset.indices]
 
@@ -51,6 +59,27 @@ def test_train_and_val_folders_are_used_as_given(split_photos):
     assert images.shape == (4, 3, 32, 32) and images.dtype == torch.float32
     blue = images[labels == CLASSES.index("blue")]
     assert (blue[:, 2].mean(dim=(1, 2)) > blue[:, 0].mean(dim=(1, 2))).all()
+
+
+def test_a_test_folder_beside_train_and_val_is_the_test_split(split_photos, photos_with_test):
+    assert image_folder(str(split_photos), batch_size=4, seed=0).test_loader is None
+    data = image_folder(str(photos_with_test), batch_size=4, seed=0)
+    test = data.test_loader.dataset
+    assert len(test) == 9 and test.classes == CLASSES and test.root.endswith("test")
+    # As evaluated: the same images every time, no augmentation.
+    first = [images for images, _ in data.test_loader]
+    assert all(
+        torch.equal(a, b) for a, b in zip(first, [i for i, _ in data.test_loader], strict=True)
+    )
+    assert data.input == {
+        "channels": 3,
+        "size": 32,
+        "resize": 37,
+        "crop": 32,
+        "interpolation": "bilinear",
+        "mean": list(IMAGENET_MEAN),
+        "std": [0.229, 0.224, 0.225],
+    }
 
 
 def test_a_torchvision_model_brings_its_weights_size_and_normalisation(split_photos):
@@ -93,11 +122,15 @@ def test_loader_settings_reach_the_data_loaders(split_photos):
 @pytest.mark.parametrize(("builder", "folder"), [(mnist, "MNIST"), (fashion_mnist, "FashionMNIST")])
 def test_mnist_formats_load_from_idx_files(tmp_path, builder, folder):
     write_idx(tmp_path, folder, n_train=40, n_test=20)
-    data = builder(str(tmp_path), download=False, batch_size=8, seed=0)
-    images, labels = next(iter(data.val_loader))
+    data = builder(str(tmp_path), download=False, batch_size=8, seed=0, val_fraction=0.25)
+    images, labels = next(iter(data.test_loader))  # the official test images: t10k-*
     assert images.shape == (8, 1, 32, 32) and data.in_channels == 1 and data.num_classes == 10
     assert labels.tolist() == [0, 1, 2, 3, 4, 5, 6, 7]  # the file's order
-    assert len(data.train_loader.dataset) == 40
+    assert len(data.test_loader.dataset) == 20
+    # Validation is a stratified share of the training images, never the test images.
+    train, val = data.train_loader.dataset, data.val_loader.dataset
+    assert (len(train), len(val)) == (30, 10) and not set(train.indices) & set(val.indices)
+    assert sorted(label for _, label in val) == list(range(10))
     # The band written for digit 0 (rows 0-5 of 28) is the brightest part of its image.
     assert images[0, 0, :6].mean() > images[0, 0, 16:].mean() + 1
     rgb = builder(str(tmp_path), download=False, batch_size=8, seed=0, transform_from="resnet18")
@@ -129,6 +162,11 @@ def test_image_folder_layout_mistakes_are_clear_errors(tmp_path, split_photos):
     write_image_folder(mismatched / "val", per_class=2)
     (mismatched / "val" / "red").rename(mismatched / "val" / "purple")
     with pytest.raises(GroupwiseError, match="train/ and val/ hold different classes"):
+        image_folder(str(mismatched), 4, 0)
+    (mismatched / "val" / "purple").rename(mismatched / "val" / "red")
+    write_image_folder(mismatched / "test", per_class=1)
+    (mismatched / "test" / "blue").rename(mismatched / "test" / "navy")
+    with pytest.raises(GroupwiseError, match="train/ and test/ hold different classes"):
         image_folder(str(mismatched), 4, 0)
     with pytest.raises(GroupwiseError, match=r"dataset\.transform_from=resnet19: neither"):
         image_folder(str(split_photos), 4, 0, transform_from="resnet19")

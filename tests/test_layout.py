@@ -16,7 +16,8 @@ LAYERS = [
     {"src.training"},
     {"src.checks", "src.resume"},
     {"src.runner"},
-    {"src.run"},
+    {"src.trained_run"},
+    {"src.run", "src.evaluate", "src.predict"},
 ]
 MAX_MODULE_LINES = 300
 MAX_FUNCTION_LINES = 60

@@ -94,6 +94,9 @@ class DigitsConfig(LoaderConfig):
     )
     shots_per_class: int | None = option(None, "training images per class; null: all", ge=1)
     val_fraction: float = option(0.2, "stratified, fixed by seed", gt=0, lt=1)
+    test_fraction: float = option(
+        0.2, "held out for python -m src.evaluate; stratified, fixed by seed; 0: none", ge=0, lt=1
+    )
     image_size: int | None = option(32, "pixels the model sees", ge=1)
 
 
@@ -119,6 +122,12 @@ class ImageFolderConfig(FileDatasetConfig):
 @dataclass
 class TorchvisionDatasetConfig(FileDatasetConfig):
     download: bool = option(False, "fetch into root when missing")
+    val_fraction: float = option(
+        0.1,
+        "of the training images, stratified, fixed by seed (test: the official test set)",
+        gt=0,
+        lt=1,
+    )
 
 
 @dataclass
@@ -160,6 +169,31 @@ class ConstantConfig:
     _target_: str = "src.optim.schedulers.constant"
 
 
+@dataclass
+class EvaluateConfig:
+    """`python -m src.evaluate`: conf/evaluate.yaml."""
+
+    run_dir: str = option("???", "a finished run's dir, e.g. outputs/runs/<date>_<time>")
+    split: str = option("test", "the split to evaluate", choices=("test", "val"))
+    checkpoint: str = option("best", "checkpoints/<name>.pt: best (by trainer.monitor) or last")
+    device: str | None = option(None, "auto, cpu, cuda or cuda:N; null: the run's trainer.device")
+    batch_size: int | None = option(None, "images per batch; null: the run's", ge=1)
+
+
+@dataclass
+class PredictConfig:
+    """`python -m src.predict`: conf/predict.yaml."""
+
+    run_dir: str = option("???", "a finished run's dir, e.g. outputs/runs/<date>_<time>")
+    inputs: str = option("???", "an image file, or a folder of images (subfolders too)")
+    output: str | None = option(None, "the CSV to write; null: <run_dir>/predictions.csv")
+    checkpoint: str = option("best", "checkpoints/<name>.pt: best (by trainer.monitor) or last")
+    top_k: int = option(5, "the k most probable classes per image (at most all classes)", ge=1)
+    device: str | None = option(None, "auto, cpu, cuda or cuda:N; null: the run's trainer.device")
+    batch_size: int = option(64, "images per batch", ge=1)
+    num_workers: int = option(0, "worker processes decoding images", ge=0)
+
+
 SCHEMAS = {
     "run": RunConfig,
     "trainer": TrainerConfig,
@@ -173,6 +207,8 @@ SCHEMAS = {
     "warmup_cosine": WarmupCosineConfig,
     "onecycle": OneCycleConfig,
     "constant": ConstantConfig,
+    "evaluate": EvaluateConfig,
+    "predict": PredictConfig,
 }
 
 

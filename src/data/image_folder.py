@@ -2,11 +2,10 @@
 
 from pathlib import Path
 
-import torch
 from torch.utils.data import Subset
 
 from src.data import transforms
-from src.data.loading import Data, Loading
+from src.data.loading import Data, Loading, stratified_split
 from src.data.transforms import (
     DEFAULT_SIZE,
     IMAGENET_MEAN,
@@ -29,8 +28,9 @@ def image_folder(
     augment: bool = True,
     **loading,
 ) -> Data:
-    """Images in class folders: `root/train/<class>/*` and `root/val/<class>/*`, or
-    `root/<class>/*` split into train and val by `val_fraction` (stratified, fixed by `seed`)."""
+    """Images in class folders: `root/train/<class>/*` and `root/val/<class>/*` (and a held-out
+    `root/test/<class>/*` when there is one), or `root/<class>/*` split into train and val by
+    `val_fraction` (stratified, fixed by `seed`)."""
     from torchvision.datasets import ImageFolder
 
     load = Loading(batch_size, seed, **loading)
@@ -56,19 +56,33 @@ def image_folder(
 
     if (root_path / "train").is_dir() and (root_path / "val").is_dir():
         train, val = scan(root_path / "train", train_tf), scan(root_path / "val", val_tf)
-        if train.classes != val.classes:
-            raise GroupwiseError(
-                f"dataset.root={root}: train/ and val/ hold different classes "
-                f"({train.classes} vs {val.classes}); give both the same class folders"
-            )
+        test = scan(root_path / "test", val_tf) if (root_path / "test").is_dir() else None
+        _check_same_classes(root, train, val=val, test=test)
     else:
-        train, val = scan(root_path, train_tf), scan(root_path, val_tf)
+        train, val, test = scan(root_path, train_tf), scan(root_path, val_tf), None
     classes = train.classes
     if train.root == val.root:  # one folder: split it
-        train_idx, val_idx = _stratified_split(train.targets, val_fraction, seed)
+        train_idx, val_idx = stratified_split(train.targets, val_fraction, seed)
         train, val = Subset(train, train_idx), Subset(val, val_idx)
-    train_loader, val_loader = load.loaders(train, val)
-    return Data(train_loader, val_loader, len(classes), pre.channels, list(classes))
+    train_loader, val_loader, test_loader = load.loaders(train, val, test)
+    return Data(
+        train_loader,
+        val_loader,
+        len(classes),
+        pre.channels,
+        list(classes),
+        input=transforms.input_description(pre, "photo"),
+        test_loader=test_loader,
+    )
+
+
+def _check_same_classes(root: str, train, **others) -> None:
+    for name, split in others.items():
+        if split is not None and split.classes != train.classes:
+            raise GroupwiseError(
+                f"dataset.root={root}: train/ and {name}/ hold different classes "
+                f"({train.classes} vs {split.classes}); give them the same class folders"
+            )
 
 
 class ImageReader:
@@ -88,16 +102,3 @@ class ImageReader:
                 f"dataset.root={self.root}: cannot read the image {path} ({type(err).__name__}); "
                 "replace or delete the file"
             ) from None
-
-
-def _stratified_split(targets: list[int], val_fraction: float, seed: int):
-    generator = torch.Generator().manual_seed(seed)
-    targets = torch.as_tensor(targets)
-    train_idx, val_idx = [], []
-    for label in targets.unique():
-        idx = (targets == label).nonzero().flatten()
-        idx = idx[torch.randperm(len(idx), generator=generator)]
-        n_val = round(len(idx) * val_fraction)
-        val_idx += idx[:n_val].tolist()
-        train_idx += idx[n_val:].tolist()
-    return train_idx, val_idx

@@ -1,5 +1,6 @@
-"""What every dataset hands the run: its train and val loaders, number of classes, input
-channels and class names; and the DataLoader settings the file-backed datasets share."""
+"""What every dataset hands the run: its train, val and (when it has one) test loaders, number
+of classes, input channels, class names and how an image becomes the model's input; the
+DataLoader settings the file-backed datasets share; and the stratified split they share."""
 
 from dataclasses import dataclass
 
@@ -14,6 +15,10 @@ class Data:
     num_classes: int
     in_channels: int
     class_names: list[str]
+    # How one image file becomes the model's input (`transforms.input_description`): what
+    # export/model.json records and `src.predict` applies.
+    input: dict | None = None
+    test_loader: DataLoader | None = None  # None: the data has no held-out test split
 
 
 @dataclass
@@ -35,7 +40,8 @@ class Loading:
             ]
         return []
 
-    def loaders(self, train, val) -> tuple[DataLoader, DataLoader]:
+    def loaders(self, train, *evaluation) -> list[DataLoader]:
+        """The shuffled train loader, then one in-order loader per evaluation set (None stays None)."""
         common = {
             "batch_size": self.batch_size,
             "num_workers": self.num_workers,
@@ -45,4 +51,19 @@ class Loading:
         train_loader = DataLoader(
             train, shuffle=True, generator=torch.Generator().manual_seed(self.seed), **common
         )
-        return train_loader, DataLoader(val, **common)
+        return [train_loader, *(None if d is None else DataLoader(d, **common) for d in evaluation)]
+
+
+def stratified_split(targets, fraction: float, seed: int) -> tuple[list[int], list[int]]:
+    """Indices of the rest and of the held-out part: `fraction` of every class, drawn in a
+    seeded order."""
+    generator = torch.Generator().manual_seed(seed)
+    targets = torch.as_tensor(targets)
+    rest, held_out = [], []
+    for label in targets.unique():
+        idx = (targets == label).nonzero().flatten()
+        idx = idx[torch.randperm(len(idx), generator=generator)]
+        n = round(len(idx) * fraction)
+        held_out += idx[:n].tolist()
+        rest += idx[n:].tolist()
+    return rest, held_out

@@ -1,9 +1,15 @@
-"""CIFAR-10, MNIST and Fashion-MNIST through torchvision: files in `root`, or downloaded there."""
+"""CIFAR-10, MNIST and Fashion-MNIST through torchvision: files in `root`, or downloaded there.
+
+Validation is a stratified, seeded share of the training images (`val_fraction`): it picks the
+best epoch, so it cannot also be the unbiased measure. The official test images are the test
+split, for `python -m src.evaluate`."""
 
 from pathlib import Path
 
+from torch.utils.data import Subset
+
 from src.data import transforms
-from src.data.loading import Data, Loading
+from src.data.loading import Data, Loading, stratified_split
 from src.data.transforms import Preprocess, preprocess_for
 from src.errors import GroupwiseError
 
@@ -14,20 +20,21 @@ FASHION_MNIST_NATIVE = Preprocess(32, 32, (0.2860,), (0.3530,), 1)
 
 
 def cifar10(root: str, download: bool, batch_size: int, seed: int, **options) -> Data:
-    """CIFAR-10 (torchvision): the 50,000 training images train, the 10,000 test images
-    validate. `download=true` fetches it into `root` on first use."""
+    """CIFAR-10 (torchvision): 50,000 training images (train and val), 10,000 test images.
+    `download=true` fetches it into `root` on first use."""
     return _torchvision_dataset(
         "CIFAR10", CIFAR10_NATIVE, root, download, batch_size, seed, **options
     )
 
 
 def mnist(root: str, download: bool, batch_size: int, seed: int, **options) -> Data:
-    """MNIST (torchvision): 60,000 training digits, 10,000 test digits to validate."""
+    """MNIST (torchvision): 60,000 training digits (train and val), 10,000 test digits."""
     return _torchvision_dataset("MNIST", MNIST_NATIVE, root, download, batch_size, seed, **options)
 
 
 def fashion_mnist(root: str, download: bool, batch_size: int, seed: int, **options) -> Data:
-    """Fashion-MNIST (torchvision): 60,000 training images of clothes, 10,000 to validate."""
+    """Fashion-MNIST (torchvision): 60,000 training images of clothes (train and val), 10,000
+    test images."""
     return _torchvision_dataset(
         "FashionMNIST", FASHION_MNIST_NATIVE, root, download, batch_size, seed, **options
     )
@@ -42,6 +49,7 @@ def _torchvision_dataset(
     seed: int,
     transform_from: str | None = None,
     image_size: int | None = None,
+    val_fraction: float = 0.1,
     augment: bool = True,
     **loading,
 ) -> Data:
@@ -57,11 +65,20 @@ def _torchvision_dataset(
     root = str(Path(root).expanduser())
     try:
         train = dataset(root, train=True, transform=train_tf, download=download)
-        val = dataset(root, train=False, transform=val_tf, download=download)
+        val = dataset(root, train=True, transform=val_tf)  # the same files, read as evaluated
+        test = dataset(root, train=False, transform=val_tf, download=download)
     except RuntimeError as err:  # torchvision's "Dataset not found or corrupted"
         raise GroupwiseError(
             f"dataset.root={root}: {name} not found or corrupted there ({err}); set "
             "dataset.download=true to fetch it, or point dataset.root at a copy"
         ) from None
-    train_loader, val_loader = load.loaders(train, val)
-    return Data(train_loader, val_loader, len(train.classes), pre.channels, list(train.classes))
+    train_idx, val_idx = stratified_split(train.targets, val_fraction, seed)
+    loaders = load.loaders(Subset(train, train_idx), Subset(val, val_idx), test)
+    return Data(
+        *loaders[:2],
+        len(train.classes),
+        pre.channels,
+        list(train.classes),
+        input=transforms.input_description(pre, "small"),
+        test_loader=loaders[2],
+    )

@@ -190,3 +190,36 @@ def train_and_eval_transforms(pre: Preprocess, style: str, native_size: int | No
     if not augment:
         train = evaluation
     return v2.Compose([*train, *to_tensor]), v2.Compose([*evaluation, *to_tensor])
+
+
+def input_description(pre: Preprocess, style: str) -> dict:
+    """How an image file of any size becomes the model's input, in the terms of torchvision's
+    transforms, for export/model.json and `src.predict`: `resize` is a short side (`photo`, as
+    evaluation resizes) or [height, width] (`small`: the whole image squeezed to the model's
+    size), then the centre `crop`, then pixels scaled to [0, 1] and normalised."""
+    return {
+        "channels": pre.channels,  # 3: RGB, 1: grayscale (convert the image to this first)
+        "size": pre.size,
+        "resize": pre.resize if style == "photo" else [pre.size, pre.size],
+        "crop": pre.size,
+        "interpolation": pre.interpolation,
+        "mean": list(pre.mean),
+        "std": list(pre.std),
+    }
+
+
+def inference_transform(description: dict):
+    """`input_description`'s transform, from a PIL image in the model's colour mode (RGB or L)
+    to a normalised float tensor: what the README's stand-alone snippet builds too."""
+    import torch
+    from torchvision.transforms import InterpolationMode, v2
+
+    return v2.Compose(
+        [
+            v2.Resize(description["resize"], InterpolationMode(description["interpolation"])),
+            v2.CenterCrop(description["crop"]),
+            v2.ToImage(),
+            v2.ToDtype(torch.float32, scale=True),
+            v2.Normalize(description["mean"], description["std"]),
+        ]
+    )

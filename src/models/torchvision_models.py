@@ -33,20 +33,18 @@ def torchvision_model(
 
 
 def _replace_first_conv(model: nn.Module, in_channels: int) -> None:
-    for parent in model.modules():
-        for child_name, child in parent.named_children():
-            if isinstance(child, nn.Conv2d):
-                setattr(
-                    parent,
-                    child_name,
-                    nn.Conv2d(
-                        in_channels,
-                        child.out_channels,
-                        child.kernel_size,
-                        child.stride,
-                        child.padding,
-                        child.dilation,
-                        bias=child.bias is not None,
-                    ),
-                )
-                return
+    """The first Conv2d in definition order (the stem), rebuilt for `in_channels`; the README's
+    stand-alone rebuild of an export does the same."""
+    name, conv = next((n, m) for n, m in model.named_modules() if isinstance(m, nn.Conv2d))
+    model.set_submodule(
+        name,
+        nn.Conv2d(
+            in_channels,
+            conv.out_channels,
+            conv.kernel_size,
+            conv.stride,
+            conv.padding,
+            conv.dilation,
+            bias=conv.bias is not None,
+        ),
+    )

@@ -1,6 +1,6 @@
 """TensorBoard output of a run: scalars (losses, metrics, and every group's lr, gradient norm
-and update ratio under its own name, measured by `group_signals`), text, and the run's
-hparams session."""
+and update ratio under its own name, measured by `group_signals`), text, images (an
+evaluation's confusion matrix), and the run's hparams session."""
 
 from pathlib import Path
 
@@ -41,6 +41,10 @@ class RunLogger:
             value=[Summary.Value(tag=tag, simple_value=float(x)) for tag, x in values.items()]
         )
         self.writer.file_writer.add_summary(summary, step)
+
+    def image(self, tag: str, pixels, step: int) -> None:
+        """An RGB image, (height, width, 3) uint8."""
+        self.writer.add_image(tag, pixels, step, dataformats="HWC")
 
     def text(self, tag: str, markdown: str) -> None:
         self.writer.add_text(tag, markdown)

@@ -2,7 +2,8 @@
 device, each joins the process group and wraps the model in DistributedDataParallel.
 
 Launched without torchrun (no WORLD_SIZE in the environment), every function here is a no-op,
-so the single-process path runs the same code. Under torchrun:
+so the single-process path runs the same code. Under torchrun, even with one process (which
+runs DDP over NCCL on one GPU: the multi-GPU path, checkable on a one-GPU machine):
 
 - all ranks share one run dir: rank 0's clock names it (`rank_zero_time`);
 - each rank trains on every N-th sample of the order a single process would use, so N
@@ -28,7 +29,7 @@ from src.errors import GroupwiseError
 
 
 def launched_by_torchrun() -> bool:
-    return int(os.environ.get("WORLD_SIZE", "1")) > 1
+    return "WORLD_SIZE" in os.environ
 
 
 def setup() -> None:

@@ -1,0 +1,66 @@
+"""The small commands beside `src.run` (`src.evaluate`, `src.predict`): their `key=value`
+arguments composed by Hydra onto conf/<command>.yaml and its schema, so they take Hydra's
+override grammar and report mistakes as `src.run` does: one `groupwise: error:` line each, exit 2.
+
+They use Hydra's compose API rather than `hydra.main`: they read a run dir, they do not make one
+(no run dir, no .hydra record, no log file of their own).
+"""
+
+import contextlib
+import os
+import sys
+from collections.abc import Iterator
+from dataclasses import fields
+from pathlib import Path
+
+from hydra import compose, initialize_config_dir
+from omegaconf import DictConfig
+
+from src.config import checks, schema
+from src.config.hydra_errors import CONFIG_ERRORS, one_line
+from src.errors import GroupwiseError
+
+CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
+
+
+def compose_command(name: str, args: list[str]) -> DictConfig:
+    """conf/<name>.yaml with `args` applied, every value checked against the schema."""
+    schema.register()
+    try:
+        with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
+            cfg = compose(name, overrides=args)
+    except CONFIG_ERRORS as err:
+        raise GroupwiseError(one_line(err)) from None
+    problems = checks.problems(cfg)
+    if problems:
+        raise GroupwiseError(*problems)
+    return cfg
+
+
+def usage(name: str, doc: str) -> str:
+    """`--help`: the command's purpose and every option with its default and help."""
+    options = fields(schema.SCHEMAS[name])
+    width = max(len(f.name) for f in options)
+    lines = [f"python -m src.{name} key=value ...", "", doc.strip(), "", "options:"]
+    for f in options:
+        default = "required" if f.default == "???" else f"default {_shown(f.default)}"
+        lines.append(f"  {f.name:<{width}}  {f.metadata['help']} ({default})")
+    return "\n".join(lines)
+
+
+def _shown(value) -> str:
+    return "null" if value is None else str(value)
+
+
+@contextlib.contextmanager
+def user_errors_as_lines() -> Iterator[None]:
+    """Within: a GroupwiseError is printed as one `groupwise: error:` line per problem and the
+    command exits 2 (HYDRA_FULL_ERROR=1: raised, with its traceback, as `src.run` does)."""
+    try:
+        yield
+    except GroupwiseError as err:
+        if os.environ.get("HYDRA_FULL_ERROR") == "1":
+            raise
+        for problem in err.problems:
+            print(f"groupwise: error: {problem}", file=sys.stderr)
+        sys.exit(2)

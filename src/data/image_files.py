@@ -1,0 +1,64 @@
+"""Image files to predict on: one file or every image under a folder (subfolders too), each
+read in the model's colour mode; a file that cannot be read is reported, not fatal."""
+
+from pathlib import Path
+
+import torch
+from torch.utils.data import Dataset
+
+from src.errors import GroupwiseError
+
+# What torchvision's ImageFolder reads, by extension.
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".ppm", ".bmp", ".pgm", ".tif", ".tiff", ".webp")
+
+
+def find_images(inputs: str) -> tuple[Path, list[Path]]:
+    """The folder paths are reported relative to, and the image files in sorted order: `inputs`
+    itself when it is a file (whatever its extension), else every file under it with an image
+    extension."""
+    path = Path(inputs).expanduser()
+    if path.is_file():
+        return path.parent, [path]
+    if not path.is_dir():
+        raise GroupwiseError(
+            f"inputs={inputs}: no such file or directory; pass an image or a folder"
+        )
+    files = sorted(
+        p for p in path.rglob("*") if p.is_file() and p.suffix.lower() in IMAGE_EXTENSIONS
+    )
+    if not files:
+        raise GroupwiseError(
+            f"inputs={inputs}: no image files in it or its subfolders "
+            f"({', '.join(IMAGE_EXTENSIONS)}); pass a folder holding images"
+        )
+    return path, files
+
+
+class ImageFiles(Dataset):
+    """(the model's input, '') per file, in order; for a file that cannot be read, (a blank
+    image, why): the reason travels in the batch, from whichever worker process read it."""
+
+    def __init__(self, files: list[Path], channels: int, transform):
+        self.files = files
+        self.mode = "RGB" if channels == 3 else "L"  # any colour mode converts to the model's
+        self.transform = transform
+
+    def __len__(self) -> int:
+        return len(self.files)
+
+    def __getitem__(self, index: int) -> tuple[torch.Tensor, str]:
+        from PIL import Image
+
+        try:
+            with Image.open(self.files[index]) as image:
+                return self.transform(image.convert(self.mode)), ""
+        except (OSError, ValueError, Image.DecompressionBombError) as err:
+            # PIL's UnidentifiedImageError is an OSError; a truncated file raises OSError too.
+            return self._blank(), f"cannot read the image ({type(err).__name__}: {err})"
+
+    def _blank(self) -> torch.Tensor:
+        """Stands in for an unreadable file in its batch; its prediction is not reported."""
+        from PIL import Image
+
+        size = 32
+        return self.transform(Image.new(self.mode, (size, size)))

@@ -1,0 +1,83 @@
+"""`python -m src.evaluate run_dir=<a finished run> [split=test|val] [checkpoint=best|last]`:
+a checkpoint of the run evaluated on a split of its own data, rebuilt from its config.
+
+Prints the figures and a per-class table; writes `<run_dir>/eval_<split>.json` (with another
+checkpoint than best: `eval_<split>_<checkpoint>.json`) and puts the figures and the confusion
+matrix into the run's TensorBoard, at the checkpoint's step.
+"""
+
+import json
+import sys
+
+import torch
+from omegaconf import DictConfig
+
+from src.config.command import compose_command, usage, user_errors_as_lines
+from src.errors import GroupwiseError
+from src.tracking import confusion_picture
+from src.tracking.logger import RunLogger
+from src.trained_run import TrainedRun, open_run
+from src.training.evaluation import classification_report, format_report, outputs
+
+DEFAULT_CHECKPOINT = "best"
+
+
+def evaluate(cfg: DictConfig) -> dict:
+    run = open_run(cfg.run_dir, cfg.checkpoint)
+    data = run.data(cfg.batch_size)
+    loader = {"val": data.val_loader, "test": data.test_loader}[cfg.split]
+    if loader is None:
+        raise GroupwiseError(
+            f"split={cfg.split}: the run's dataset has no {cfg.split} split (an image folder "
+            "has one with a test/ folder beside train/ and val/; the digits with "
+            "dataset.test_fraction > 0 at training); use split=val, or add it"
+        )
+    device = run.device(cfg.device)
+    model = run.model(data.in_channels, data.num_classes, device)
+    logits, labels = [], []
+    for batch_logits, batch_labels in outputs(model, loader, device, run.autocast(device)):
+        logits.append(batch_logits)
+        labels.append(batch_labels)
+    report = {
+        "run_dir": str(run.run_dir),
+        "split": cfg.split,
+        "checkpoint": cfg.checkpoint,
+        "epoch": run.epoch,
+        **classification_report(torch.cat(logits), torch.cat(labels), data.class_names),
+    }
+    print(f"{cfg.split} split of {run.run_dir}, checkpoint {cfg.checkpoint} (epoch {run.epoch})")
+    print(format_report(report))
+    suffix = "" if cfg.checkpoint == DEFAULT_CHECKPOINT else f"_{cfg.checkpoint}"
+    path = run.run_dir / f"eval_{cfg.split}{suffix}.json"
+    path.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"written: {path}")
+    _to_tensorboard(run, report, f"eval{suffix}/{cfg.split}")
+    return report
+
+
+def _to_tensorboard(run: TrainedRun, report: dict, prefix: str) -> None:
+    """Beside the run's training curves: the figures, and the matrix as a picture."""
+    logger = RunLogger(run.run_dir)
+    try:
+        figures = {f"{prefix}/{key}": report[key] for key in ("accuracy", "loss")}
+        logger.scalars(figures, run.global_step)
+        if not confusion_picture.available():
+            print(confusion_picture.INSTALL_HINT)
+            return
+        title = f"{report['split']}: accuracy {report['accuracy']:.4f} (epoch {run.epoch})"
+        picture = confusion_picture.draw(report["confusion_matrix"], report["classes"], title)
+        logger.image(f"{prefix}/confusion_matrix", picture, run.global_step)
+    finally:
+        logger.close()
+
+
+def main(args: list[str]) -> None:
+    if {"-h", "--help"} & set(args):
+        print(usage("evaluate", __doc__))
+        return
+    with user_errors_as_lines():
+        evaluate(compose_command("evaluate", args))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

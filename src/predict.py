@@ -1,0 +1,95 @@
+"""`python -m src.predict run_dir=<a finished run> inputs=<an image file or a folder>`: the run's
+model on image files of any size and colour mode (subfolders too), in batches.
+
+Writes `predictions.csv` (into the run dir unless `output=` says where; an existing file is
+never overwritten): per file its `path` (relative to `inputs`), `predicted_class`,
+`probability`, the top-k classes with their probabilities, and `error`, set for a file that
+could not be read (the others are predicted all the same). Images are prepared as
+export/model.json describes, as the README's stand-alone snippet prepares them.
+"""
+
+import csv
+import os
+import sys
+from pathlib import Path
+
+from omegaconf import DictConfig
+from torch.utils.data import DataLoader
+from tqdm import tqdm
+
+from src.config.command import compose_command, usage, user_errors_as_lines
+from src.data.image_files import ImageFiles, find_images
+from src.data.transforms import inference_transform
+from src.errors import GroupwiseError
+from src.trained_run import open_run
+from src.training import progress
+from src.training.evaluation import outputs
+
+OUTPUT_NAME = "predictions.csv"
+
+
+def predict(cfg: DictConfig) -> Path:
+    run = open_run(cfg.run_dir, cfg.checkpoint)
+    output = Path(cfg.output).expanduser() if cfg.output else run.run_dir / OUTPUT_NAME
+    if output.exists():
+        raise GroupwiseError(
+            f"output={output}: already exists (nothing was overwritten); pass another "
+            "output=<file>.csv, or move that one away"
+        )
+    description = run.export_description()
+    root, files = find_images(cfg.inputs)
+    architecture, image_input = description["architecture"], description["input"]
+    device = run.device(cfg.device)
+    model = run.model(architecture["in_channels"], architecture["num_classes"], device)
+    images = ImageFiles(files, image_input["channels"], inference_transform(image_input))
+    loader = DataLoader(images, batch_size=cfg.batch_size, num_workers=cfg.num_workers)
+    classes = description["classes"]
+    k = min(cfg.top_k, len(classes))
+    output.parent.mkdir(parents=True, exist_ok=True)
+    partial = output.with_name(output.name + ".tmp")  # renamed into place once complete
+    unreadable = 0
+    with partial.open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(_header(k))
+        bar = tqdm(total=len(files), unit="img", desc="predict", disable=not progress.wanted())
+        batches = outputs(model, loader, device, run.autocast(device))
+        done = 0
+        for logits, errors in batches:
+            top = logits.softmax(1).topk(k, dim=1)
+            for row, error in enumerate(errors):
+                path = files[done + row].relative_to(root).as_posix()
+                if error:
+                    unreadable += 1
+                    print(f"groupwise: warning: {files[done + row]}: {error}", file=sys.stderr)
+                    writer.writerow([path, "", "", *[""] * (2 * k), error])
+                    continue
+                ranked = [
+                    value
+                    for p, i in zip(top.values[row], top.indices[row], strict=True)
+                    for value in (classes[i], f"{p:.6f}")
+                ]
+                writer.writerow([path, *ranked[:2], *ranked, ""])
+            done += len(errors)
+            bar.update(len(errors))
+        bar.close()
+    os.replace(partial, output)
+    failed = f"; {unreadable} could not be read (their error column says why)" if unreadable else ""
+    print(f"predicted {len(files) - unreadable} of {len(files)} images{failed}: {output}")
+    return output
+
+
+def _header(k: int) -> list[str]:
+    ranked = [f"top{i}_{what}" for i in range(1, k + 1) for what in ("class", "probability")]
+    return ["path", "predicted_class", "probability", *ranked, "error"]
+
+
+def main(args: list[str]) -> None:
+    if {"-h", "--help"} & set(args):
+        print(usage("predict", __doc__))
+        return
+    with user_errors_as_lines():
+        predict(compose_command("predict", args))
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

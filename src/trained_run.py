@@ -1,0 +1,108 @@
+"""A finished run's dir read back, for the commands that use its model (`src.evaluate`,
+`src.predict`): its config and a checkpoint, and the model, data and device rebuilt from them
+by the runner's own steps."""
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+from src.checks import resolve_device
+from src.data.loading import Data
+from src.errors import GroupwiseError
+from src.models import export
+from src.runner import build, setup_data
+from src.training import precision
+from src.training.checkpoints import CONFIG, MODEL, PROGRESS, load_checkpoint
+
+FINISHED_MARK = "metrics.json"  # written by the run's last step
+
+
+@dataclass
+class TrainedRun:
+    run_dir: Path
+    cfg: DictConfig  # the config it was trained with, resolved (the checkpoint's copy)
+    checkpoint: str  # its name: checkpoints/<checkpoint>.pt
+    weights: dict[str, torch.Tensor]
+    epoch: int  # epochs trained when the checkpoint was written
+    global_step: int
+
+    def device(self, override: str | None) -> torch.device:
+        """`device=` when given, else the run's own trainer.device."""
+        if override is not None:
+            return resolve_device(override, key="device")
+        try:
+            return resolve_device(self.cfg.trainer.device)
+        except GroupwiseError:  # e.g. trained on a GPU, evaluated on a laptop
+            device = resolve_device("auto")
+            print(f"the run's trainer.device={self.cfg.trainer.device} is not here: using {device}")
+            return device
+
+    def data(self, batch_size: int | None = None) -> Data:
+        """The run's data, split as it was trained (the split follows from its seed)."""
+        if batch_size is not None:
+            self.cfg.dataset.batch_size = batch_size
+        return setup_data(self.cfg, self.cfg.seed)
+
+    def model(self, in_channels: int, num_classes: int, device: torch.device) -> torch.nn.Module:
+        """The run's model with the checkpoint's weights, in eval mode on `device`."""
+        model = build(self.cfg, "model", in_channels=in_channels, num_classes=num_classes)
+        model.load_state_dict(self.weights)
+        return model.to(device).eval()
+
+    def autocast(self, device: torch.device):
+        """The precision the run evaluated at during training."""
+        return precision.autocast(self.cfg.trainer.precision, device)
+
+    def export_description(self) -> dict:
+        """export/model.json: the classes and input transform, without reading the dataset."""
+        path = self.run_dir / export.DIRECTORY / export.DESCRIPTION_FILE
+        if not path.is_file():
+            raise GroupwiseError(
+                f"run_dir={self.run_dir}: no {export.DIRECTORY}/{export.DESCRIPTION_FILE} (a run "
+                "trained before groupwise exported its models); train it anew to predict with it"
+            )
+        return export.read_description(path.parent)
+
+
+def open_run(run_dir: str, checkpoint: str) -> TrainedRun:
+    """The run in `run_dir` and its checkpoint `checkpoint`, refused with one clear line when
+    the dir is not a finished run or holds no such checkpoint."""
+    path = Path(run_dir).expanduser()
+    if not path.is_dir():
+        raise GroupwiseError(
+            f"run_dir={run_dir}: no such directory; pass the dir of a finished run "
+            "(e.g. outputs/runs/<date>_<time>)"
+        )
+    if (path / "multirun.yaml").exists():
+        raise GroupwiseError(
+            f"run_dir={run_dir}: the root of a sweep; pass one of its jobs' dirs (see summary.md)"
+        )
+    if not (path / FINISHED_MARK).exists():
+        raise GroupwiseError(
+            f"run_dir={run_dir}: not a finished run (no {FINISHED_MARK}: a dry run, a run still "
+            "training or killed, or another dir); finish it with resume=true, or pass another"
+        )
+    file = path / "checkpoints" / f"{checkpoint}.pt"
+    if not file.is_file():
+        kept = sorted(p.stem for p in (path / "checkpoints").glob("*.pt"))
+        raise GroupwiseError(
+            f"checkpoint={checkpoint}: {run_dir} has no checkpoints/{checkpoint}.pt; it has "
+            f"{', '.join(kept) or 'none'} (best exists when trainer.monitor was set)"
+        )
+    try:
+        state = load_checkpoint(file)
+    except Exception as err:  # torch raises RuntimeError, EOFError, ... for damaged files
+        raise GroupwiseError(
+            f"checkpoint={checkpoint}: {file} is not a readable checkpoint "
+            f"({type(err).__name__}); was it copied or edited? try checkpoint=last"
+        ) from None
+    return TrainedRun(
+        run_dir=path,
+        cfg=OmegaConf.create(state[CONFIG]),
+        checkpoint=checkpoint,
+        weights=state[MODEL],
+        epoch=state[PROGRESS]["epoch"],
+        global_step=state[PROGRESS]["global_step"],
+    )
