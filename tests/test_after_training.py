@@ -60,6 +60,24 @@ def photos_run(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
+def timm_run(photos_run, tmp_path_factory):
+    """A tiny timm ViT (a fixed input size: its export records img_size), one epoch on the
+    same images, in this process."""
+    run_dir = tmp_path_factory.mktemp("timm_run")
+    overrides = ("model=timm", "model.name=test_vit", "dataset=image_folder")
+    cfg = compose_config(
+        *overrides,
+        f"dataset.root={photos_run[1]}",
+        "dataset.image_size=32",
+        "dataset.batch_size=8",
+        "pretrained=none",
+        "trainer.max_epochs=1",
+    )
+    Runner(cfg, run_dir).run()
+    return run_dir
+
+
+@pytest.fixture(scope="module")
 def digits_run(tmp_path_factory):
     """The default LeNet run, one epoch, in this process."""
     run_dir = tmp_path_factory.mktemp("digits_run")
@@ -190,12 +208,24 @@ def readme_snippet() -> str:
 
 
 def test_the_readme_snippet_rebuilds_exports_without_groupwise_and_predicts_the_same(
-    photos_run, digits_run, tmp_path, capsys
+    photos_run, timm_run, digits_run, tmp_path, capsys
 ):
     photos_dir, root = photos_run
     write_odd_digit_images(tmp_path / "digits")
+    assert json.loads((timm_run / "export" / "model.json").read_text())["architecture"] == {
+        "source": "timm",
+        "name": "test_vit",
+        "num_classes": len(CLASSES),
+        "in_channels": 3,
+        "kwargs": {"img_size": 32},
+    }
     expected, jobs = {}, {}
-    for run_dir, inputs in ((photos_dir, root / "test"), (digits_run, tmp_path / "digits")):
+    runs = (
+        (photos_dir, root / "test"),
+        (timm_run, root / "test"),
+        (digits_run, tmp_path / "digits"),
+    )
+    for run_dir, inputs in runs:
         # On the CPU, as the snippet runs: a GPU's convolutions (TF32) round otherwise.
         output = tmp_path / f"{run_dir.name}.csv"
         predict(predict_config(run_dir, inputs, "device=cpu", f"output={output}"))

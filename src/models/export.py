@@ -3,8 +3,9 @@ model's own parameter names) and `export/model.json` (how to rebuild the archite
 class names in label order, how an image becomes the model's input).
 
 `architecture.source` says which library builds the model from `name`, `num_classes`,
-`in_channels` and `kwargs`: `torchvision` (`torchvision.models.get_model`) or `lenet` (the
-seed's LeNet, whose few lines the README's rebuild snippet holds). A new model source adds its
+`in_channels` and `kwargs`: `torchvision` (`torchvision.models.get_model`), `timm`
+(`timm.create_model`) or `lenet` (the seed's LeNet, whose few lines the README's rebuild
+snippet holds). A new model source adds its
 `_target_` to SOURCES and a branch to the snippet.
 """
 
@@ -12,6 +13,8 @@ import json
 from pathlib import Path
 
 import torch
+
+from src.models import timm_models, torchvision_models
 
 FORMAT = "groupwise-export/1"
 DIRECTORY = "export"  # in the run dir
@@ -22,6 +25,7 @@ DESCRIPTION_FILE = "model.json"
 SOURCES = {
     "src.models.lenet.LeNet": ("lenet", "LeNet"),
     "src.models.torchvision_models.torchvision_model": ("torchvision", None),
+    "src.models.timm_models.timm_model": ("timm", None),
 }
 
 
@@ -31,9 +35,15 @@ def architecture(model_config: dict, in_channels: int, num_classes: int) -> dict
     kwargs = dict(model_config)
     target = kwargs.pop("_target_")
     source, name = SOURCES.get(target, (target, None))
+    name = kwargs.pop("name", name)
+    # The builders' own arguments (a ViT's image size), so that the library alone rebuilds it.
+    if source == "timm":
+        kwargs = timm_models.create_arguments(name, **kwargs)
+    elif source == "torchvision":
+        kwargs = torchvision_models.builder_arguments(name, **kwargs)
     return {
         "source": source,
-        "name": kwargs.pop("name", name),
+        "name": name,
         "num_classes": num_classes,
         "in_channels": in_channels,
         "kwargs": kwargs,  # further arguments of the builder, e.g. a ViT's image_size

@@ -19,12 +19,23 @@ def timm_model(
     (`+model.drop_path_rate=0.1`).
     """
     timm = import_extra("timm", "timm", "model=timm")
-    pretrained_cfg = _pretrained_cfg(timm, name)
-    if image_size is not None and pretrained_cfg.get("fixed_input_size", False):
-        kwargs.setdefault("img_size", image_size)
     return timm.create_model(
-        name, pretrained=False, num_classes=num_classes, in_chans=in_channels, **kwargs
+        name,
+        pretrained=False,
+        num_classes=num_classes,
+        in_chans=in_channels,
+        **create_arguments(name, image_size, **kwargs),
     )
+
+
+def create_arguments(name: str, image_size: int | None = None, **kwargs) -> dict:
+    """timm's own further arguments of `create_model` for this model config: `img_size` where
+    the input size is fixed, then the user's keys. An export records them, so that
+    `timm.create_model` alone rebuilds the architecture."""
+    timm = import_extra("timm", "timm", "model=timm")
+    if image_size is not None and _pretrained_cfg(timm, name).get("fixed_input_size", False):
+        kwargs.setdefault("img_size", image_size)
+    return kwargs
 
 
 def _pretrained_cfg(timm, name: str) -> dict:

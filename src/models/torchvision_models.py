@@ -24,12 +24,20 @@ def torchvision_model(
         raise GroupwiseError(
             f"model.name={name}: not a torchvision classification model; e.g. {known}, ..."
         ) from None
-    if image_size is not None and name.startswith("vit_"):
-        kwargs.setdefault("image_size", image_size)
-    model = builder(weights=None, num_classes=num_classes, **kwargs)
+    model = builder(
+        weights=None, num_classes=num_classes, **builder_arguments(name, image_size, **kwargs)
+    )
     if in_channels != 3:
         _replace_first_conv(model, in_channels)
     return model
+
+
+def builder_arguments(name: str, image_size: int | None = None, **kwargs) -> dict:
+    """The builder's own further arguments for this model config: `image_size` for the ViTs,
+    then the user's keys. An export records them, so that torchvision alone rebuilds it."""
+    if image_size is not None and name.startswith("vit_"):
+        kwargs.setdefault("image_size", image_size)
+    return kwargs
 
 
 def _replace_first_conv(model: nn.Module, in_channels: int) -> None:
