@@ -33,7 +33,8 @@ def create_arguments(name: str, image_size: int | None = None, **kwargs) -> dict
     the input size is fixed, then the user's keys. An export records them, so that
     `timm.create_model` alone rebuilds the architecture."""
     timm = import_extra("timm", "timm", "model=timm")
-    if image_size is not None and _pretrained_cfg(timm, name).get("fixed_input_size", False):
+    fixed_input_size = _pretrained_cfg(timm, name).get("fixed_input_size", False)  # name checked
+    if image_size is not None and fixed_input_size:
         kwargs.setdefault("img_size", image_size)
     return kwargs
 
