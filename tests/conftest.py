@@ -2,9 +2,11 @@
 check how it refuses bad input, read TensorBoard event files back."""
 
 import builtins
+import gc
 import os
 import subprocess
 import sys
+import warnings
 from pathlib import Path
 
 import pytest
@@ -51,6 +53,31 @@ def run_python(
 def run_cli(*args: str, check: bool = True, env: dict | None = None) -> subprocess.CompletedProcess:
     """`python -m src.run <args>`; `check`: fail the test, with the output, unless it exits 0."""
     result = run_python("-m", "src.run", *args, env=env)
+    if check and result.returncode != 0:
+        raise AssertionError(f"exit {result.returncode}\n{result.stdout}\n{result.stderr}")
+    return result
+
+
+def run_cli_here(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+    """`run_cli` without a new process: `src/run.py` executed as `__main__` in this one
+    (tests/cli_in_process.py), with the command's exit code and output; torch is imported
+    once. For runs whose own process is not the point (no environment, no workers)."""
+    from tests import cli_in_process
+
+    try:
+        with warnings.catch_warnings():
+            # conftest imported src.run (its resolvers); runpy runs a fresh copy as __main__,
+            # as the command does, and says so.
+            warnings.filterwarnings("ignore", "'src.run' found in sys.modules", RuntimeWarning)
+            outcome = cli_in_process.run(list(args))
+    finally:
+        # The command turns the collector off until it has started, and freezes what it
+        # made at exit; this process carries on.
+        gc.unfreeze()
+        gc.enable()
+    result = subprocess.CompletedProcess(
+        ["src.run", *args], outcome["code"], outcome["stdout"], outcome["stderr"]
+    )
     if check and result.returncode != 0:
         raise AssertionError(f"exit {result.returncode}\n{result.stdout}\n{result.stderr}")
     return result

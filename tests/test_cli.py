@@ -15,6 +15,7 @@ from tests.conftest import (
     read_scalars,
     read_texts,
     run_cli,
+    run_cli_here,
     run_python,
 )
 
@@ -137,9 +138,9 @@ def test_pretrain_experiment_makes_a_checkpoint_like_the_shipped_one(tmp_path):
 
 
 def test_resume_continues_to_the_same_weights_as_an_uninterrupted_run(tmp_path):
-    run_cli("trainer.max_epochs=3", f"hydra.run.dir={tmp_path / 'whole'}")
-    run_cli("trainer.max_epochs=2", f"hydra.run.dir={tmp_path / 'split'}")
-    run_cli("trainer.max_epochs=3", "resume=true", f"hydra.run.dir={tmp_path / 'split'}")
+    run_cli_here("trainer.max_epochs=3", f"hydra.run.dir={tmp_path / 'whole'}")
+    run_cli_here("trainer.max_epochs=2", f"hydra.run.dir={tmp_path / 'split'}")
+    run_cli_here("trainer.max_epochs=3", "resume=true", f"hydra.run.dir={tmp_path / 'split'}")
     whole = torch.load(tmp_path / "whole/checkpoints/last.pt", weights_only=True)
     split = torch.load(tmp_path / "split/checkpoints/last.pt", weights_only=True)
     assert split[PROGRESS]["epoch"] == 3
@@ -148,10 +149,10 @@ def test_resume_continues_to_the_same_weights_as_an_uninterrupted_run(tmp_path):
 
 
 def test_a_finished_run_dir_is_never_overwritten(tmp_path):
-    run_cli("trainer.max_epochs=1", f"hydra.run.dir={tmp_path}")
+    run_cli_here("trainer.max_epochs=1", f"hydra.run.dir={tmp_path}")
     before = {
         p: p.read_bytes() for p in [tmp_path / "metrics.json", tmp_path / "checkpoints/last.pt"]
     }
-    result = run_cli("trainer.max_epochs=2", f"hydra.run.dir={tmp_path}", check=False)
+    result = run_cli_here("trainer.max_epochs=2", f"hydra.run.dir={tmp_path}", check=False)
     assert_one_clear_line(result, "already holds a trained run")
     assert all(p.read_bytes() == content for p, content in before.items())

@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from src.training.checkpoints import MODEL, PROGRESS, load_checkpoint
-from tests.conftest import assert_one_clear_line, run_cli
+from tests.conftest import assert_one_clear_line, run_cli, run_cli_here
 
 TINY = ["dataset.shots_per_class=8", "dataset.batch_size=8"]
 
@@ -23,7 +23,9 @@ def test_hydra_full_error_shows_the_traceback(tmp_path):
 @pytest.fixture(scope="module")
 def finished_run(tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("finished")
-    run_cli(*TINY, "param_groups=fc3_boost", "trainer.max_epochs=1", f"hydra.run.dir={run_dir}")
+    run_cli_here(
+        *TINY, "param_groups=fc3_boost", "trainer.max_epochs=1", f"hydra.run.dir={run_dir}"
+    )
     return run_dir
 
 
@@ -60,6 +62,7 @@ def test_resume_with_a_changed_model_or_groups_is_refused_and_keeps_the_run(
     finished_run, overrides, expected
 ):
     before = snapshot(finished_run)
+    # Its own process: each attempt's Hydra record is named by the command's launch time.
     result = run_cli(
         *TINY,
         "param_groups=fc3_boost",
@@ -83,7 +86,7 @@ def test_resume_from_a_damaged_checkpoint_is_one_clear_line(tmp_path, finished_r
     (run_dir / "checkpoints").mkdir(parents=True)
     checkpoint = (finished_run / "checkpoints/last.pt").read_bytes()
     (run_dir / "checkpoints/last.pt").write_bytes(checkpoint[: len(checkpoint) // 3])
-    result = run_cli(
+    result = run_cli_here(
         *TINY, "param_groups=fc3_boost", "resume=true", f"hydra.run.dir={run_dir}", check=False
     )
     assert_one_clear_line(result, "is not a readable checkpoint")
@@ -93,7 +96,7 @@ def test_a_non_finite_loss_stops_with_the_step_and_every_lr_and_keeps_the_last_c
     tmp_path,
 ):
     # lr x 1e6 from epoch 2 on: epoch 1 trains and checkpoints, epoch 2 diverges.
-    result = run_cli(
+    result = run_cli_here(
         *TINY,
         "param_groups=fc3_boost",
         "scheduler.step_size=1",
@@ -134,7 +137,7 @@ def make_image_folder(root, broken: bool = False):
 def test_bad_image_folders_are_one_clear_line(tmp_path, make, expected):
     root = tmp_path / "images"
     make(root)
-    result = run_cli(
+    result = run_cli_here(
         "dataset=image_folder",
         f"dataset.root={root}",
         "dataset.batch_size=2",
