@@ -165,17 +165,21 @@ class Runner:
         best = self.checkpoint_path.with_name("best.pt")
         name = "best" if self.options.monitor is not None and best.exists() else "last"
         checkpoint = load_checkpoint(self.checkpoint_path.with_name(f"{name}.pt"))
+        architecture = export.architecture(
+            OmegaConf.to_container(self.cfg.model, resolve=True),
+            self.data.in_channels,
+            self.data.num_classes,
+        )
         export.write_export(
             self.run_dir / export.DIRECTORY,
             checkpoint[MODEL],
-            export.architecture(
-                OmegaConf.to_container(self.cfg.model, resolve=True),
-                self.data.in_channels,
-                self.data.num_classes,
-            ),
+            architecture,
             self.data.class_names,
             self.data.input,
             origin={"checkpoint": f"checkpoints/{name}.pt", "epoch": checkpoint[PROGRESS]["epoch"]},
+            transformers_config=self.model.config
+            if architecture["source"] == "transformers"
+            else None,
         )
 
 

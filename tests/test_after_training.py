@@ -78,6 +78,27 @@ def timm_run(photos_run, tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
+def hf_run(photos_run, tmp_path_factory):
+    """A tiny Hugging Face ViT (exported with its config.json), one epoch, in this process."""
+    from tests.model_families import hf_vit_dir
+
+    tmp = tmp_path_factory.mktemp("hf_run")
+    model_dir = hf_vit_dir(tmp / "hf_vit", num_labels=len(CLASSES))
+    cfg = compose_config(
+        "model=hf",
+        f"model.name={model_dir}",
+        "dataset=image_folder",
+        f"dataset.root={photos_run[1]}",
+        "dataset.image_size=32",
+        "dataset.batch_size=8",
+        "pretrained=none",
+        "trainer.max_epochs=1",
+    )
+    Runner(cfg, tmp / "hf").run()
+    return tmp / "hf"
+
+
+@pytest.fixture(scope="module")
 def digits_run(tmp_path_factory):
     """The default LeNet run, one epoch, in this process."""
     run_dir = tmp_path_factory.mktemp("digits_run")
@@ -208,7 +229,7 @@ def readme_snippet() -> str:
 
 
 def test_the_readme_snippet_rebuilds_exports_without_groupwise_and_predicts_the_same(
-    photos_run, timm_run, digits_run, tmp_path, capsys
+    photos_run, timm_run, hf_run, digits_run, tmp_path, capsys
 ):
     photos_dir, root = photos_run
     write_odd_digit_images(tmp_path / "digits")
@@ -219,10 +240,16 @@ def test_the_readme_snippet_rebuilds_exports_without_groupwise_and_predicts_the_
         "in_channels": 3,
         "kwargs": {"img_size": 32},
     }
+    hf_export = hf_run / "export"
+    assert json.loads((hf_export / "model.json").read_text())["architecture"]["source"] == (
+        "transformers"
+    )
+    assert len(json.loads((hf_export / "config.json").read_text())["id2label"]) == len(CLASSES)
     expected, jobs = {}, {}
     runs = (
         (photos_dir, root / "test"),
         (timm_run, root / "test"),
+        (hf_run, root / "test"),
         (digits_run, tmp_path / "digits"),
     )
     for run_dir, inputs in runs:

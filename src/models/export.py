@@ -4,7 +4,8 @@ class names in label order, how an image becomes the model's input).
 
 `architecture.source` says which library builds the model from `name`, `num_classes`,
 `in_channels` and `kwargs`: `torchvision` (`torchvision.models.get_model`), `timm`
-(`timm.create_model`) or `lenet` (the seed's LeNet, whose few lines the README's rebuild
+(`timm.create_model`), `transformers` (`AutoModelForImageClassification.from_config` of the
+exported config.json) or `lenet` (the seed's LeNet, whose few lines the README's rebuild
 snippet holds). A new model source adds its
 `_target_` to SOURCES and a branch to the snippet.
 """
@@ -26,7 +27,10 @@ SOURCES = {
     "src.models.lenet.LeNet": ("lenet", "LeNet"),
     "src.models.torchvision_models.torchvision_model": ("torchvision", None),
     "src.models.timm_models.timm_model": ("timm", None),
+    "src.models.hf_models.hf_model": ("transformers", None),
 }
+# A transformers model is rebuilt from its config, written beside the weights.
+TRANSFORMERS_CONFIG_FILE = "config.json"
 
 
 def architecture(model_config: dict, in_channels: int, num_classes: int) -> dict:
@@ -41,6 +45,8 @@ def architecture(model_config: dict, in_channels: int, num_classes: int) -> dict
         kwargs = timm_models.create_arguments(name, **kwargs)
     elif source == "torchvision":
         kwargs = torchvision_models.builder_arguments(name, **kwargs)
+    elif source == "transformers":  # the exported config.json holds all of it
+        kwargs = {}
     return {
         "source": source,
         "name": name,
@@ -57,8 +63,10 @@ def write_export(
     class_names: list[str],
     input_description: dict,
     origin: dict,
+    transformers_config=None,
 ) -> None:
-    """Write both files; `origin` says which checkpoint the weights are (recorded, not used)."""
+    """Write both files; `origin` says which checkpoint the weights are (recorded, not used);
+    a transformers model's `config` is written too (`save_pretrained`'s config.json)."""
     from safetensors.torch import save_file
 
     directory.mkdir(parents=True, exist_ok=True)
@@ -73,6 +81,8 @@ def write_export(
         "weights": {"file": WEIGHTS_FILE, **origin},
     }
     (directory / DESCRIPTION_FILE).write_text(json.dumps(description, indent=2) + "\n")
+    if transformers_config is not None:
+        transformers_config.to_json_file(str(directory / TRANSFORMERS_CONFIG_FILE))
 
 
 def read_description(directory: Path) -> dict:
