@@ -12,7 +12,7 @@ import sys
 import torch
 from omegaconf import DictConfig
 
-from src.config.command import compose_command, usage, user_errors_as_lines
+from src.config.command import run_command
 from src.errors import GroupwiseError
 from src.tracking import confusion_picture
 from src.tracking.logger import RunLogger
@@ -72,11 +72,7 @@ def _to_tensorboard(run: TrainedRun, report: dict, prefix: str) -> None:
 
 
 def main(args: list[str]) -> None:
-    if {"-h", "--help"} & set(args):
-        print(usage("evaluate", __doc__))
-        return
-    with user_errors_as_lines():
-        evaluate(compose_command("evaluate", args))
+    run_command("evaluate", __doc__, evaluate, args)
 
 
 if __name__ == "__main__":

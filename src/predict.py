@@ -17,7 +17,7 @@ from omegaconf import DictConfig
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
-from src.config.command import compose_command, usage, user_errors_as_lines
+from src.config.command import run_command
 from src.data.image_files import ImageFiles, find_images
 from src.data.transforms import inference_transform
 from src.errors import GroupwiseError
@@ -84,11 +84,7 @@ def _header(k: int) -> list[str]:
 
 
 def main(args: list[str]) -> None:
-    if {"-h", "--help"} & set(args):
-        print(usage("predict", __doc__))
-        return
-    with user_errors_as_lines():
-        predict(compose_command("predict", args))
+    run_command("predict", __doc__, predict, args)
 
 
 if __name__ == "__main__":

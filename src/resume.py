@@ -6,7 +6,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from src.errors import GroupwiseError
-from src.training.checkpoints import CONFIG, load_checkpoint
+from src.training.checkpoints import CONFIG, load_checkpoint_or_explain
 
 # A resumed run must train the same network with the same groups on the same data as the one
 # it continues; the optimizer too, as its restored state would silently override a change.
@@ -29,14 +29,11 @@ def check_run_dir(run_dir: Path, checkpoint_path: Path, resume: bool, dry_run: b
 
 def resume_state(checkpoint_path: Path, cfg: DictConfig) -> dict:
     """The checkpoint to continue from, refused when the config differs where it must not."""
-    try:
-        state = load_checkpoint(checkpoint_path)
-    except Exception as err:  # torch raises RuntimeError, EOFError, ... for damaged files
-        raise GroupwiseError(
-            f"resume=true: {checkpoint_path} is not a readable checkpoint "
-            f"({type(err).__name__}); start a new run dir (atomic writes make this rare: "
-            "was the file copied or edited?)"
-        ) from None
+    state = load_checkpoint_or_explain(
+        checkpoint_path,
+        "resume=true",
+        "start a new run dir (atomic writes make this rare: was the file copied or edited?)",
+    )
     config = OmegaConf.to_container(cfg, resolve=True)
     differences = [
         f"{key}: {old!r} -> {new!r}"

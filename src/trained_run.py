@@ -14,7 +14,7 @@ from src.errors import GroupwiseError
 from src.models import export
 from src.runner import build, setup_data
 from src.training import precision
-from src.training.checkpoints import CONFIG, MODEL, PROGRESS, load_checkpoint
+from src.training.checkpoints import CONFIG, MODEL, PROGRESS, load_checkpoint_or_explain
 
 FINISHED_MARK = "metrics.json"  # written by the run's last step
 
@@ -91,13 +91,9 @@ def open_run(run_dir: str, checkpoint: str) -> TrainedRun:
             f"checkpoint={checkpoint}: {run_dir} has no checkpoints/{checkpoint}.pt; it has "
             f"{', '.join(kept) or 'none'} (best exists when trainer.monitor was set)"
         )
-    try:
-        state = load_checkpoint(file)
-    except Exception as err:  # torch raises RuntimeError, EOFError, ... for damaged files
-        raise GroupwiseError(
-            f"checkpoint={checkpoint}: {file} is not a readable checkpoint "
-            f"({type(err).__name__}); was it copied or edited? try checkpoint=last"
-        ) from None
+    state = load_checkpoint_or_explain(
+        file, f"checkpoint={checkpoint}", "was it copied or edited? try checkpoint=last"
+    )
     return TrainedRun(
         run_dir=path,
         cfg=OmegaConf.create(state[CONFIG]),

@@ -9,7 +9,7 @@ They use Hydra's compose API rather than `hydra.main`: they read a run dir, they
 import contextlib
 import os
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import fields
 from pathlib import Path
 
@@ -35,6 +35,18 @@ def compose_command(name: str, args: list[str]) -> DictConfig:
     if problems:
         raise GroupwiseError(*problems)
     return cfg
+
+
+def run_command(
+    name: str, doc: str, action: Callable[[DictConfig], object], args: list[str]
+) -> None:
+    """`python -m src.<name> key=value ...`: `--help` prints the usage; otherwise `action` gets
+    the composed, checked config, and bad input is one line per problem, exit 2."""
+    if {"-h", "--help"} & set(args):
+        print(usage(name, doc))
+        return
+    with user_errors_as_lines():
+        action(compose_command(name, args))
 
 
 def usage(name: str, doc: str) -> str:

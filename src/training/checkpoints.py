@@ -16,6 +16,7 @@ from torch import nn
 from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler
 
+from src.errors import GroupwiseError
 from src.training.state import TrainingState
 
 MODEL = "model"  # the model's state_dict, with the plain module's names
@@ -97,6 +98,17 @@ def save_checkpoint(state: dict, path: Path) -> None:
 def load_checkpoint(path: Path) -> dict:
     # Our own checkpoints hold only tensors, numbers, strings and plain containers.
     return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def load_checkpoint_or_explain(path: Path, asked_by: str, advice: str) -> dict:
+    """`load_checkpoint`, with a damaged file as one clear line: `asked_by` is the option that
+    named the file (`resume=true`), `advice` what to do about it."""
+    try:
+        return load_checkpoint(path)
+    except Exception as err:  # torch raises RuntimeError, EOFError, ... for damaged files
+        raise GroupwiseError(
+            f"{asked_by}: {path} is not a readable checkpoint ({type(err).__name__}); {advice}"
+        ) from None
 
 
 def rng_states() -> dict:
