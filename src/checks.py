@@ -1,36 +1,58 @@
-"""Every problem of a run's config, found before anything is built or written.
+"""Every problem of a run's config, found before anything is built or written, and what
+was parsed on the way: the steps build from a `CheckedRun`, so nothing is checked twice.
 
 The schema's own ranges and choices (`src.config.checks`), then what only the parts
 themselves can tell: the optimizer's arguments (by building it on one dummy tensor), the param
-group rules against that optimizer's keys, the pretrained key rules, the device. All problems
-are reported together, as one error of one line each.
+group rules against that optimizer's keys, the pretrained key rules, the model source (its
+arguments, its name), the device. All problems are reported together, one line each.
 """
 
 import importlib
 import math
+from dataclasses import dataclass
 
 import torch
 from omegaconf import DictConfig, OmegaConf
 
 from src.config import checks as schema_checks
 from src.errors import GroupwiseError
-from src.optim.specs import accepted_keys, parse_specs
+from src.models.source import ModelSource, model_source
+from src.optim.specs import GroupSpec, accepted_keys, parse_specs
 from src.pretrained.load import check_options
 
 
-def check_run(cfg: DictConfig) -> None:
+@dataclass(frozen=True)
+class CheckedRun:
+    """What the check pass parsed, for the steps to build from."""
+
+    source: ModelSource  # the model's source: builds it, names its roles, exports it
+    group_specs: list[GroupSpec]
+    optimizer_class: type
+    pretrained_options: dict  # the `pretrained` key rules, as load's keyword arguments
+    device: torch.device
+
+
+def check_run(cfg: DictConfig) -> CheckedRun:
     problems = schema_checks.problems(cfg)
     optimizer_class, optimizer_problems = _optimizer_problems(cfg.optimizer)
     problems += optimizer_problems
+    specs = None
     if optimizer_class is not None:
-        problems += _found(
+        specs, found = _parsed(
             parse_specs, OmegaConf.to_container(cfg.param_groups), accepted_keys(optimizer_class)
         )
-    problems += _found(check_options, OmegaConf.to_container(cfg.pretrained, resolve=True))
-    problems += _required_model_keys(cfg.model)
-    problems += _found(resolve_device, cfg.trainer.device)
+        problems += found
+    pretrained, found = _parsed(check_options, OmegaConf.to_container(cfg.pretrained, resolve=True))
+    problems += found
+    source, found = None, _required_model_keys(cfg.model)
+    if not found:
+        source, found = _parsed(model_source, OmegaConf.to_container(cfg.model, resolve=True))
+    problems += found
+    device, found = _parsed(resolve_device, cfg.trainer.device)
+    problems += found
     if problems:
         raise GroupwiseError(*problems)
+    return CheckedRun(source, specs, optimizer_class, pretrained, device)
 
 
 def resolve_device(name: str, key: str = "trainer.device") -> torch.device:
@@ -113,9 +135,9 @@ def _finite_non_negative(value) -> bool:
     )
 
 
-def _found(check, *args) -> list[str]:
+def _parsed(check, *args) -> tuple[object, list[str]]:
+    """What `check(*args)` returns, and the problems it found instead."""
     try:
-        check(*args)
+        return check(*args), []
     except GroupwiseError as err:
-        return err.problems
-    return []
+        return None, err.problems

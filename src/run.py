@@ -26,18 +26,9 @@ def main(cfg: DictConfig) -> float | None:
     from src.runner import Runner  # after Hydra parsed the command line: `--help` stays fast
 
     _start_up_done()
-    hydra_cfg = HydraConfig.get()
-    overrides = list(hydra_cfg.overrides.task)
-    run_hparams = hparams.for_run(
-        overrides,
-        cfg,
-        hydra_cfg.job.config.override_dirname.exclude_keys,
-        swept=[key for key in hydra_cfg.job.env_set.GROUPWISE_SWEPT_KEYS.split(",") if key],
-    )
-    # The command that reruns this run (a sweep job: alone, with its own values).
-    command = shlex.join(["python", "-m", "src.run", *overrides])
+    hydra_cfg = HydraConfig.get()  # Hydra's state, read here only
     try:
-        metrics = Runner(cfg, Path(hydra_cfg.runtime.output_dir), run_hparams, command).run()
+        metrics = Runner(cfg, Path(hydra_cfg.runtime.output_dir), _launch(cfg, hydra_cfg)).run()
     except Exception as err:
         if hydra_cfg.mode == RunMode.MULTIRUN:
             # Returned, not raised: Hydra's sweepers end the whole sweep at a job that raises;
@@ -49,6 +40,32 @@ def main(cfg: DictConfig) -> float | None:
         _report(err)
         sys.exit(2)
     return metrics["val/acc"] if metrics else None
+
+
+def _launch(cfg: DictConfig, hydra_cfg: DictConfig):
+    """What the run needs to know of how it was launched."""
+    from src.runner import Launch
+
+    overrides = list(hydra_cfg.overrides.task)
+    typed_exclude = any(o.lstrip("+~").startswith("pretrained.exclude") for o in overrides)
+    return Launch(
+        hparams=hparams.for_run(
+            overrides,
+            cfg,
+            hydra_cfg.job.config.override_dirname.exclude_keys,
+            swept=[key for key in hydra_cfg.job.env_set.GROUPWISE_SWEPT_KEYS.split(",") if key],
+        ),
+        # The command that reruns this run (a sweep job: alone, with its own values).
+        command=shlex.join(["python", "-m", "src.run", *overrides]),
+        # An exclusion set by a config file (the shipped default's new head) is easy to miss.
+        exclude_origin=""
+        if typed_exclude
+        else f"set by the config files (pretrained={hydra_cfg.runtime.choices.get('pretrained')}), "
+        "not the command line",
+        # The basic launcher runs a sweep's jobs one after another; every other in parallel.
+        parallel_sweep=hydra_cfg.mode == RunMode.MULTIRUN
+        and hydra_cfg.runtime.choices["hydra/launcher"] != "basic",
+    )
 
 
 def _start_up_done() -> None:

@@ -11,47 +11,55 @@ import json
 import logging
 import math
 import random
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from hydra.core.hydra_config import HydraConfig
 from hydra.errors import InstantiationException
-from hydra.utils import instantiate
+from hydra.utils import get_object, instantiate
 from omegaconf import DictConfig, OmegaConf
 
 from src import resume
-from src.checks import check_run, optimizer_class, resolve_device
+from src.checks import CheckedRun, check_run
+from src.config.arguments import check_arguments
 from src.config.schema import TrainerConfig
 from src.data.loading import Data
 from src.errors import GroupwiseError
 from src.models import export
-from src.optim import explain, param_groups, resolve, specs
+from src.models.source import ModelSource, ParameterRoles
+from src.optim import explain, param_groups, resolve
+from src.optim.param_groups import ParamGroup
 from src.pretrained import load as pretrained
 from src.pretrained.report import LoadReport
 from src.tracking import config_text
 from src.tracking.hparams import HParams
 from src.tracking.logger import RunLogger
-from src.training import distributed
+from src.training import distributed, progress
 from src.training.checkpoints import MODEL, PROGRESS, load_checkpoint
 from src.training.trainer import Trainer
 
 log = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True)
+class Launch:
+    """What the entry point read of how the run was launched (Hydra's state), so that no step
+    reads a global."""
+
+    hparams: HParams = field(default_factory=HParams)  # TensorBoard's HPARAMS row
+    command: str | None = None  # the command line that reruns this run, atop the config card
+    exclude_origin: str = ""  # where pretrained.exclude came from, when not the command line
+    parallel_sweep: bool = False  # a sweep job beside others: no progress bar
+
+
 class Runner:
-    def __init__(
-        self,
-        cfg: DictConfig,
-        run_dir: Path,
-        hparams: HParams | None = None,
-        command: str | None = None,
-    ):
+    def __init__(self, cfg: DictConfig, run_dir: Path, launch: Launch | None = None):
         self.cfg = cfg
         self.run_dir = Path(run_dir)
-        self.hparams = hparams or HParams()  # TensorBoard's HPARAMS row: the swept values
-        self.command = command  # the command line that reruns this run, atop the config card
+        self.launch = launch or Launch()
         self.checkpoint_path = self.run_dir / "checkpoints" / "last.pt"
         self.resume_state: dict | None = None  # the checkpoint to continue, read by `run`
+        self.checked: CheckedRun | None = None  # the check pass's findings: `check`
         # Made by `setup`, in this order:
         self.options: TrainerConfig | None = None
         self.device: torch.device | None = None
@@ -62,9 +70,15 @@ class Runner:
         self.optimizer: torch.optim.Optimizer | None = None
         self.scheduler: torch.optim.lr_scheduler.LRScheduler | None = None
 
+    def check(self) -> CheckedRun:
+        """Every problem of the config at once; once per run."""
+        if self.checked is None:
+            self.checked = check_run(self.cfg)
+        return self.checked
+
     def run(self) -> dict | None:
         """Check, set up, write the reports, then explain (dry run) or train."""
-        check_run(self.cfg)
+        self.check()
         resume.check_run_dir(self.run_dir, self.checkpoint_path, self.cfg.resume, self.cfg.dry_run)
         # Refused before anything is written into the run being resumed.
         if self.cfg.resume:
@@ -77,20 +91,29 @@ class Runner:
         return self.train()
 
     def setup(self) -> None:
-        cfg = self.cfg
+        cfg, checked = self.cfg, self.check()
         self.options = OmegaConf.to_object(cfg.trainer)
         _seed_everything(cfg.seed)
-        self.device = distributed.device(resolve_device(self.options.device))
-        self.data = setup_data(cfg, cfg.seed)
+        self.device = distributed.device(checked.device)
+        source = checked.source
+        self.data = setup_data(cfg.dataset, cfg.seed, source)
         # Pretrained weights go in before the optimizer exists, and before the model moves
         # to its device, so the checkpoint is read into CPU memory once.
-        self.model, self.load_report = _setup_model(cfg, self.data)
+        self.model, self.load_report = setup_model(
+            source,
+            self.data,
+            cfg.pretrained.path,
+            checked.pretrained_options,
+            self.launch.exclude_origin,
+        )
         self.model.to(self.device)
-        groups, self.groups_info = _setup_param_groups(cfg, self.model)
+        groups, self.groups_info = setup_param_groups(
+            self.model, source.roles(self.model), checked, cfg.optimizer, cfg.weight_decay_1d
+        )
         distributed.check_same_on_every_rank(self.groups_info, "param groups")
-        self.optimizer = _setup_optimizer(cfg, groups)
+        self.optimizer = build(cfg.optimizer, "optimizer", params=groups)
         self.scheduler = build(
-            cfg,
+            cfg.scheduler,
             "scheduler",
             optimizer=self.optimizer,
             # Optimizer steps: one per accumulate_grad_batches batches, and one for the rest.
@@ -113,7 +136,7 @@ class Runner:
     def texts(self) -> dict[str, str]:
         """Markdown for TensorBoard's text tab: the resolved config and the two reports."""
         texts = {
-            "config": config_text.card(self.cfg, self.command),
+            "config": config_text.card(self.cfg, self.launch.command),
             "param_groups": f"```\n{explain.format_explain(self.groups_info)}\n```",
         }
         if self.load_report is not None:
@@ -132,6 +155,7 @@ class Runner:
             checkpoint_path=self.checkpoint_path,
             config=config,
             options=self.options,
+            progress_bars=progress.wanted(self.launch.parallel_sweep),
         )
 
     def train(self) -> dict:
@@ -145,7 +169,7 @@ class Runner:
             else:
                 for tag, markdown in self.texts().items():
                     logger.text(tag, markdown)
-                logger.hparams_start(self.hparams)
+                logger.hparams_start(self.launch.hparams)
             state = trainer.fit()
             logger.hparams_end(state.best_val_acc, state.global_step)
         finally:
@@ -165,81 +189,64 @@ class Runner:
         best = self.checkpoint_path.with_name("best.pt")
         name = "best" if self.options.monitor is not None and best.exists() else "last"
         checkpoint = load_checkpoint(self.checkpoint_path.with_name(f"{name}.pt"))
-        architecture = export.architecture(
-            OmegaConf.to_container(self.cfg.model, resolve=True),
-            self.data.in_channels,
-            self.data.num_classes,
-        )
         export.write_export(
             self.run_dir / export.DIRECTORY,
             checkpoint[MODEL],
-            architecture,
+            self.check().source,
+            self.model,
             self.data.class_names,
             self.data.input,
             origin={"checkpoint": f"checkpoints/{name}.pt", "epoch": checkpoint[PROGRESS]["epoch"]},
-            transformers_config=self.model.config
-            if architecture["source"] == "transformers"
-            else None,
         )
 
 
-def setup_data(cfg: DictConfig, seed: int) -> Data:
-    data = build(cfg, "dataset", seed=seed)
+def setup_data(dataset: DictConfig, seed: int, source: ModelSource) -> Data:
+    """The dataset's loaders; a dataset that prepares images by a model's metadata
+    (`transform_from`) gets the model source's."""
+    model_input = {"model_preprocess": source.preprocess()} if "transform_from" in dataset else {}
+    data = build(dataset, "dataset", seed=seed, **model_input)
     # Under torchrun each rank trains and evaluates on its share (no-ops otherwise).
     data.train_loader = distributed.shard(data.train_loader, pad=True)
     data.val_loader = distributed.shard(data.val_loader, pad=False)
     return data
 
 
-def _setup_model(cfg: DictConfig, data: Data) -> tuple[torch.nn.Module, LoadReport | None]:
-    def make_model():
-        # The model's input channels and head size come from the data.
-        return build(cfg, "model", in_channels=data.in_channels, num_classes=data.num_classes)
+def setup_model(
+    source: ModelSource,
+    data: Data,
+    pretrained_path: str | None,
+    pretrained_options: dict,
+    exclude_origin: str = "",
+) -> tuple[torch.nn.Module, LoadReport | None]:
+    """The model for the data's input channels and classes, with the pretrained weights that
+    fit; `exclude_origin`: where `pretrained.exclude` came from, for the report."""
 
-    if cfg.pretrained.path is None:
+    def make_model():
+        return source.build(data.in_channels, data.num_classes)
+
+    if pretrained_path is None:
         return make_model(), None
-    options = pretrained.check_options(OmegaConf.to_container(cfg.pretrained, resolve=True))
     # Built on the meta device, the model takes the checkpoint's tensors themselves.
     return pretrained.build_with_pretrained(
-        make_model, cfg.pretrained.path, exclude_origin=_exclude_origin(), **options
+        make_model, pretrained_path, exclude_origin=exclude_origin, **pretrained_options
     )
 
 
-def _exclude_origin() -> str:
-    """Where `pretrained.exclude` came from when the user did not type it: an exclusion set by
-    a config file (the shipped default's new head) is easy to miss in the report."""
-    if not HydraConfig.initialized():  # composed by a script, not run from the command line
-        return ""
-    hydra = HydraConfig.get()
-    if any(o.lstrip("+~").startswith("pretrained.exclude") for o in hydra.overrides.task):
-        return ""
-    choice = hydra.runtime.choices.get("pretrained")
-    return f"set by the config files (pretrained={choice}), not the command line"
-
-
-def _setup_param_groups(cfg: DictConfig, model: torch.nn.Module):
-    """The resolved groups, and their explanation for the reports."""
-    group_specs = specs.parse_specs(
-        OmegaConf.to_container(cfg.param_groups),
-        specs.accepted_keys(optimizer_class(cfg.optimizer._target_)),
+def setup_param_groups(
+    model: torch.nn.Module,
+    roles: ParameterRoles,
+    checked: CheckedRun,
+    optimizer: DictConfig,
+    weight_decay_1d: bool,
+) -> tuple[list[ParamGroup], dict]:
+    """The optimizer's param groups, built once, and their explanation for the reports."""
+    resolution = resolve.resolve(model, checked.group_specs, roles)
+    base_lr, weight_decay = optimizer.lr, optimizer.get("weight_decay", 0.0)
+    groups = param_groups.optimizer_groups(
+        resolution.groups, base_lr, weight_decay, weight_decay_1d, roles.no_weight_decay
     )
-    resolution = resolve.resolve(model, group_specs)
-    optimizer = cfg.optimizer
-    info = explain.explain(
-        resolution, optimizer.lr, optimizer.get("weight_decay", 0.0), cfg.weight_decay_1d
-    )
-    return resolution.groups, info
-
-
-def _setup_optimizer(cfg: DictConfig, groups: list[resolve.ResolvedGroup]):
-    optimizer = cfg.optimizer
-    return build(
-        cfg,
-        "optimizer",
-        params=param_groups.optimizer_groups(
-            groups, optimizer.lr, optimizer.get("weight_decay", 0.0), cfg.weight_decay_1d
-        ),
-    )
+    info = explain.explain(resolution, groups, base_lr, weight_decay, weight_decay_1d)
+    return groups, info
 
 
 def _final_metrics(state, monitor: str | None) -> dict:
@@ -251,21 +258,23 @@ def _final_metrics(state, monitor: str | None) -> dict:
     return metrics
 
 
-def build(cfg: DictConfig, key: str, **kwargs):
-    """Call `cfg[key]`'s `_target_` with its keys plus the run-time arguments given here;
-    wrong or invalid keys (TypeError / ValueError from the target) are the user's to fix."""
+def build(section: DictConfig, key: str, **kwargs):
+    """Call the section's `_target_` with its keys plus the run-time arguments given here. Its
+    keys are checked against the target's signature first (a typo: one line naming `key`);
+    an error raised inside the call is the target's own: a GroupwiseError stays one line,
+    anything else keeps its traceback."""
+    arguments = {k: v for k, v in section.items() if k != "_target_"}
+    check_arguments(get_object(section._target_), {**arguments, **kwargs}, key)
     try:
         # _convert_: hand plain dicts and lists to the target (param groups hold tensors).
-        return instantiate(cfg[key], _convert_="all", **kwargs)
+        return instantiate(section, _convert_="all", **kwargs)
     except InstantiationException as err:
-        cause = err.__cause__ or err
+        cause = err.__cause__
+        if cause is None:
+            raise
     if isinstance(cause, GroupwiseError):
         raise cause from None
-    if not isinstance(cause, TypeError | ValueError):
-        raise cause
-    raise GroupwiseError(
-        f"{key} ({cfg[key].get('_target_')}): {cause}; check the values under {key}"
-    ) from None
+    raise cause
 
 
 def _seed_everything(seed: int) -> None:

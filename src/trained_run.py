@@ -12,7 +12,8 @@ from src.checks import resolve_device
 from src.data.loading import Data
 from src.errors import GroupwiseError
 from src.models import export
-from src.runner import build, setup_data
+from src.models.source import ModelSource, model_source
+from src.runner import setup_data
 from src.training import precision
 from src.training.checkpoints import CONFIG, MODEL, PROGRESS, load_checkpoint_or_explain
 
@@ -39,15 +40,19 @@ class TrainedRun:
             print(f"the run's trainer.device={self.cfg.trainer.device} is not here: using {device}")
             return device
 
+    def source(self) -> ModelSource:
+        """The run's model source, from its model config."""
+        return model_source(OmegaConf.to_container(self.cfg.model, resolve=True))
+
     def data(self, batch_size: int | None = None) -> Data:
         """The run's data, split as it was trained (the split follows from its seed)."""
         if batch_size is not None:
             self.cfg.dataset.batch_size = batch_size
-        return setup_data(self.cfg, self.cfg.seed)
+        return setup_data(self.cfg.dataset, self.cfg.seed, self.source())
 
     def model(self, in_channels: int, num_classes: int, device: torch.device) -> torch.nn.Module:
         """The run's model with the checkpoint's weights, in eval mode on `device`."""
-        model = build(self.cfg, "model", in_channels=in_channels, num_classes=num_classes)
+        model = self.source().build(in_channels, num_classes)
         model.load_state_dict(self.weights)
         return model.to(device).eval()
 

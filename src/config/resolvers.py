@@ -13,9 +13,6 @@ entry point, the tests and every sweep worker import it before a config is resol
   started, instead of overwriting it.
 - `${swept_keys:}`, `${sweep_job_name:...}`: what a sweep varies, and a job's name after it
   (src/config/sweep.py).
-- `${model_transforms:}`: what a dataset's `transform_from` defaults to: the model's own
-  metadata, named as transform_from takes it: a torchvision model's name, `timm:<name>`,
-  `hf:<directory>`; null for a model without (LeNet).
 """
 
 from datetime import datetime
@@ -26,13 +23,6 @@ from omegaconf import OmegaConf
 from src.config import sweep
 
 _shared_launch_time: datetime | None = None  # rank 0's, under torchrun
-# The model builders (conf/model/*.yaml's _target_, by module) whose names carry metadata,
-# and how transform_from names each source.
-TRANSFORM_SOURCES = {
-    "src.models.torchvision_models": "",
-    "src.models.timm_models": "timm:",
-    "src.models.hf_models": "hf:",
-}
 
 
 def register() -> None:
@@ -66,14 +56,6 @@ def register() -> None:
         ),
         replace=True,
     )
-    OmegaConf.register_new_resolver("model_transforms", _model_transforms, replace=True)
-
-
-def _model_transforms(*, _root_) -> str | None:
-    target = OmegaConf.select(_root_, "model._target_", default=None, throw_on_missing=False)
-    name = OmegaConf.select(_root_, "model.name", default=None, throw_on_missing=False)
-    source = TRANSFORM_SOURCES.get(str(target).rpartition(".")[0])
-    return None if source is None or name is None else f"{source}{name}"
 
 
 def use_launch_time(time: datetime) -> None:

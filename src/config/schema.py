@@ -106,7 +106,9 @@ class FileDatasetConfig(LoaderConfig):
 
     root: str = option("???", "where the files are")
     transform_from: str | None = option(
-        None, "a torchvision model or weights name, timm:<model>, hf:<dir>: its preprocessing"
+        "model",
+        "model: the model's own preprocessing (its source's metadata); null: the dataset's own; "
+        "or a torchvision model or weights name, timm:<model>, hf:<dir>",
     )
     augment: bool = option(True, "random crops (and flips for photos) while training")
     num_workers: int = option(0, "worker processes decoding images", ge=0)

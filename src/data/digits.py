@@ -9,18 +9,19 @@ from torch.nn import functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
 from src.data.loading import Data
-from src.data.transforms import Preprocess, input_description
+from src.data.transforms import input_description
 from src.errors import GroupwiseError
+from src.models.source import Preprocess
 
 
 def digits(
     classes: Sequence[int],
     batch_size: int,
     seed: int,
-    shots_per_class: int | None = None,
-    val_fraction: float = 0.2,
-    image_size: int = 32,
-    test_fraction: float = 0.0,
+    shots_per_class: int | None,
+    val_fraction: float,
+    image_size: int,
+    test_fraction: float,
 ) -> Data:
     """scikit-learn's 1,797 real 8x8 handwritten digits, scaled to [0, 1] and resized.
 

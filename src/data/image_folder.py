@@ -6,14 +6,9 @@ from torch.utils.data import Subset
 
 from src.data import transforms
 from src.data.loading import Data, Loading, stratified_split
-from src.data.transforms import (
-    DEFAULT_SIZE,
-    IMAGENET_MEAN,
-    IMAGENET_STD,
-    Preprocess,
-    preprocess_for,
-)
+from src.data.transforms import DEFAULT_SIZE, preprocess_for
 from src.errors import GroupwiseError
+from src.models.source import IMAGENET_MEAN, IMAGENET_STD, Preprocess
 
 PHOTO_NATIVE = Preprocess(DEFAULT_SIZE, 37, IMAGENET_MEAN, IMAGENET_STD, 3)
 
@@ -22,15 +17,17 @@ def image_folder(
     root: str,
     batch_size: int,
     seed: int,
-    transform_from: str | None = None,
-    image_size: int | None = None,
-    val_fraction: float = 0.2,
-    augment: bool = True,
+    transform_from: str | None,
+    image_size: int | None,
+    val_fraction: float,
+    augment: bool,
+    model_preprocess: Preprocess | None = None,
     **loading,
 ) -> Data:
     """Images in class folders: `root/train/<class>/*` and `root/val/<class>/*` (and a held-out
     `root/test/<class>/*` when there is one), or `root/<class>/*` split into train and val by
-    `val_fraction` (stratified, fixed by `seed`)."""
+    `val_fraction` (stratified, fixed by `seed`). `model_preprocess`: the model source's own
+    (see `transforms.preprocess_for`)."""
     from torchvision.datasets import ImageFolder
 
     load = Loading(batch_size, seed, **loading)
@@ -43,7 +40,7 @@ def image_folder(
         )
     if problems:
         raise GroupwiseError(*problems)
-    pre = preprocess_for(transform_from, image_size, PHOTO_NATIVE)
+    pre = preprocess_for(transform_from, image_size, PHOTO_NATIVE, model_preprocess)
     train_tf, val_tf = transforms.train_and_eval_transforms(pre, "photo", None, augment)
 
     def scan(folder: Path, transform) -> ImageFolder:

@@ -27,9 +27,9 @@ class Loading:
 
     batch_size: int
     seed: int
-    num_workers: int = 0  # worker processes decoding and augmenting; 0: in the training process
-    pin_memory: bool = False  # page-locked batches: faster copies to a GPU
-    persistent_workers: bool = False  # keep workers between epochs; needs num_workers > 0
+    num_workers: int  # worker processes decoding and augmenting; 0: in the training process
+    pin_memory: bool  # page-locked batches: faster copies to a GPU
+    persistent_workers: bool  # keep workers between epochs; needs num_workers > 0
 
     def problems(self) -> list[str]:
         """What no single option's range can say (each range is in the schema)."""

@@ -10,8 +10,9 @@ from torch.utils.data import Subset
 
 from src.data import transforms
 from src.data.loading import Data, Loading, stratified_split
-from src.data.transforms import Preprocess, preprocess_for
+from src.data.transforms import preprocess_for
 from src.errors import GroupwiseError
+from src.models.source import Preprocess
 
 # The seed's CIFAR-10 normalisation (measured on its PNG export), and MNIST's usual ones.
 CIFAR10_NATIVE = Preprocess(32, 32, (0.4948, 0.4857, 0.4468), (0.2458, 0.2424, 0.2603), 3)
@@ -47,10 +48,11 @@ def _torchvision_dataset(
     download: bool,
     batch_size: int,
     seed: int,
-    transform_from: str | None = None,
-    image_size: int | None = None,
-    val_fraction: float = 0.1,
-    augment: bool = True,
+    transform_from: str | None,
+    image_size: int | None,
+    val_fraction: float,
+    augment: bool,
+    model_preprocess: Preprocess | None = None,
     **loading,
 ) -> Data:
     import torchvision.datasets
@@ -58,7 +60,7 @@ def _torchvision_dataset(
     load = Loading(batch_size, seed, **loading)
     if load.problems():
         raise GroupwiseError(*load.problems())
-    pre = preprocess_for(transform_from, image_size, native)
+    pre = preprocess_for(transform_from, image_size, native, model_preprocess)
     native_size = 32 if name == "CIFAR10" else 28
     train_tf, val_tf = transforms.train_and_eval_transforms(pre, "small", native_size, augment)
     dataset = getattr(torchvision.datasets, name)

@@ -2,17 +2,32 @@
 Swin, BEiT, ... built from the `config.json` that `save_pretrained` wrote; transformers is the
 `hf` extra."""
 
+import copy
+import json
+import math
+import re
 from pathlib import Path
 
 from torch import nn
 
 from src.errors import GroupwiseError
 from src.models.extras import import_extra
+from src.models.source import (
+    IMAGENET_MEAN,
+    IMAGENET_STD,
+    ModelSource,
+    ParameterRoles,
+    Preprocess,
+    roles_from_patterns,
+)
+
+CONFIG_FILE = "config.json"  # an export rebuilds the model from it
+DEFAULT_SIZE = 224  # a processor config without a size
+# PIL's resampling filters by number, as Hugging Face image processor configs store them.
+PIL_FILTERS = {0: "nearest", 1: "lanczos", 2: "bilinear", 3: "bicubic", 4: "box", 5: "hamming"}
 
 
-def hf_model(
-    name: str, num_classes: int, in_channels: int = 3, image_size: int | None = None, **overrides
-) -> nn.Module:
+class HFSource(ModelSource):
     """`AutoModelForImageClassification.from_config` with random weights, for the run's labels
     and input channels; the weights come in through `pretrained` (the same directory), so the
     filter, the report and the meta-device build hold for them too.
@@ -25,27 +40,91 @@ def hf_model(
     The trainer gets the logits tensor: a forward hook takes it from the model's output object,
     so the model, its parameter names and its state_dict stay exactly transformers'.
     """
-    transformers = import_extra("transformers", "hf", "model=hf")
-    config = _config(transformers, name)
-    config.num_labels = num_classes
-    if hasattr(config, "num_channels"):
-        config.num_channels = in_channels
-    if image_size is not None and hasattr(config, "image_size"):
-        config.image_size = image_size
-    for key, value in overrides.items():
-        if not hasattr(config, key):
+
+    library = "transformers"
+    transform_prefix = "hf:"
+
+    def __init__(self, name: str, image_size: int | None = None, **overrides):
+        self.transformers = import_extra("transformers", "hf", "model=hf")
+        self.name = name
+        self.config = _config(self.transformers, name)
+        if image_size is not None and hasattr(self.config, "image_size"):
+            self.config.image_size = image_size
+        for key, value in overrides.items():
+            if not hasattr(self.config, key):
+                raise GroupwiseError(
+                    f"model.{key}: {type(self.config).__name__} has no such attribute; see "
+                    f"{name}/config.json"
+                )
+            setattr(self.config, key, value)
+
+    def build(self, in_channels: int, num_classes: int) -> nn.Module:
+        config = copy.deepcopy(self.config)
+        config.num_labels = num_classes
+        if hasattr(config, "num_channels"):
+            config.num_channels = in_channels
+        try:
+            model = self.transformers.AutoModelForImageClassification.from_config(config)
+        except ValueError as err:  # a config of a model that does not classify images
             raise GroupwiseError(
-                f"model.{key}: {type(config).__name__} has no such attribute; see {name}/config.json"
-            )
-        setattr(config, key, value)
-    try:
-        model = transformers.AutoModelForImageClassification.from_config(config)
-    except ValueError as err:  # a config of a model that does not classify images
-        raise GroupwiseError(
-            f"model.name={name}: not an image-classification model ({str(err).splitlines()[0]})"
-        ) from None
-    model.register_forward_hook(_logits_only)
-    return model
+                f"model.name={self.name}: not an image-classification model "
+                f"({str(err).splitlines()[0]})"
+            ) from None
+        model.register_forward_hook(_logits_only)
+        return model
+
+    def preprocess(self) -> Preprocess:
+        return self.preprocess_named(self.name)
+
+    @classmethod
+    def preprocess_named(cls, name: str) -> Preprocess:
+        """The image processor config: resize to `size` (or, with `crop_pct`, to size /
+        crop_pct), centre-crop to `crop_size` when `do_center_crop`, then normalise."""
+        where = f"dataset.transform_from={cls.transform_prefix}{name}"
+        config = json.loads(_processor_file(name, where).read_text())
+        size = _side(config.get("size", DEFAULT_SIZE))
+        resize = size
+        if config.get("crop_pct"):  # ConvNeXt's: resize to size / crop_pct, crop to size
+            resize = math.floor(size / config["crop_pct"])
+        elif config.get("do_center_crop") and "crop_size" in config:
+            size = _side(config["crop_size"])
+        resample = config.get("resample", 2)
+        return Preprocess(
+            size=size,
+            resize=resize,
+            mean=tuple(config.get("image_mean", IMAGENET_MEAN)),
+            std=tuple(config.get("image_std", IMAGENET_STD)),
+            channels=3,
+            interpolation=PIL_FILTERS.get(
+                resample, resample if isinstance(resample, str) else "bilinear"
+            ),
+        )
+
+    def roles(self, model: nn.Module) -> ParameterRoles:
+        """By transformers' names under the base model (`vit.`, `dinov2.`, `convnext.`):
+        its embeddings (a ResNet's embedder), the encoder's layers or stages, the classifier."""
+        base = re.escape(model.base_model_prefix)
+        return roles_from_patterns(
+            model,
+            f"transformers ({type(model).__name__})",
+            head=r"classifier\.",
+            embeddings=rf"{base}\.(?:embeddings|embedder)\.",
+            blocks=rf"{base}\.encoder\.(?:layers?|stages)\.(\d+)\.",
+            no_weight_decay=rf"{base}\.embeddings\.(?:cls_token|mask_token|position_embeddings|register_tokens|distillation_token)$",
+        )
+
+    def architecture(self, in_channels: int, num_classes: int) -> dict:
+        """The exported config.json holds all of it."""
+        return {
+            "source": self.library,
+            "name": self.name,
+            "num_classes": num_classes,
+            "in_channels": in_channels,
+            "kwargs": {},
+        }
+
+    def export_files(self, model: nn.Module) -> dict[str, str]:
+        return {CONFIG_FILE: model.config.to_json_string()}
 
 
 def _logits_only(module: nn.Module, args, output):
@@ -69,3 +148,30 @@ def _config(transformers, name: str):
             f"{where}: neither a directory written by save_pretrained nor a model in the local "
             f"Hugging Face cache ({str(err).splitlines()[0]}); nothing is downloaded at run time"
         ) from None
+
+
+def _processor_file(name: str, where: str) -> Path:
+    folder = Path(name).expanduser()
+    found = folder / "preprocessor_config.json"
+    if not folder.is_dir():  # a hub id: its file in the local cache, if there
+        try:
+            from huggingface_hub import try_to_load_from_cache
+
+            cached = try_to_load_from_cache(name, "preprocessor_config.json")
+            found = Path(cached) if isinstance(cached, str) else found
+        except (ImportError, ValueError):  # no hub library, or not a hub id
+            pass
+    if not found.is_file():
+        raise GroupwiseError(
+            f"{where}: no preprocessor_config.json there (nor in the local Hugging Face cache); "
+            "save the model's image processor beside it (processor.save_pretrained(dir)), or set "
+            "dataset.transform_from=null to use the dataset's own size and normalisation"
+        )
+    return found
+
+
+def _side(size) -> int:
+    """An image processor's size: a number, or {height, width} / {shortest_edge}."""
+    if isinstance(size, dict):
+        return int(size.get("shortest_edge") or size.get("height"))
+    return int(size)

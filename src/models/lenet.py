@@ -1,6 +1,8 @@
-"""The seed tutorial's LeNet."""
+"""The seed tutorial's LeNet, and its model source."""
 
 from torch import nn
+
+from src.models.source import ModelSource, ParameterRoles, roles_from_patterns
 
 
 class LeNet(nn.Module):
@@ -31,3 +33,25 @@ class LeNet(nn.Module):
         x = self.relu(self.fc1(x))
         x = self.relu(self.fc2(x))
         return self.fc3(x)
+
+
+class LeNetSource(ModelSource):
+    """`model=lenet`: the seed's LeNet, for the run's input channels and classes."""
+
+    library = "lenet"
+
+    def build(self, in_channels: int, num_classes: int) -> nn.Module:
+        return LeNet(in_channels, num_classes)
+
+    def roles(self, model: nn.Module) -> ParameterRoles:
+        return roles_from_patterns(model, "lenet", head=r"fc3\.")
+
+    def architecture(self, in_channels: int, num_classes: int) -> dict:
+        """The README's rebuild snippet holds LeNet's few lines."""
+        return {
+            "source": self.library,
+            "name": "LeNet",
+            "num_classes": num_classes,
+            "in_channels": in_channels,
+            "kwargs": {},
+        }

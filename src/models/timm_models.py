@@ -1,15 +1,24 @@
 """Any timm model by name (`model=timm model.name=<name>`), e.g. vit_small_patch16_224,
-convnext_tiny, efficientnet_b0, resnet50.a1_in1k; timm is the `timm` extra."""
+convnext_tiny, efficientnet_b0, resnet50.a1_in1k; timm is the `timm` extra.
+
+timm's models carry their own facts, and this source asks them: `pretrained_cfg` (input size,
+crop, normalisation, the classifier's name, whether the input size is fixed), `group_matcher`
+(stem and blocks) and `no_weight_decay`."""
+
+import math
+import re
 
 from torch import nn
 
 from src.errors import GroupwiseError
 from src.models.extras import import_extra
+from src.models.source import ModelSource, ParameterRoles, Preprocess, number_blocks
+
+# PIL's resampling filters by name: what evaluation can use.
+PIL_FILTERS = ("nearest", "lanczos", "bilinear", "bicubic", "box", "hamming")
 
 
-def timm_model(
-    name: str, num_classes: int, in_channels: int = 3, image_size: int | None = None, **kwargs
-) -> nn.Module:
+class TimmSource(ModelSource):
     """`timm.create_model` with random weights, for the run's classes and input channels
     (timm's `num_classes`, `in_chans`); pretrained weights come in through `pretrained`.
 
@@ -18,34 +27,111 @@ def timm_model(
     made for 224 pixels trains on 32 when asked. Further keys are timm's own arguments
     (`+model.drop_path_rate=0.1`).
     """
-    timm = import_extra("timm", "timm", "model=timm")
-    return timm.create_model(
-        name,
-        pretrained=False,
-        num_classes=num_classes,
-        in_chans=in_channels,
-        **create_arguments(name, image_size, **kwargs),
-    )
+
+    library = "timm"
+    transform_prefix = "timm:"
+
+    def __init__(self, name: str, image_size: int | None = None, **kwargs):
+        self.timm = import_extra("timm", "timm", "model=timm")
+        self.name = name
+        self.pretrained_cfg = _pretrained_cfg(self.timm, name, "model.name") or {}
+        # timm's own further arguments of create_model: `img_size` where the input size is
+        # fixed, then the user's keys; an export records them, so timm alone rebuilds the model.
+        self.create_arguments = dict(kwargs)
+        if image_size is not None and self.pretrained_cfg.get("fixed_input_size", False):
+            self.create_arguments.setdefault("img_size", image_size)
+
+    def build(self, in_channels: int, num_classes: int) -> nn.Module:
+        try:
+            return self.timm.create_model(
+                self.name,
+                pretrained=False,
+                num_classes=num_classes,
+                in_chans=in_channels,
+                **self.create_arguments,
+            )
+        except TypeError as err:  # a key under model that the architecture does not take
+            raise GroupwiseError(
+                f"model.name={self.name}: timm.create_model: {err}; check the keys under model"
+            ) from None
+
+    def preprocess(self) -> Preprocess | None:
+        return _preprocess(self.pretrained_cfg) if self.pretrained_cfg else None
+
+    @classmethod
+    def preprocess_named(cls, name: str) -> Preprocess:
+        timm = import_extra("timm", "timm", f"dataset.transform_from={cls.transform_prefix}{name}")
+        where = f"dataset.transform_from={cls.transform_prefix}{name}"
+        cfg = _pretrained_cfg(timm, name, where.partition("=")[0])
+        if cfg is None:
+            raise GroupwiseError(
+                f"{where}: timm has no pretrained config for {name}; name a timm model (with or "
+                "without a .tag), or set dataset.transform_from=null"
+            )
+        return _preprocess(cfg)
+
+    def roles(self, model: nn.Module) -> ParameterRoles:
+        """The classifier module (`pretrained_cfg['classifier']`, as a top-level module: timm's
+        ConvNeXt `head` holds its final norm too), the stem and blocks of `group_matcher` (by
+        stage where it has stages), and `no_weight_decay()`."""
+        names = [name for name, _ in model.named_parameters()]
+        classifier = self.pretrained_cfg.get("classifier")
+        head = None if classifier is None else classifier.split(".")[0] + "."
+        matcher = model.group_matcher(coarse=True) if hasattr(model, "group_matcher") else {}
+        stem, rules = matcher.get("stem"), matcher.get("blocks")
+        if isinstance(rules, str):
+            rules = [(rules, None)]
+        skip = set(model.no_weight_decay()) if hasattr(model, "no_weight_decay") else set()
+        return ParameterRoles(
+            f"timm ({self.name})",
+            head=None if head is None else frozenset(n for n in names if n.startswith(head)),
+            embeddings=None if stem is None else frozenset(n for n in names if _matches(stem, n)),
+            blocks=None if not rules else number_blocks(names, rules),
+            no_weight_decay=frozenset(n for n in names if n in skip),
+            missing=f"timm's {self.name} has no group_matcher or classifier for it",
+        )
+
+    def architecture(self, in_channels: int, num_classes: int) -> dict:
+        return {
+            "source": self.library,
+            "name": self.name,
+            "num_classes": num_classes,
+            "in_channels": in_channels,
+            "kwargs": self.create_arguments,
+        }
 
 
-def create_arguments(name: str, image_size: int | None = None, **kwargs) -> dict:
-    """timm's own further arguments of `create_model` for this model config: `img_size` where
-    the input size is fixed, then the user's keys. An export records them, so that
-    `timm.create_model` alone rebuilds the architecture."""
-    timm = import_extra("timm", "timm", "model=timm")
-    fixed_input_size = _pretrained_cfg(timm, name).get("fixed_input_size", False)  # name checked
-    if image_size is not None and fixed_input_size:
-        kwargs.setdefault("img_size", image_size)
-    return kwargs
+def _matches(pattern: str, name: str) -> bool:
+    return re.match(pattern, name) is not None
 
 
-def _pretrained_cfg(timm, name: str) -> dict:
-    """timm's metadata of the model (input size, whether it is fixed, normalisation)."""
+def _pretrained_cfg(timm, name: str, key: str) -> dict | None:
+    """timm's metadata of the model (and tag): input size, whether it is fixed, normalisation;
+    None for a model without."""
     if not timm.is_model(name.partition(".")[0]):
         close = timm.list_models(f"*{name.partition('.')[0][:6]}*")[:6]
         raise GroupwiseError(
-            f"model.name={name}: not a timm model; timm.list_models() lists them"
+            f"{key}={name}: not a timm model; timm.list_models() lists them"
             + (f", e.g. {', '.join(close)}" if close else "")
         )
     cfg = timm.models.get_pretrained_cfg(name)
-    return cfg.to_dict() if cfg is not None else {}
+    return None if cfg is None else cfg.to_dict()
+
+
+def _preprocess(pretrained_cfg: dict) -> Preprocess:
+    """As timm's own `resolve_data_config` reads a pretrained config: the evaluation resize is
+    the size / crop_pct."""
+    from timm.data import resolve_data_config
+
+    data = resolve_data_config({}, pretrained_cfg=pretrained_cfg)
+    channels, _, size = data["input_size"]
+    interpolation = data["interpolation"]
+    return Preprocess(
+        size=size,
+        resize=math.floor(size / data["crop_pct"]),
+        mean=tuple(data["mean"]),
+        std=tuple(data["std"]),
+        channels=channels,
+        # timm's `random` picks one per image; evaluation needs one: the common one.
+        interpolation=interpolation if interpolation in PIL_FILTERS else "bilinear",
+    )

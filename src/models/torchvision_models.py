@@ -1,43 +1,118 @@
-"""Any torchvision classification model by name."""
+"""Any torchvision classification model by name (`model=resnet18`, `model=vit_b_16`, ...)."""
+
+import re
+from dataclasses import replace
 
 from torch import nn
 
 from src.errors import GroupwiseError
+from src.models.source import ModelSource, ParameterRoles, Preprocess, roles_from_patterns
+
+# Parameter roles by family (model names matching the key), as regexes on parameter names.
+# torchvision's models carry no such metadata; a family not listed answers head only.
+FAMILY_ROLES = {
+    r"vit_": {
+        "embeddings": r"(?:conv_proj\.|class_token$|encoder\.pos_embedding$)",
+        "blocks": r"encoder\.layers\.encoder_layer_(\d+)\.",
+        "no_weight_decay": r"(?:class_token|encoder\.pos_embedding)$",
+    },
+    r"(?:resnet|resnext|wide_resnet)\d": {
+        "embeddings": r"(?:conv1|bn1)\.",
+        "blocks": r"layer(\d+)\.",
+    },
+}
+HEAD = r"(?:fc|heads?|classifier)\."  # torchvision's classifier module names
 
 
-def torchvision_model(
-    name: str, num_classes: int, in_channels: int = 3, image_size: int | None = None, **kwargs
-) -> nn.Module:
-    """Any torchvision classification model by name, built with random weights for the run's
+class TorchvisionSource(ModelSource):
+    """`torchvision.models.get_model_builder(name)`, built with random weights for the run's
     classes; pretrained weights come in through `pretrained`, whose filter skips the old head.
 
     A model for other than 3 input channels gets its first convolution rebuilt to take them.
     `image_size` reaches the ViTs (`vit_*`), whose position embeddings fix their input size;
-    the other classifiers take any size, and ignore it.
+    the other classifiers take any size, and ignore it. Further keys are the builder's own.
     """
-    import torchvision  # ~1 s of imports: only models that need it pay for it
 
-    try:
-        builder = torchvision.models.get_model_builder(name)
-    except ValueError:
-        known = ", ".join(torchvision.models.list_models(torchvision.models)[:8])
-        raise GroupwiseError(
-            f"model.name={name}: not a torchvision classification model; e.g. {known}, ..."
-        ) from None
-    model = builder(
-        weights=None, num_classes=num_classes, **builder_arguments(name, image_size, **kwargs)
-    )
-    if in_channels != 3:
-        _replace_first_conv(model, in_channels)
-    return model
+    library = "torchvision"
+    transform_prefix = ""  # dataset.transform_from=resnet50, or a weights name
 
+    def __init__(self, name: str, image_size: int | None = None, **kwargs):
+        import torchvision  # ~1 s of imports: only models that need it pay for it
 
-def builder_arguments(name: str, image_size: int | None = None, **kwargs) -> dict:
-    """The builder's own further arguments for this model config: `image_size` for the ViTs,
-    then the user's keys. An export records them, so that torchvision alone rebuilds it."""
-    if image_size is not None and name.startswith("vit_"):
-        kwargs.setdefault("image_size", image_size)
-    return kwargs
+        try:
+            torchvision.models.get_model_builder(name)
+        except ValueError:
+            known = ", ".join(torchvision.models.list_models(torchvision.models)[:8])
+            raise GroupwiseError(
+                f"model.name={name}: not a torchvision classification model; e.g. {known}, ..."
+            ) from None
+        self.name, self.image_size, self.kwargs = name, image_size, kwargs
+
+    def build(self, in_channels: int, num_classes: int) -> nn.Module:
+        import torchvision
+
+        builder = torchvision.models.get_model_builder(self.name)
+        try:
+            model = builder(weights=None, num_classes=num_classes, **self._builder_arguments())
+        except TypeError as err:  # a key under model that the builder does not take
+            raise GroupwiseError(
+                f"model.name={self.name}: {err}; check the keys under model"
+            ) from None
+        if in_channels != 3:
+            _replace_first_conv(model, in_channels)
+        return model
+
+    def _builder_arguments(self) -> dict:
+        """The builder's further arguments: `image_size` for the ViTs, then the user's keys.
+        An export records them, so that torchvision alone rebuilds the model."""
+        kwargs = dict(self.kwargs)
+        if self.image_size is not None and self.name.startswith("vit_"):
+            kwargs.setdefault("image_size", self.image_size)
+        return kwargs
+
+    def preprocess(self) -> Preprocess:
+        """The metadata of the model's default weights."""
+        return self.preprocess_named(self.name)
+
+    @classmethod
+    def preprocess_named(cls, name: str) -> Preprocess:
+        """A model name (its default weights) or a weights name (`ResNet50_Weights.IMAGENET1K_V2`)."""
+        from torchvision import models
+
+        try:
+            weights = (
+                models.get_weight(name) if "." in name else models.get_model_weights(name).DEFAULT
+            )
+        except (ValueError, KeyError, AttributeError):
+            raise GroupwiseError(
+                f"dataset.transform_from={name}: neither a torchvision model nor a weights name "
+                "with metadata (e.g. resnet18, ResNet50_Weights.IMAGENET1K_V2); set it to null to "
+                "use the dataset's own size and normalisation"
+            ) from None
+        meta = weights.transforms()
+        return Preprocess(
+            size=meta.crop_size[0],
+            resize=meta.resize_size[0],
+            mean=tuple(meta.mean),
+            std=tuple(meta.std),
+            channels=3,
+            interpolation=meta.interpolation.value,
+        )
+
+    def roles(self, model: nn.Module) -> ParameterRoles:
+        family = next((r for f, r in FAMILY_ROLES.items() if re.match(f, self.name)), {})
+        roles = roles_from_patterns(model, f"torchvision ({self.name})", head=HEAD, **family)
+        missing = f"torchvision has no metadata for it, and groupwise knows {self.name}'s head only"
+        return roles if family else replace(roles, missing=missing)
+
+    def architecture(self, in_channels: int, num_classes: int) -> dict:
+        return {
+            "source": self.library,
+            "name": self.name,
+            "num_classes": num_classes,
+            "in_channels": in_channels,
+            "kwargs": self._builder_arguments(),  # e.g. a ViT's image_size
+        }
 
 
 def _replace_first_conv(model: nn.Module, in_channels: int) -> None:

@@ -2,43 +2,62 @@
 
 import re
 
-from src.optim.param_groups import decays
+from src.optim.param_groups import ParamGroup
 from src.optim.resolve import Resolution
 
 
 def explain(
-    resolution: Resolution, base_lr: float, weight_decay: float = 0.0, weight_decay_1d: bool = False
+    resolution: Resolution,
+    built: list[ParamGroup],
+    base_lr: float,
+    weight_decay: float = 0.0,
+    weight_decay_1d: bool = False,
 ) -> dict:
-    """The resolution as plain data, for `param_groups.json`."""
-    total = sum(g.elements for g in resolution.groups)
+    """The optimizer groups as built, as plain data for `param_groups.json`: one entry per
+    name (a group's decayed and exempt halves together), in the order the config gave them;
+    `resolution` adds what a group matched but another owns, and the tied names."""
+    by_name = {}
+    for group in built:
+        by_name.setdefault(group["name"], []).append(group)
+    total = sum(p.numel() for g in built for p in g["params"])
     return {
         "base_lr": base_lr,
         "weight_decay": weight_decay,
         "weight_decay_1d": weight_decay_1d,
         "groups": [
-            {
-                "name": g.name,
-                "config_group": g.spec_name,
-                "patterns": g.patterns,
-                "lr_mult": g.lr_mult,
-                "lr": base_lr * g.lr_mult,
-                "weight_decay": weight_decay * g.weight_decay_mult,
-                "no_decay_tensors": sum(not decays(p, weight_decay_1d) for p in g.params),
-                "trains_from_epoch": g.trains_from_epoch,
-                **g.options,
-                "tensors": len(g.params),
-                "elements": g.elements,
-                "share": g.elements / total if total else 0.0,
-                "params": g.param_names,
-                "params_folded": fold_by_number(g.param_names),
-            }
+            _describe(by_name[g.name], g.param_names, total)
             for g in resolution.groups
+            if g.name in by_name
         ],
         "shadowed": [
             {"group": group, "owner": owner, "params": names}
             for (group, owner), names in resolution.shadowed.items()
         ],
         "tied": resolution.tied,
+    }
+
+
+def _describe(halves: list[ParamGroup], names: list[str], total: int) -> dict:
+    """One name's optimizer groups (its decayed half first, as built) as one entry; `names`:
+    its parameters in the model's order."""
+    first = halves[0]
+    options = {k: v for k, v in first.items() if k not in ParamGroup.__annotations__}
+    elements = sum(p.numel() for half in halves for p in half["params"])
+    return {
+        "name": first["name"],
+        "config_group": first["config_group"],
+        "patterns": first["patterns"],
+        "lr_mult": first["lr_mult"],
+        "lr": first["lr"],
+        "weight_decay": first["weight_decay"],
+        "no_decay_tensors": sum(len(h["params"]) for h in halves if not h["decays"]),
+        "trains_from_epoch": first["trains_from_epoch"],
+        **options,
+        "tensors": sum(len(h["params"]) for h in halves),
+        "elements": elements,
+        "share": elements / total if total else 0.0,
+        "params": names,
+        "params_folded": fold_by_number(names),
     }
 
 
@@ -61,7 +80,7 @@ def format_explain(info: dict) -> str:
     for g in info["groups"]:
         decay = f"{g['weight_decay']:.3g}" if g["tensors"] > g["no_decay_tensors"] else "-"
         if g["no_decay_tensors"]:
-            decay += ", 1-D: 0"
+            decay += ", 1-D: 0"  # and the tensors the model source exempts
         start = g["trains_from_epoch"]
         rows.append(
             (

@@ -5,6 +5,11 @@ Rules (config order): a group's patterns are tried with `re.search` on the names
 no group matches belongs to `default`. A group whose pattern captures a layer number and
 sets `layer_decay` is split into one group per layer, `<group>.<index>`, at
 `lr_mult * layer_decay ** (max_index - index)`.
+
+A group may select by a role instead (`role: blocks`): the parameters the model source names
+so (`ParameterRoles`). Blocks carry their block number, so `layer_decay` splits them as a
+captured number would, counting to the model's number of layers; a group with `layer: -1`
+sits one step below block 0 on the same scale, whatever the model's depth.
 """
 
 import difflib
@@ -15,6 +20,7 @@ from dataclasses import dataclass, field
 from torch import nn
 
 from src.errors import GroupwiseError
+from src.models.source import ParameterRoles
 from src.optim.specs import GroupSpec
 
 
@@ -47,18 +53,47 @@ class Resolution:
     tied: dict[str, str]  # a later name of a shared parameter -> the name that owns it
 
 
+@dataclass(frozen=True)
+class RoleMatch:
+    """What a role matcher found: like a regex match, `group(1)` is the block number."""
+
+    re: "RoleMatcher"
+    block: int | None
+
+    def group(self, index: int) -> str | None:
+        return None if self.block is None else str(self.block)
+
+
+@dataclass(frozen=True)
+class RoleMatcher:
+    """A group's `role`, matched like a pattern: a name matches when the source names it so."""
+
+    role: str
+    members: frozenset[str]
+    blocks: dict = field(default_factory=dict)
+
+    @property
+    def pattern(self) -> str:
+        return f"role={self.role}"
+
+    def search(self, name: str) -> RoleMatch | None:
+        return RoleMatch(self, self.blocks.get(name)) if name in self.members else None
+
+
 # Long: one pass over the names, each pattern tried once per name (10,000 tensors in 40 ms),
 # and the problem reports after it read the tables that pass builds.
-def resolve(model: nn.Module, specs: list[GroupSpec]) -> Resolution:
+def resolve(model: nn.Module, specs: list[GroupSpec], roles: ParameterRoles) -> Resolution:
     """Assign every parameter to the first group that matches its name, `default` otherwise:
-    one pass over the names, each pattern tried once per name.
+    one pass over the names, each pattern tried once per name. `roles`: the model source's
+    answer, for groups that select by role.
 
     A tied (shared) parameter is owned once: by the group of the first of its names that
     `named_parameters()` reaches. Its other names still count as matches of a pattern.
     """
     default, named = specs[0], specs[1:]
     owned = {spec.name: [] for spec in specs}  # group -> [(name, param, regex match)]
-    rules = [(spec.name, pattern) for spec in named for pattern in spec.patterns]
+    problems = []
+    rules = [(spec.name, matcher) for spec in named for matcher in _matchers(spec, roles, problems)]
     searches = [pattern.search for _, pattern in rules]
     any_rule_matches = _any_of([pattern for _, pattern in rules])
     hits = [0] * len(rules)
@@ -85,7 +120,6 @@ def resolve(model: nn.Module, specs: list[GroupSpec]) -> Resolution:
             if group != owner:
                 shadowed.setdefault((group, owner), []).append(param_name)
 
-    problems = []
     for (group_name, pattern), count in zip(rules, hits, strict=True):
         if count == 0:
             close = difflib.get_close_matches(
@@ -113,7 +147,7 @@ def resolve(model: nn.Module, specs: list[GroupSpec]) -> Resolution:
         if spec.layer_decay is None:
             groups.append(_group(spec.name, spec, spec.lr_mult, owned[spec.name]))
         else:
-            groups += _layer_groups(spec, owned[spec.name], problems)
+            groups += _layer_groups(spec, owned[spec.name], roles, problems)
     groups = [g for g in groups if g.params]
     if groups and all(g.trains_from_epoch != 0 for g in groups):
         problems.append(
@@ -125,11 +159,27 @@ def resolve(model: nn.Module, specs: list[GroupSpec]) -> Resolution:
     return Resolution(groups, shadowed, tied)
 
 
-def _any_of(patterns: list[re.Pattern]) -> Callable[[str], object]:
+def _matchers(spec: GroupSpec, roles: ParameterRoles, problems: list) -> list:
+    """The group's compiled patterns, or the matcher of its role."""
+    if spec.role is None:
+        return spec.patterns
+    where = f"param_groups.{spec.name}"
+    try:
+        members = roles.members(spec.role, where)
+    except GroupwiseError as err:
+        problems += err.problems
+        return []
+    blocks = dict(roles.blocks) if spec.role == "blocks" else {}
+    return [RoleMatcher(spec.role, members, blocks)]
+
+
+def _any_of(patterns: list) -> Callable[[str], object]:
     """One search that tells whether any pattern matches: most names match no rule, and
     then cost one regex call instead of one per pattern. Joining patterns renumbers their
     groups, so patterns that refer to a group by number keep the one-by-one search."""
     refers_to_groups = re.compile(r"\\[1-9]|\(\?\(|\(\?P=")
+    if any(isinstance(p, RoleMatcher) for p in patterns):
+        return lambda name: True
     if not patterns or any(refers_to_groups.search(p.pattern) for p in patterns):
         return lambda name: bool(patterns)
     try:
@@ -142,7 +192,7 @@ def _group(name: str, spec: GroupSpec, lr_mult: float, owned: list) -> ResolvedG
     return ResolvedGroup(
         name,
         spec.name,
-        [p.pattern for p in spec.patterns],
+        [p.pattern for p in spec.patterns] or [f"role={spec.role}"] * (spec.role is not None),
         lr_mult,
         spec.weight_decay_mult,
         spec.trains_from_epoch,
@@ -152,8 +202,36 @@ def _group(name: str, spec: GroupSpec, lr_mult: float, owned: list) -> ResolvedG
     )
 
 
-def _layer_groups(spec: GroupSpec, owned: list, problems: list) -> list[ResolvedGroup]:
-    """One group per captured layer number, the last layer at the group's own lr_mult."""
+def _layer_groups(
+    spec: GroupSpec, owned: list, roles: ParameterRoles, problems: list
+) -> list[ResolvedGroup]:
+    """One group per captured layer number, the last layer at the group's own lr_mult; a
+    group placed at one `layer`, or selecting the model's blocks, counts to the model's last
+    block instead."""
+    if spec.layer is not None or spec.role == "blocks":
+        if roles.num_layers is None:
+            problems.append(
+                f"param_groups.{spec.name}: the model source {roles.source} cannot say how many "
+                f"layers the model has ({roles.missing}); use a pattern that captures the layer "
+                "number, and lr_mult for the rest"
+            )
+            return []
+        last = roles.num_layers - 1
+        if spec.layer is not None:
+            return [
+                _group(
+                    spec.name, spec, spec.lr_mult * spec.layer_decay ** (last - spec.layer), owned
+                )
+            ]
+        by_block = {}
+        for name, param, match in owned:
+            by_block.setdefault(match.block, []).append((name, param, match))
+        return [
+            _group(
+                f"{spec.name}.{i}", spec, spec.lr_mult * spec.layer_decay ** (last - i), by_block[i]
+            )
+            for i in sorted(by_block)
+        ]
     by_index = {}
     for name, param, match in owned:
         captured = match.group(1)

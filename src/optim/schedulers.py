@@ -55,7 +55,7 @@ def multistep(
 
 
 def cosine(
-    optimizer: Optimizer, steps_per_epoch: int, max_epochs: int, min_lr_ratio: float = 0.0
+    optimizer: Optimizer, steps_per_epoch: int, max_epochs: int, min_lr_ratio: float
 ) -> LambdaLR:
     """Cosine from each group's lr down to `min_lr_ratio` times it over the whole run."""
     total = max(1, steps_per_epoch * max_epochs)
@@ -67,7 +67,7 @@ def warmup_cosine(
     steps_per_epoch: int,
     max_epochs: int,
     warmup_epochs: float,
-    min_lr_ratio: float = 0.0,
+    min_lr_ratio: float,
 ) -> LambdaLR:
     """Linear warmup to each group's lr over `warmup_epochs`, then `cosine` over the rest."""
     _check(
@@ -89,9 +89,9 @@ def onecycle(
     optimizer: Optimizer,
     steps_per_epoch: int,
     max_epochs: int,
-    pct_start: float = 0.3,
-    div_factor: float = 25.0,
-    final_div_factor: float = 1e4,
+    pct_start: float,
+    div_factor: float,
+    final_div_factor: float,
 ) -> LambdaLR:
     """torch's OneCycleLR shape, with each group's lr as its peak: cosine up from
     1/`div_factor` of it over `pct_start` of the run, then down to a further

@@ -16,8 +16,12 @@ from dataclasses import dataclass, field
 from src.errors import GroupwiseError
 
 DEFAULT = "default"
+# What a group may select by instead of a pattern: the parameters the model source names.
+ROLES = ("head", "embeddings", "blocks")
 RULE_KEYS = {
     "pattern",
+    "role",
+    "layer",
     "lr_mult",
     "weight_decay_mult",
     "freeze",
@@ -41,6 +45,8 @@ class GroupSpec:
     weight_decay_mult: float = 1.0
     trains_from_epoch: int | None = 0  # None: frozen for the whole run
     layer_decay: float | None = None
+    role: str | None = None  # selects by the model source's roles instead of patterns
+    layer: int | None = None  # places the whole group at this layer of the model (-1: below 0)
     options: dict = field(default_factory=dict)  # further optimizer keys, e.g. momentum
 
 
@@ -79,11 +85,18 @@ def parse_specs(
                     "each layer 0.75x the lr of the layer after it"
                 )
         raw = spec.get("pattern")
+        parsed.role = _role(spec, where, problems)
+        parsed.layer = _layer(spec, parsed, where, problems)
         if name == DEFAULT:
             if raw is not None:
                 problems.append(
                     f"{where}.pattern={raw!r}: `default` takes what no other group matches and has no "
                     "pattern; give the pattern to a new group instead"
+                )
+            if parsed.role is not None:
+                problems.append(
+                    f"{where}.role={parsed.role}: `default` takes what no other group matches; "
+                    "give the role to a new group instead"
                 )
             if parsed.layer_decay is not None:
                 problems.append(
@@ -92,11 +105,49 @@ def parse_specs(
                 )
             default_spec = parsed
             continue
-        parsed.patterns = _patterns(raw, where, parsed.layer_decay is not None, problems)
+        if parsed.role is not None and raw is not None:
+            problems.append(
+                f"{where}: both pattern and role; a group selects by one of them, drop the other"
+            )
+        elif parsed.role is None:
+            captures = parsed.layer_decay is not None and parsed.layer is None
+            parsed.patterns = _patterns(raw, where, captures, problems)
         specs.append(parsed)
     if problems:
         raise GroupwiseError(*problems)
     return [default_spec, *specs]
+
+
+def _role(spec: Mapping, where: str, problems: list) -> str | None:
+    role = spec.get("role")
+    if role is not None and role not in ROLES:
+        problems.append(
+            f"{where}.role={role!r}: must be one of {', '.join(ROLES)} (the parameters the model "
+            "source names so)"
+        )
+    return role
+
+
+def _layer(spec: Mapping, parsed: GroupSpec, where: str, problems: list) -> int | None:
+    """`layer: -1` puts the group one step below the model's first block, whatever its depth:
+    its lr is lr_mult * layer_decay^(num_layers - 1 - layer), as block `layer` would get."""
+    layer = spec.get("layer")
+    if layer is None:
+        if parsed.layer_decay is not None and parsed.role in ("head", "embeddings"):
+            problems.append(
+                f"{where}: layer_decay on role={parsed.role} needs its layer, e.g. "
+                f"{where}.layer=-1 (one step below the first block)"
+            )
+        return None
+    if isinstance(layer, bool) or not isinstance(layer, int):
+        problems.append(f"{where}.layer={layer!r}: must be a whole number, e.g. -1")
+        return None
+    if parsed.layer_decay is None:
+        problems.append(
+            f"{where}.layer={layer}: places the group on the layer-decay scale; give it "
+            f"layer_decay too (e.g. {where}.layer_decay=0.75)"
+        )
+    return layer
 
 
 def _patterns(raw, where: str, layer_decay: bool, problems: list) -> list[re.Pattern]:

@@ -8,21 +8,10 @@ from tqdm import tqdm
 from src.optim.specs import DEFAULT
 
 
-def wanted() -> bool:
+def wanted(in_parallel_sweep: bool = False) -> bool:
     """Only on a terminal, and never in a sweep whose jobs run in parallel: their bars would
     overwrite each other's lines."""
-    return sys.stderr.isatty() and not _in_parallel_sweep()
-
-
-def _in_parallel_sweep() -> bool:
-    from hydra.core.hydra_config import HydraConfig
-    from hydra.types import RunMode
-
-    if not HydraConfig.initialized():
-        return False
-    hydra = HydraConfig.get()
-    # The basic launcher runs a sweep's jobs one after another; every other launcher in parallel.
-    return hydra.mode == RunMode.MULTIRUN and hydra.runtime.choices["hydra/launcher"] != "basic"
+    return sys.stderr.isatty() and not in_parallel_sweep
 
 
 class ProgressBar:

@@ -42,9 +42,11 @@ class Trainer:
         checkpoint_path: Path,
         config: dict,
         options: TrainerConfig,
+        progress_bars: bool = False,
     ):
         """`config`: the run's resolved config, saved in every checkpoint; `options`: the
-        trainer's own (`trainer.device` is resolved by the caller into `device`)."""
+        trainer's own (`trainer.device` is resolved by the caller into `device`);
+        `progress_bars`: a bar per epoch on the console."""
         self.model = model  # the plain module: checkpoints hold its names
         self.optimizer = optimizer
         self.scheduler = scheduler
@@ -52,6 +54,7 @@ class Trainer:
         self.device = device
         self.logger = logger
         self.options = options
+        self.progress_bars = progress_bars
         self.state = TrainingState()
         # Batches arrive in the layout the model's weights have: no conversion inside conv layers.
         self.memory_format = torch.channels_last if options.channels_last else torch.preserve_format
@@ -112,7 +115,7 @@ class Trainer:
         batches = len(loader)
         self._epoch_loader_rng = loader.generator.get_state()
         loss_sum = torch.full((), self.state.train_loss_sum, device=self.device)
-        bar = progress.ProgressBar(len(loader.dataset), self.state.epoch + 1, progress.wanted())
+        bar = progress.ProgressBar(len(loader.dataset), self.state.epoch + 1, self.progress_bars)
         for batch_index, (images, labels) in enumerate(
             self._untrained_batches(loader), start=self.state.batches_in_epoch
         ):

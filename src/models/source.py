@@ -1,0 +1,229 @@
+"""What a model source is: one object per `model` config that builds the model and answers every
+question the rest of a run asks about it, so nothing else keys on `_target_` strings or on a
+library's names.
+
+A source answers, for the model it builds:
+- `build`: the model, for the run's input channels and classes, with random weights;
+- `preprocess`: how its inputs are prepared (size, resize, crop, interpolation, mean/std), as
+  its pretrained weights were trained to see them; None when it has no such metadata;
+- `roles`: its parameters' roles (head, embeddings, blocks with a layer id and the number of
+  layers, tensors that take no weight decay), for the param-group presets;
+- `architecture` and `export_files`: how an export rebuilds it without groupwise.
+
+conf/model/*.yaml name a source class as `_target_` and give its arguments. Any other
+`_target_` (a user's own `nn.Module`) is a `CustomSource`: it builds the module and says, in one
+line, which questions it cannot answer. A source class that names metadata for
+`dataset.transform_from` (`timm:<name>`) sets `transform_prefix`; defining the class registers it
+(src/models/__init__.py imports the built-in ones).
+"""
+
+import importlib
+import inspect
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+from torch import nn
+
+from src.config.arguments import check_arguments
+from src.errors import GroupwiseError
+
+# What torchvision's ImageNet classifiers were trained on; a folder of photos without a
+# model's metadata is normalised the same way.
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+
+@dataclass(frozen=True)
+class Preprocess:
+    size: int  # side of the square the model sees
+    resize: int  # evaluation: short side resized to this, then the centre `size` cropped
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    channels: int  # 3 turns grayscale images into RGB, as ImageNet weights expect
+    interpolation: str = "bilinear"
+
+
+@dataclass(frozen=True)
+class ParameterRoles:
+    """The roles of a model's parameters, by the names `named_parameters()` yields. A role the
+    source cannot name is None; `missing` says why, for the one-line error."""
+
+    source: str  # who answered: named in messages
+    head: frozenset[str] | None = None
+    embeddings: frozenset[str] | None = None  # stem, patch and position embeddings, tokens
+    blocks: Mapping[str, int] | None = None  # a block's parameter -> its block, 0..num_layers-1
+    no_weight_decay: frozenset[str] = frozenset()  # beside 1-D tensors: position embeddings, ...
+    missing: str = "it has no metadata for it"
+
+    @property
+    def num_layers(self) -> int | None:
+        return None if not self.blocks else max(self.blocks.values()) + 1
+
+    def members(self, role: str, where: str) -> frozenset[str]:
+        """The parameters of `role` (head, embeddings, blocks), or one line saying that this
+        source cannot name them."""
+        named = getattr(self, role)
+        if named is None:
+            raise GroupwiseError(
+                f"{where}: role={role}: the model source {self.source} cannot name its {role} "
+                f"({self.missing}); select the parameters with a pattern instead"
+            )
+        return frozenset(named)
+
+
+def roles_from_patterns(
+    model: nn.Module,
+    source: str,
+    head: str | None = None,
+    embeddings: str | None = None,
+    blocks: str | None = None,
+    no_weight_decay: str | None = None,
+) -> ParameterRoles:
+    """Roles by regexes on parameter names (re.match); `blocks` captures the block number in
+    its groups, and blocks are numbered 0.. in the order of their captured numbers."""
+    names = [name for name, _ in model.named_parameters()]
+
+    def matching(pattern: str | None) -> frozenset[str] | None:
+        return None if pattern is None else frozenset(n for n in names if re.match(pattern, n))
+
+    return ParameterRoles(
+        source,
+        head=matching(head),
+        embeddings=matching(embeddings),
+        blocks=None if blocks is None else number_blocks(names, [(blocks, None)]),
+        no_weight_decay=matching(no_weight_decay) or frozenset(),
+    )
+
+
+def number_blocks(names: list[str], rules: list[tuple[str, tuple | None]]) -> dict[str, int]:
+    """Parameter -> block number for the names a rule (regex, fixed id or None) matches with
+    captured numbers; a rule with a fixed id (timm's final norm, `(99999,)`) is no block.
+    Captured numbers are ranked, so `layer1..layer4` are blocks 0..3."""
+    captured = {}
+    for name in names:
+        for pattern, fixed in rules:
+            match = re.match(pattern, name)
+            if match:
+                if fixed is None and match.groups():
+                    captured[name] = tuple(int(g) for g in match.groups() if g is not None)
+                break
+    rank = {ids: i for i, ids in enumerate(sorted(set(captured.values())))}
+    return {name: rank[ids] for name, ids in captured.items()}
+
+
+class ModelSource:
+    """A model config's source; subclasses are the libraries groupwise builds from."""
+
+    library: ClassVar[str]  # export/model.json's architecture.source
+    transform_prefix: ClassVar[str | None] = None  # dataset.transform_from=<prefix><name>
+    registered: ClassVar[dict[str, type["ModelSource"]]] = {}
+
+    def __init_subclass__(cls, **kwargs):
+        super().__init_subclass__(**kwargs)
+        if cls.transform_prefix is not None:
+            ModelSource.registered[cls.transform_prefix] = cls
+
+    def build(self, in_channels: int, num_classes: int) -> nn.Module:
+        raise NotImplementedError
+
+    def preprocess(self) -> Preprocess | None:
+        """How the pretrained weights' inputs were prepared; None: no such metadata."""
+        return None
+
+    @classmethod
+    def preprocess_named(cls, name: str) -> Preprocess:
+        """The metadata `dataset.transform_from=<transform_prefix><name>` names."""
+        raise NotImplementedError
+
+    def roles(self, model: nn.Module) -> ParameterRoles:
+        return ParameterRoles(type(self).__name__)
+
+    def architecture(self, in_channels: int, num_classes: int) -> dict:
+        """export/model.json's `architecture`: what the library needs to rebuild the model."""
+        raise NotImplementedError
+
+    def export_files(self, model: nn.Module) -> dict[str, str]:
+        """Further files an export needs to rebuild the model: file name -> text."""
+        return {}
+
+
+@dataclass
+class CustomSource(ModelSource):
+    """A user's own `nn.Module` by `_target_`: built with the config's keys, plus `in_channels`
+    and `num_classes` where its signature takes them. It knows nothing else of the model."""
+
+    library: ClassVar[str] = "custom"
+    target: str = ""
+    builder: type | None = None
+    kwargs: dict = field(default_factory=dict)
+
+    def build(self, in_channels: int, num_classes: int) -> nn.Module:
+        run_time = {"in_channels": in_channels, "num_classes": num_classes}
+        accepted = _keyword_arguments(self.builder)
+        taken = {k: v for k, v in run_time.items() if accepted is None or k in accepted}
+        return self.builder(**self.kwargs, **taken)
+
+    def roles(self, model: nn.Module) -> ParameterRoles:
+        return ParameterRoles(self.target, missing="a custom model's roles are unknown")
+
+    def architecture(self, in_channels: int, num_classes: int) -> dict:
+        """Named by its import path: the weights are exported all the same."""
+        return {
+            "source": self.target,
+            "name": None,
+            "num_classes": num_classes,
+            "in_channels": in_channels,
+            "kwargs": self.kwargs,
+        }
+
+
+# Model configs of runs trained before sources were objects name the old builder functions.
+FORMER_TARGETS = {
+    "src.models.lenet.LeNet": "src.models.lenet.LeNetSource",
+    "src.models.torchvision_models.torchvision_model": "src.models.torchvision_models.TorchvisionSource",
+    "src.models.timm_models.timm_model": "src.models.timm_models.TimmSource",
+    "src.models.hf_models.hf_model": "src.models.hf_models.HFSource",
+}
+
+
+def model_source(config: Mapping) -> ModelSource:
+    """The source of a resolved `model` config: its `_target_` class with the other keys as
+    arguments, checked against its signature first, or a `CustomSource` for any other target."""
+    kwargs = dict(config)
+    target = str(kwargs.pop("_target_", None))
+    target = FORMER_TARGETS.get(target, target)
+    builder = _locate(target)
+    if not (isinstance(builder, type) and issubclass(builder, ModelSource)):
+        return CustomSource(target, builder, kwargs)
+    check_arguments(builder, kwargs, "model")
+    return builder(**kwargs)
+
+
+def preprocess_named(name: str) -> Preprocess:
+    """`dataset.transform_from`'s metadata: `<prefix><name>` of a registered source (`timm:`,
+    `hf:`), or without a prefix a torchvision model or weights name."""
+    for prefix in sorted(ModelSource.registered, key=len, reverse=True):
+        if name.startswith(prefix):
+            return ModelSource.registered[prefix].preprocess_named(name.removeprefix(prefix))
+    raise GroupwiseError(f"dataset.transform_from={name}: no model source reads it")
+
+
+def _locate(target: str):
+    module, _, name = target.rpartition(".")
+    try:
+        return getattr(importlib.import_module(module), name)
+    except (ImportError, ValueError, AttributeError):
+        raise GroupwiseError(
+            f"model._target_={target}: no such class or function; name a source from conf/model/ "
+            "or your own nn.Module as package.module.Class"
+        ) from None
+
+
+def _keyword_arguments(builder) -> set[str] | None:
+    """The names `builder` takes; None when it takes any (**kwargs)."""
+    parameters = inspect.signature(builder).parameters.values()
+    if any(p.kind is inspect.Parameter.VAR_KEYWORD for p in parameters):
+        return None
+    return {p.name for p in parameters}
