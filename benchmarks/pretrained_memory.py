@@ -102,7 +102,7 @@ def measure(approach: str, model_name: str, checkpoint: str, device: str) -> dic
     from hydra import compose, initialize_config_dir
 
     import src.run  # noqa: F401  registers the config resolvers
-    from src.models.torchvision_models import torchvision_model
+    from src.models.torchvision_models import TorchvisionSource
     from src.runner import Runner
 
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
@@ -125,7 +125,7 @@ def measure(approach: str, model_name: str, checkpoint: str, device: str) -> dic
     baseline = _reset_peak()
     start = time.perf_counter()
     if approach == "seed":
-        model = torchvision_model(model_name, num_classes=10, in_channels=1)
+        model = TorchvisionSource(model_name).build(in_channels=1, num_classes=10)
         pretrained_dict = torch.load(checkpoint, weights_only=True)
         net_state_dict = model.state_dict()
         pretrained_dict_1 = {

@@ -2,7 +2,9 @@
 check how it refuses bad input, read TensorBoard event files back."""
 
 import builtins
+import dataclasses
 import gc
+import inspect
 import os
 import subprocess
 import sys
@@ -31,6 +33,27 @@ def compose_config(*overrides: str, with_hydra: bool = False):
 @pytest.fixture
 def make_cfg():
     return compose_config
+
+
+def with_schema_defaults(builder, schema: type):
+    """`builder` (a dataset's) called as the config files call it: every option it is not
+    given takes the schema's default, the one place defaults are written."""
+    defaults = {
+        f.name: f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+        for f in dataclasses.fields(schema)
+        if not f.name.startswith("_") and f.default != "???"
+    }
+    signature = inspect.signature(builder)
+    var_keyword = next(
+        (p.name for p in signature.parameters.values() if p.kind is p.VAR_KEYWORD), None
+    )
+
+    def call(*args, **kwargs):
+        given = dict(signature.bind_partial(*args, **kwargs).arguments)
+        given.update(given.pop(var_keyword, {}) if var_keyword else {})
+        return builder(**{**defaults, **given})
+
+    return call
 
 
 # --- the CLI in a subprocess ----------------------------------------------------------------

@@ -14,6 +14,11 @@ from transformers import (
     ViTImageProcessor,
 )
 
+from src.models.hf_models import transformers_roles
+from src.models.source import ParameterRoles
+from src.models.timm_models import TimmSource
+from src.models.torchvision_models import TorchvisionSource
+
 # Small widths, real depths: the layer ids and the presets' multipliers are a full model's.
 HF_CONFIGS = {
     "hf_vit": lambda: ViTConfig(
@@ -44,6 +49,15 @@ def on_meta(family: str, num_classes: int = 3) -> torch.nn.Module:
         config = HF_CONFIGS[family]()
         config.num_labels = num_classes
         return AutoModelForImageClassification.from_config(config)
+
+
+def roles_of(family: str, model: torch.nn.Module) -> ParameterRoles:
+    """What the family's model source names in `model`, as a run asks it."""
+    if family in TIMM_NAMES:
+        return TimmSource(TIMM_NAMES[family]).roles(model)
+    if family in HF_CONFIGS:
+        return transformers_roles(model)
+    return TorchvisionSource(family).roles(model)
 
 
 def hf_vit_dir(folder: Path, num_labels: int = 10, seed: int = 0) -> Path:

@@ -81,6 +81,8 @@ def test_each_optimizer_and_scheduler_config_builds(make_cfg, name):
     for optimizer in sorted((CONF / "optimizer").glob("*.yaml")):
         cfg = make_cfg(f"optimizer={optimizer.stem}", f"scheduler={name}")
         params = [{"params": [torch.zeros(2, requires_grad=True)], "trains_from_epoch": 0}]
-        built = build(cfg, "optimizer", params=params)
-        schedule = build(cfg, "scheduler", optimizer=built, steps_per_epoch=3, max_epochs=20)
+        built = build(cfg.optimizer, "optimizer", params=params)
+        schedule = build(
+            cfg.scheduler, "scheduler", optimizer=built, steps_per_epoch=3, max_epochs=20
+        )
         assert schedule.get_last_lr()[0] <= cfg.optimizer.lr

@@ -1,8 +1,13 @@
 import pytest
 import torch
 
-from src.data.digits import digits
+from src.config.schema import DigitsConfig
+from src.data import digits as digits_module
 from src.errors import GroupwiseError
+from tests.conftest import with_schema_defaults
+
+# The builder as the config files call it: the schema's defaults for what a test leaves out.
+digits = with_schema_defaults(digits_module.digits, DigitsConfig)
 
 
 def keys(images) -> set[bytes]:
@@ -15,7 +20,7 @@ def all_of(loader):
 
 
 def test_digits_are_real_resized_scaled_and_split_without_overlap():
-    data = digits(list(range(10)), batch_size=32, seed=0)
+    data = digits(list(range(10)), batch_size=32, seed=0, test_fraction=0.0)
     train_x, train_y = all_of(data.train_loader)
     val_x, val_y = all_of(data.val_loader)
     assert len(train_y) + len(val_y) == 1797
@@ -56,7 +61,7 @@ def test_more_shots_than_a_class_has_is_a_clear_error():
 
 
 def test_a_test_split_is_held_out_without_changing_val_or_the_first_training_shots():
-    without = digits([5, 6, 7], 16, seed=0)
+    without = digits([5, 6, 7], 16, seed=0, test_fraction=0.0)
     data = digits([5, 6, 7], 16, seed=0, test_fraction=0.2)
     assert without.test_loader is None
     train, val, test = (
@@ -91,5 +96,5 @@ def test_val_and_test_fractions_must_leave_training_images():
 def test_the_default_run_has_a_test_split(make_cfg):
     from src.runner import build
 
-    data = build(make_cfg(), "dataset", seed=0)
+    data = build(make_cfg().dataset, "dataset", seed=0)
     assert len(data.test_loader.dataset) == 179 and len(data.val_loader.dataset) == 179

@@ -3,11 +3,21 @@
 import pytest
 import torch
 
-from src.data.image_folder import image_folder
-from src.data.torchvision_datasets import cifar10, fashion_mnist, mnist
-from src.data.transforms import IMAGENET_MEAN, preprocess_for
+from src.config.schema import ImageFolderConfig, TorchvisionDatasetConfig
+from src.data import image_folder as image_folder_module
+from src.data import torchvision_datasets
+from src.data.transforms import preprocess_for
 from src.errors import GroupwiseError
+from src.models.source import IMAGENET_MEAN
+from tests.conftest import with_schema_defaults
 from tests.generated_data import COLOURS, write_idx, write_image_folder
+
+# The builders as the config files call them: the schema's defaults for what a test leaves out.
+image_folder = with_schema_defaults(image_folder_module.image_folder, ImageFolderConfig)
+cifar10, mnist, fashion_mnist = (
+    with_schema_defaults(getattr(torchvision_datasets, name), TorchvisionDatasetConfig)
+    for name in ("cifar10", "mnist", "fashion_mnist")
+)
 
 CLASSES = sorted(COLOURS)
 

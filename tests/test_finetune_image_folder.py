@@ -7,7 +7,7 @@ import pytest
 import torch
 import torchvision
 
-from src.runner import build
+from src.models.source import model_source
 from src.training.checkpoints import PROGRESS
 from tests.conftest import read_scalars, run_cli
 from tests.generated_data import write_image_folder
@@ -25,7 +25,7 @@ MODELS = [
 @pytest.mark.parametrize("name", MODELS)
 def test_each_ready_model_config_builds_for_the_runs_classes(make_cfg, name):
     cfg = make_cfg(f"model={name}", "pretrained=none")
-    model = build(cfg, "model", in_channels=3, num_classes=4).eval()
+    model = model_source(cfg.model).build(in_channels=3, num_classes=4).eval()
     # ViT's position embeddings fix its input size: built for the run's (the digits' 32 pixels)
     size = 32 if name == "vit_b_16" else 64
     with torch.no_grad():
@@ -34,8 +34,10 @@ def test_each_ready_model_config_builds_for_the_runs_classes(make_cfg, name):
 
 def test_image_folder_configs_take_the_models_transforms(make_cfg):
     cfg = make_cfg("model=efficientnet_b0", "dataset=image_folder", "dataset.root=/x")
-    assert cfg.dataset.transform_from == "efficientnet_b0"
-    assert make_cfg("dataset=image_folder", "dataset.root=/x").dataset.transform_from is None
+    assert cfg.dataset.transform_from == "model"  # the model source's own preprocessing
+    assert model_source(cfg.model).preprocess().size == 224  # efficientnet_b0's weights'
+    lenet = make_cfg("dataset=image_folder", "dataset.root=/x").model
+    assert model_source(lenet).preprocess() is None  # the dataset's own
 
 
 def test_fine_tuning_resnet18_on_an_image_folder_end_to_end(tmp_path):

@@ -10,38 +10,38 @@ from transformers import BitImageProcessor, ConvNextImageProcessor
 
 from src.data.transforms import preprocess_for
 from src.errors import GroupwiseError
-from src.models.hf_models import hf_model
-from src.models.timm_models import timm_model
-from src.runner import build
+from src.models.hf_models import HFSource
+from src.models.source import model_source
+from src.models.timm_models import TimmSource
 from tests.conftest import assert_one_clear_line, run_python
 from tests.model_families import hf_config_dir, hf_vit_dir
 
 
 def test_a_timm_vit_is_built_for_the_runs_image_size_channels_and_classes():
-    model = timm_model("test_vit", num_classes=4, in_channels=1, image_size=32)
+    model = TimmSource("test_vit", image_size=32).build(in_channels=1, num_classes=4)
     assert model.pos_embed.shape[1] == 1 + (32 // 16) ** 2  # the class token and 2x2 patches
     assert model(torch.zeros(2, 1, 32, 32)).shape == (2, 4)
     # a ResNet takes any size: it is not given one, which its constructor would refuse
-    resnet = timm_model("test_resnet", num_classes=4, image_size=32)
+    resnet = TimmSource("test_resnet", image_size=32).build(in_channels=3, num_classes=4)
     assert resnet(torch.zeros(2, 3, 32, 32)).shape == (2, 4)
 
 
 def test_an_unknown_timm_name_is_a_clear_error():
     with pytest.raises(GroupwiseError, match=r"model.name=vit_tiny_patch16_2244: not a timm model"):
-        timm_model("vit_tiny_patch16_2244", num_classes=2)
+        TimmSource("vit_tiny_patch16_2244")
 
 
 def test_torchvision_vit_takes_the_runs_image_size_from_the_config(make_cfg):
     cfg = make_cfg("model=vit_b_16", "pretrained=none")  # digits: 32 pixels
     with torch.device("meta"):  # ViT-B's 86M parameters, without allocating them
-        model = build(cfg, "model", in_channels=1, num_classes=5)
+        model = model_source(cfg.model).build(in_channels=1, num_classes=5)
         assert model(torch.zeros(2, 1, 32, 32)).shape == (2, 5)
     assert model.encoder.pos_embedding.shape[1] == 1 + (32 // 16) ** 2
 
 
 def test_a_hugging_face_model_gives_logits_and_keeps_its_own_names(tmp_path):
     folder = hf_config_dir(tmp_path / "dinov2", "hf_dinov2")
-    model = hf_model(str(folder), num_classes=5, in_channels=1)
+    model = HFSource(str(folder)).build(in_channels=1, num_classes=5)
     logits = model(torch.zeros(2, 1, 32, 32))
     assert type(logits) is torch.Tensor and logits.shape == (2, 5)
     names = [n for n, _ in model.named_parameters()]
@@ -60,7 +60,7 @@ def test_a_hugging_face_model_gives_logits_and_keeps_its_own_names(tmp_path):
 def test_a_hugging_face_directory_without_a_config_is_a_clear_error(tmp_path, make, expected):
     make(tmp_path / "model")
     with pytest.raises(GroupwiseError, match=f"model.name={tmp_path / 'model'}: {expected}"):
-        hf_model(str(tmp_path / "model"), num_classes=2)
+        HFSource(str(tmp_path / "model"))
 
 
 def test_the_dataset_takes_its_transforms_from_the_models_own_metadata(make_cfg, tmp_path):
@@ -129,7 +129,7 @@ print(json.dumps({{"dry": dry, "imported": imported, "missing": missing}}))
 
 def test_further_model_keys_set_the_hugging_face_config_and_a_typo_is_named(tmp_path):
     folder = hf_config_dir(tmp_path / "vit", "hf_vit")
-    model = hf_model(str(folder), num_classes=2, hidden_dropout_prob=0.25)
+    model = HFSource(str(folder), hidden_dropout_prob=0.25).build(3, 2)
     assert model.config.hidden_dropout_prob == 0.25
     with pytest.raises(GroupwiseError, match=r"model\.hiden_dropout_prob: ViTConfig has no such"):
-        hf_model(str(folder), num_classes=2, hiden_dropout_prob=0.25)
+        HFSource(str(folder), hiden_dropout_prob=0.25)

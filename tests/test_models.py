@@ -3,7 +3,7 @@ import torch
 
 from src.errors import GroupwiseError
 from src.models.lenet import LeNet
-from src.models.torchvision_models import torchvision_model
+from src.models.torchvision_models import TorchvisionSource
 
 
 def test_lenet_has_the_classic_parameter_names_and_shapes():
@@ -21,10 +21,10 @@ def test_lenet_has_the_classic_parameter_names_and_shapes():
 
 @pytest.mark.parametrize("name", ["resnet18", "mobilenet_v3_small"])
 def test_torchvision_models_take_the_runs_classes_and_channels(name):
-    model = torchvision_model(name, num_classes=7, in_channels=1)
+    model = TorchvisionSource(name).build(in_channels=1, num_classes=7)
     assert model(torch.zeros(2, 1, 32, 32)).shape == (2, 7)
 
 
 def test_an_unknown_torchvision_model_is_a_clear_error():
     with pytest.raises(GroupwiseError, match=r"model\.name=resnet19: not a torchvision"):
-        torchvision_model("resnet19", num_classes=2)
+        TorchvisionSource("resnet19")

@@ -4,6 +4,7 @@ in order; and a dry run of each preset on each family shows the groups."""
 
 import json
 import logging
+import re
 
 import pytest
 import torch
@@ -13,13 +14,12 @@ from src.optim.resolve import resolve
 from src.optim.specs import accepted_keys, parse_specs
 from src.runner import Runner
 from tests.conftest import ROOT
-from tests.model_families import hf_config_dir, on_meta
+from tests.model_families import hf_config_dir, on_meta, roles_of
 
 STAGES = {f"stages.{i}": 0.75 ** (3 - i) for i in range(4)}
 VIT = {
     "default": 1,
-    "tokens": pytest.approx(0.75**13, rel=1e-5),
-    "patch_embedding": pytest.approx(0.75**13, rel=1e-5),
+    "embeddings": pytest.approx(0.75**13, rel=1e-5),  # one step below block 0 of 12
     **{f"blocks.{i}": pytest.approx(0.75 ** (12 - i)) for i in range(12)},
 }
 # family -> its layer-decay preset and the multipliers it gives, group by group
@@ -29,10 +29,7 @@ LAYER_DECAY = {
     "hf_dinov2": ("vit_layer_decay", VIT),
     "timm_convnext": ("convnext_layer_decay", {"default": 1, "stem": 0.75**4, **STAGES}),
     "hf_convnext": ("convnext_layer_decay", {"default": 1, "stem": 0.75**4, **STAGES}),
-    "timm_resnet": (
-        "resnet_layer_decay",
-        {"default": 1, "stem": 0.75**4, **{f"stages.{i + 1}": m for i, m in enumerate(STAGES.values())}},
-    ),
+    "timm_resnet": ("resnet_layer_decay", {"default": 1, "stem": 0.75**4, **STAGES}),
     "hf_resnet": ("resnet_layer_decay", {"default": 1, "stem": 0.75**4, **STAGES}),
 }  # fmt: skip
 # What each family's head is called: the parameters head_boost and backbone_frozen train.
@@ -53,7 +50,8 @@ def preset(name: str) -> dict:
 
 def groups_on(family: str, name: str):
     specs = parse_specs(preset(name), accepted_keys(torch.optim.AdamW))
-    return resolve(on_meta(family), specs).groups
+    model = on_meta(family)
+    return resolve(model, specs, roles_of(family, model)).groups
 
 
 @pytest.mark.parametrize("family", list(LAYER_DECAY))
@@ -64,9 +62,14 @@ def test_layer_decay_presets_give_each_layer_of_each_library_its_multiplier(fami
     layers = [g for g in groups if g.name.split(".")[-1].isdigit()]
     ids = [int(g.name.split(".")[-1]) for g in layers]
     assert ids == sorted(ids) and len(ids) == len(set(ids))
-    for group in layers:  # each layer group holds that layer's parameters only
-        layer = group.name.split(".")[-1]
-        assert all(f"{layer}." in n.replace("encoder_layer_", "") for n in group.param_names)
+    # each layer group holds one layer's parameters only, the layers in the model's order
+    blocks = [
+        {re.match(r"\D*\d+", n.removeprefix("dinov2.")).group() for n in g.param_names}
+        for g in layers
+    ]
+    assert all(len(b) == 1 for b in blocks), blocks
+    numbers = [int(re.search(r"\d+$", b.pop()).group()) for b in blocks]
+    assert numbers == sorted(numbers) and len(set(numbers)) == len(numbers)
 
 
 @pytest.mark.parametrize("family", list(HEADS))

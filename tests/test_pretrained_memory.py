@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from src.models.lenet import LeNet
-from src.models.torchvision_models import torchvision_model
+from src.models.torchvision_models import TorchvisionSource
 from src.pretrained.load import build_with_pretrained, load_pretrained
 
 
@@ -48,11 +48,11 @@ def test_loaded_weights_are_the_memory_mapped_checkpoint_not_copies(tmp_path):
 
 
 def test_only_what_the_checkpoint_lacks_is_initialised_by_its_layer(tmp_path):
-    source = torchvision_model("resnet18", num_classes=10)
+    source = TorchvisionSource("resnet18").build(3, 10)
     state = source.state_dict()
     del state["bn1.bias"]  # the rest of bn1 comes from the checkpoint
     model, report = build_with_pretrained(
-        lambda: torchvision_model("resnet18", num_classes=5), save(state, tmp_path / "w.pt")
+        lambda: TorchvisionSource("resnet18").build(3, 5), save(state, tmp_path / "w.pt")
     )
     assert report.built == "built on the meta device: took the checkpoint's tensors, initialised 3"
     assert not [name for name, t in tensors(model) if t.is_meta]

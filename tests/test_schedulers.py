@@ -35,7 +35,7 @@ def scheduler_from_config(make_cfg, name, optimizer):
         f"scheduler={name}", f"trainer.max_epochs={MAX_EPOCHS}", *overrides.get(name, [])
     )
     return build(
-        cfg,
+        cfg.scheduler,
         "scheduler",
         optimizer=optimizer,
         steps_per_epoch=STEPS_PER_EPOCH,
@@ -143,5 +143,7 @@ def test_bad_scheduler_values_are_errors_naming_the_key(make_cfg, override, expe
     }[name]
     cfg = make_cfg(f"scheduler={scheduler}", override, "trainer.max_epochs=20")
     with pytest.raises(GroupwiseError) as err:
-        build(cfg, "scheduler", optimizer=three_groups(), steps_per_epoch=4, max_epochs=20)
+        build(
+            cfg.scheduler, "scheduler", optimizer=three_groups(), steps_per_epoch=4, max_epochs=20
+        )
     assert expected in str(err.value)

@@ -11,8 +11,8 @@ from transformers import AutoModelForImageClassification, Dinov2Config, Dinov2Mo
 
 from src.data.transforms import preprocess_for
 from src.errors import GroupwiseError
-from src.models.hf_models import hf_model
-from src.models.timm_models import timm_model
+from src.models.hf_models import HFSource
+from src.models.timm_models import TimmSource
 from src.pretrained.load import build_with_pretrained
 from src.pretrained.sources import read_source
 from tests.model_families import hf_config_dir, hf_vit_dir
@@ -28,7 +28,7 @@ def cache(tmp_path, monkeypatch):
 
 def test_a_save_pretrained_directory_loads_under_the_models_names_with_a_new_head(tmp_path):
     folder = hf_vit_dir(tmp_path / "vit", num_labels=10)
-    model, report = build_with_pretrained(lambda: hf_model(str(folder), num_classes=3), folder)
+    model, report = build_with_pretrained(lambda: HFSource(str(folder)).build(3, 3), folder)
     saved = load_file(folder / "model.safetensors")
     # transformers 5 names the query projection q_proj; save_pretrained writes its old name
     assert torch.equal(
@@ -63,7 +63,7 @@ def test_a_backbone_checkpoint_gets_the_task_models_prefix(tmp_path):
     source = Dinov2Model(config)
     source.save_pretrained(tmp_path / "dinov2")
     model, report = build_with_pretrained(
-        lambda: hf_model(str(tmp_path / "dinov2"), num_classes=3), tmp_path / "dinov2"
+        lambda: HFSource(str(tmp_path / "dinov2")).build(3, 3), tmp_path / "dinov2"
     )
     assert "base model prefix 'dinov2.' added to" in " ".join(report.key_changes)
     assert report.missing == ["classifier.weight", "classifier.bias"] and not report.unexpected
@@ -77,7 +77,7 @@ def test_timm_weights_in_the_hub_cache_load_by_repo_id_offline(cache, safe):
     snapshot = hub_cache(cache, "timm/test_vit.r160_in1k")
     timm.models.save_for_hf(source, str(snapshot), safe_serialization=safe)
     for path in ("hf-hub:timm/test_vit.r160_in1k", "timm/test_vit.r160_in1k"):
-        model, report = build_with_pretrained(lambda: timm_model("test_vit", num_classes=3), path)
+        model, report = build_with_pretrained(lambda: TimmSource("test_vit").build(3, 3), path)
         assert report.source.startswith("Hugging Face hub cache timm/test_vit.r160_in1k, ")
         assert set(report.skipped_shape) == {"head.weight", "head.bias"}
         assert torch.equal(model.blocks[5].mlp.fc2.weight, source.blocks[5].mlp.fc2.weight)
@@ -104,7 +104,7 @@ def test_a_hugging_face_model_in_the_hub_cache_builds_loads_and_preprocesses_by_
     """model.name, pretrained.path and transform_from may all name a cached hub model."""
     hf_vit_dir(hub_cache(cache, "org/tiny-vit"), num_labels=10)
     model, report = build_with_pretrained(
-        lambda: hf_model("org/tiny-vit", num_classes=3), "org/tiny-vit"
+        lambda: HFSource("org/tiny-vit").build(3, 3), "org/tiny-vit"
     )
     assert report.source.startswith("Hugging Face hub cache org/tiny-vit, model.safetensors")
     assert set(report.skipped_shape) == {"classifier.weight", "classifier.bias"}

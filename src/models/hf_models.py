@@ -101,17 +101,7 @@ class HFSource(ModelSource):
         )
 
     def roles(self, model: nn.Module) -> ParameterRoles:
-        """By transformers' names under the base model (`vit.`, `dinov2.`, `convnext.`):
-        its embeddings (a ResNet's embedder), the encoder's layers or stages, the classifier."""
-        base = re.escape(model.base_model_prefix)
-        return roles_from_patterns(
-            model,
-            f"transformers ({type(model).__name__})",
-            head=r"classifier\.",
-            embeddings=rf"{base}\.(?:embeddings|embedder)\.",
-            blocks=rf"{base}\.encoder\.(?:layers?|stages)\.(\d+)\.",
-            no_weight_decay=rf"{base}\.embeddings\.(?:cls_token|mask_token|position_embeddings|register_tokens|distillation_token)$",
-        )
+        return transformers_roles(model)
 
     def architecture(self, in_channels: int, num_classes: int) -> dict:
         """The exported config.json holds all of it."""
@@ -175,3 +165,18 @@ def _side(size) -> int:
     if isinstance(size, dict):
         return int(size.get("shortest_edge") or size.get("height"))
     return int(size)
+
+
+def transformers_roles(model: nn.Module) -> ParameterRoles:
+    """By transformers' names under the base model (`vit.`, `dinov2.`, `convnext.`): its
+    embeddings (a ResNet's embedder), its layers or stages (`vit.layers.N`,
+    `dinov2.encoder.layer.N`, `convnext.encoder.stages.N`), the classifier."""
+    base = re.escape(model.base_model_prefix)
+    return roles_from_patterns(
+        model,
+        f"transformers ({type(model).__name__})",
+        head=r"classifier\.",
+        embeddings=rf"{base}\.(?:embeddings|embedder)\.",
+        blocks=rf"{base}\.(?:encoder\.)?(?:layers?|stages)\.(\d+)\.",
+        no_weight_decay=rf"{base}\.embeddings\.(?:cls_token|mask_token|position_embeddings|register_tokens|distillation_token)$",
+    )

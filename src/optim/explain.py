@@ -25,7 +25,7 @@ def explain(
         "weight_decay": weight_decay,
         "weight_decay_1d": weight_decay_1d,
         "groups": [
-            _describe(by_name[g.name], g.param_names, total)
+            _describe(by_name[g.name], g.param_names, weight_decay * g.weight_decay_mult, total)
             for g in resolution.groups
             if g.name in by_name
         ],
@@ -37,9 +37,9 @@ def explain(
     }
 
 
-def _describe(halves: list[ParamGroup], names: list[str], total: int) -> dict:
+def _describe(halves: list[ParamGroup], names: list[str], decay: float, total: int) -> dict:
     """One name's optimizer groups (its decayed half first, as built) as one entry; `names`:
-    its parameters in the model's order."""
+    its parameters in the model's order; `decay`: its tensors' weight decay, where they decay."""
     first = halves[0]
     options = {k: v for k, v in first.items() if k not in ParamGroup.__annotations__}
     elements = sum(p.numel() for half in halves for p in half["params"])
@@ -49,7 +49,7 @@ def _describe(halves: list[ParamGroup], names: list[str], total: int) -> dict:
         "patterns": first["patterns"],
         "lr_mult": first["lr_mult"],
         "lr": first["lr"],
-        "weight_decay": first["weight_decay"],
+        "weight_decay": decay,
         "no_decay_tensors": sum(len(h["params"]) for h in halves if not h["decays"]),
         "trains_from_epoch": first["trains_from_epoch"],
         **options,

@@ -53,6 +53,10 @@ class Resolution:
     tied: dict[str, str]  # a later name of a shared parameter -> the name that owns it
 
 
+# Groups by pattern only need no model source.
+NO_ROLES = ParameterRoles("(none)", missing="resolve was given no model source")
+
+
 @dataclass(frozen=True)
 class RoleMatch:
     """What a role matcher found: like a regex match, `group(1)` is the block number."""
@@ -82,7 +86,9 @@ class RoleMatcher:
 
 # Long: one pass over the names, each pattern tried once per name (10,000 tensors in 40 ms),
 # and the problem reports after it read the tables that pass builds.
-def resolve(model: nn.Module, specs: list[GroupSpec], roles: ParameterRoles) -> Resolution:
+def resolve(
+    model: nn.Module, specs: list[GroupSpec], roles: ParameterRoles = NO_ROLES
+) -> Resolution:
     """Assign every parameter to the first group that matches its name, `default` otherwise:
     one pass over the names, each pattern tried once per name. `roles`: the model source's
     answer, for groups that select by role.
