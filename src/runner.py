@@ -15,8 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from hydra.errors import InstantiationException
-from hydra.utils import get_object, instantiate
+from hydra.utils import get_object
 from omegaconf import DictConfig, OmegaConf
 
 from src import resume
@@ -24,7 +23,6 @@ from src.checks import CheckedRun, check_run
 from src.config.arguments import check_arguments
 from src.config.schema import TrainerConfig
 from src.data.loading import Data
-from src.errors import GroupwiseError
 from src.models import export
 from src.models.source import ModelSource, ParameterRoles
 from src.optim import explain, param_groups, resolve
@@ -259,22 +257,15 @@ def _final_metrics(state, monitor: str | None) -> dict:
 
 
 def build(section: DictConfig, key: str, **kwargs):
-    """Call the section's `_target_` with its keys plus the run-time arguments given here. Its
-    keys are checked against the target's signature first (a typo: one line naming `key`);
-    an error raised inside the call is the target's own: a GroupwiseError stays one line,
-    anything else keeps its traceback."""
-    arguments = {k: v for k, v in section.items() if k != "_target_"}
-    check_arguments(get_object(section._target_), {**arguments, **kwargs}, key)
-    try:
-        # _convert_: hand plain dicts and lists to the target (param groups hold tensors).
-        return instantiate(section, _convert_="all", **kwargs)
-    except InstantiationException as err:
-        cause = err.__cause__
-        if cause is None:
-            raise
-    if isinstance(cause, GroupwiseError):
-        raise cause from None
-    raise cause
+    """Call the section's `_target_` with its keys plus the run-time arguments given here
+    (objects such as the param groups or the model's preprocessing, passed as they are). Its
+    keys are checked against the target's signature first (a typo: one line naming `key`); an
+    error raised inside the call is the target's own: a GroupwiseError stays one line, anything
+    else keeps its traceback."""
+    arguments = OmegaConf.to_container(section, resolve=True)
+    target = get_object(arguments.pop("_target_"))
+    check_arguments(target, {**arguments, **kwargs}, key)
+    return target(**arguments, **kwargs)
 
 
 def _seed_everything(seed: int) -> None:

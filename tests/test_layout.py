@@ -12,7 +12,8 @@ SRC = ROOT / "src"
 LAYERS = [
     {"src.errors"},
     {"src.config"},
-    {"src.data", "src.models", "src.pretrained", "src.optim", "src.tracking"},
+    {"src.models"},  # the model sources: data and optim ask them
+    {"src.data", "src.pretrained", "src.optim", "src.tracking"},
     {"src.training"},
     {"src.checks", "src.resume"},
     {"src.runner"},

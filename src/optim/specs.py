@@ -88,21 +88,7 @@ def parse_specs(
         parsed.role = _role(spec, where, problems)
         parsed.layer = _layer(spec, parsed, where, problems)
         if name == DEFAULT:
-            if raw is not None:
-                problems.append(
-                    f"{where}.pattern={raw!r}: `default` takes what no other group matches and has no "
-                    "pattern; give the pattern to a new group instead"
-                )
-            if parsed.role is not None:
-                problems.append(
-                    f"{where}.role={parsed.role}: `default` takes what no other group matches; "
-                    "give the role to a new group instead"
-                )
-            if parsed.layer_decay is not None:
-                problems.append(
-                    f"{where}.layer_decay={parsed.layer_decay:g}: `default` has no pattern to "
-                    "capture a layer number; give layer_decay to a group with a pattern"
-                )
+            problems += _default_problems(parsed, raw, where)
             default_spec = parsed
             continue
         if parsed.role is not None and raw is not None:
@@ -116,6 +102,27 @@ def parse_specs(
     if problems:
         raise GroupwiseError(*problems)
     return [default_spec, *specs]
+
+
+def _default_problems(parsed: GroupSpec, raw, where: str) -> list[str]:
+    """`default` takes what no other group matches: it selects nothing itself."""
+    problems = []
+    if raw is not None:
+        problems.append(
+            f"{where}.pattern={raw!r}: `default` takes what no other group matches and has no "
+            "pattern; give the pattern to a new group instead"
+        )
+    if parsed.role is not None:
+        problems.append(
+            f"{where}.role={parsed.role}: `default` takes what no other group matches; "
+            "give the role to a new group instead"
+        )
+    if parsed.layer_decay is not None:
+        problems.append(
+            f"{where}.layer_decay={parsed.layer_decay:g}: `default` has no pattern to "
+            "capture a layer number; give layer_decay to a group with a pattern"
+        )
+    return problems
 
 
 def _role(spec: Mapping, where: str, problems: list) -> str | None:

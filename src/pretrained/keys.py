@@ -8,6 +8,7 @@ has them.
 """
 
 import re
+from dataclasses import dataclass
 
 import torch
 
@@ -17,10 +18,21 @@ from src.errors import GroupwiseError
 WRAPPERS = ("module.", "_orig_mod.")
 
 
-def check_rules(
-    rename: list, exclude: list, prefix: str | None
-) -> tuple[list[tuple[re.Pattern, str]], list[re.Pattern]]:
-    """Every problem with the key rules at once; compiled rules when there is none."""
+@dataclass(frozen=True)
+class KeyRules:
+    """The `pretrained` key rules, checked and compiled once."""
+
+    rename: list[tuple[re.Pattern, str]]
+    exclude: list[re.Pattern]
+    prefix: str | None
+
+    @property
+    def exclude_patterns(self) -> list[str]:
+        return [e.pattern for e in self.exclude]
+
+
+def check_rules(rename: list, exclude: list, prefix: str | None) -> KeyRules:
+    """Every problem with the key rules at once; the compiled rules when there is none."""
     problems, rules, excluders = [], [], []
     for i, rule in enumerate(rename):
         where = f"pretrained.rename[{i}]={rule!r}"
@@ -54,7 +66,7 @@ def check_rules(
         )
     if problems:
         raise GroupwiseError(*problems)
-    return rules, excluders
+    return KeyRules(rules, excluders, prefix)
 
 
 def map_keys(

@@ -21,7 +21,7 @@ from torch import nn
 from src.errors import GroupwiseError
 from src.pretrained.files import read_state_dict
 from src.pretrained.hints import why_nothing_loaded
-from src.pretrained.keys import check_rules, map_keys
+from src.pretrained.keys import KeyRules, check_rules, map_keys
 from src.pretrained.report import LoadReport, fold_by_prefix, fold_shapes, format_report
 from src.pretrained.sources import read_source
 from src.pretrained.transformers_names import to_model_names
@@ -35,16 +35,16 @@ __all__ = [
     "read_state_dict",
 ]
 
-# The `pretrained` config keys, as keyword arguments of the functions below.
-OPTIONS = ("exclude", "rename", "prefix", "use_ema", "adapt_input_channels", "strict")
+# The `pretrained` config keys that are not key rules, as keyword arguments of the functions below.
+OPTIONS = ("use_ema", "adapt_input_channels", "strict")
 BUILT_NORMALLY = "built normally, then loaded by copy"
 
 
 def check_options(config: dict) -> dict:
-    """The `pretrained` config as keyword arguments, its key rules checked (all problems at
-    once); the options' types are the schema's (PretrainedConfig)."""
-    check_rules(config.get("rename", []), config.get("exclude", []), config.get("prefix"))
-    return {key: config[key] for key in OPTIONS if key in config}
+    """The `pretrained` config as keyword arguments, its key rules checked and compiled (all
+    problems at once) into `key_rules`; the options' types are the schema's (PretrainedConfig)."""
+    rules = check_rules(config.get("rename", []), config.get("exclude", []), config.get("prefix"))
+    return {"key_rules": rules, **{key: config[key] for key in OPTIONS if key in config}}
 
 
 def build_with_pretrained(
@@ -96,12 +96,16 @@ def _match(
     adapt_input_channels: bool = False,
     strict: bool = False,
     exclude_origin: str = "",
+    key_rules: KeyRules | None = None,
 ) -> tuple[dict[str, torch.Tensor], LoadReport]:
     """The checkpoint's tensors that fit the model, by the model's names, and the report;
-    `exclude_origin`: where `exclude` was set, when not on the command line."""
-    rules, excluders = check_rules(list(rename), list(exclude), prefix)
+    `exclude_origin`: where `exclude` was set, when not on the command line. `key_rules`: the
+    rules `check_options` compiled (a run's); else `exclude`, `rename` and `prefix` are."""
+    rules = key_rules or check_rules(list(rename), list(exclude), prefix)
     weights = read_source(path, use_ema)
-    tensors, key_changes = map_keys(weights.tensors, rules, prefix, f"pretrained.path={path}")
+    tensors, key_changes = map_keys(
+        weights.tensors, rules.rename, rules.prefix, f"pretrained.path={path}"
+    )
     # After the user's rules, which name the checkpoint's keys: a library's own renaming.
     tensors, library_changes = to_model_names(model, tensors)
     model_state = model.state_dict()
@@ -111,13 +115,13 @@ def _match(
         key_changes=key_changes + library_changes,
         model_elements=sum(p.numel() for p in model.parameters()),
         unbuilt=weights.unbuilt,
-        exclude=list(exclude),
-        exclude_origin=exclude_origin if exclude else "",
+        exclude=rules.exclude_patterns,
+        exclude_origin=exclude_origin if rules.exclude else "",
     )
     first_conv = _first_conv_weight(model)
     keep = {}
     for key, tensor in tensors.items():
-        if any(e.search(key) for e in excluders):
+        if any(e.search(key) for e in rules.exclude):
             report.excluded.append(key)
             continue
         if key not in model_state:
