@@ -11,6 +11,7 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from src.checks import check_run
 from src.runner import build
 from tests.conftest import ROOT
+from tests.model_families import hf_config_dir
 
 CONF = ROOT / "conf"
 # Config groups selected as `group=option`; fewshot/ files are chosen through experiment/.
@@ -31,7 +32,7 @@ NEEDS = {
     "image_folder": ["dataset.root=/data"],
     "model": ["pretrained=none"],
     "timm": ["pretrained=none", "model.name=resnet18"],  # the name is required: no default
-    "hf": ["pretrained=none", "model.name=/models/vit"],
+    "hf": ["pretrained=none", "model.name={hf_dir}"],  # a save_pretrained directory
 }
 
 
@@ -65,8 +66,10 @@ def test_every_config_file_is_selected_here():
 
 
 @pytest.mark.parametrize(("group", "name"), options(), ids=lambda x: x)
-def test_each_config_composes_and_every_target_exists(make_cfg, group, name):
-    cfg = make_cfg(f"{group}={name}", *NEEDS.get(name, NEEDS.get(group, [])), with_hydra=True)
+def test_each_config_composes_and_every_target_exists(make_cfg, tmp_path, group, name):
+    hf_dir = hf_config_dir(tmp_path / "vit", "hf_vit") if name == "hf" else None
+    needs = [o.format(hf_dir=hf_dir) for o in NEEDS.get(name, NEEDS.get(group, []))]
+    cfg = make_cfg(f"{group}={name}", *needs, with_hydra=True)
     found = targets(cfg)
     assert found, "every config has at least the sweep summary callback to instantiate"
     for key, target in found:

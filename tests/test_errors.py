@@ -75,7 +75,7 @@ def test_resume_with_a_changed_model_or_groups_is_refused_and_keeps_the_run(
     assert_one_clear_line(result, expected)
     if overrides[0].startswith("model="):
         assert (
-            "model._target_: 'src.models.lenet.LeNet' -> 'src.models.torchvision_models.torchvision_model'"
+            "model._target_: 'src.models.lenet.LeNetSource' -> 'src.models.torchvision_models.TorchvisionSource'"
             in result.stderr
         )
     assert_nothing_overwritten_or_lost(before)

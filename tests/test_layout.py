@@ -117,3 +117,10 @@ def test_modules_and_functions_stay_readable_in_one_sitting():
             if length > MAX_FUNCTION_LINES and not reason:
                 too_long.append(f"{module}.{node.name}: {length} lines, no '{LONG_REASON}' above")
     assert not too_long, too_long
+
+
+def test_hydras_global_state_is_read_at_the_entry_only():
+    """Steps take their slice of the config and what the entry read of the launch (Launch):
+    only the entry point asks Hydra's global HydraConfig."""
+    readers = [m for m, path in modules().items() if "HydraConfig" in path.read_text()]
+    assert readers == ["src.run"], readers

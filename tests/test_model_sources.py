@@ -65,14 +65,17 @@ def test_a_hugging_face_directory_without_a_config_is_a_clear_error(tmp_path, ma
 
 def test_the_dataset_takes_its_transforms_from_the_models_own_metadata(make_cfg, tmp_path):
     folder = hf_vit_dir(tmp_path / "vit")
+    timm_tag = preprocess_for("timm:resnet50.a1_in1k", None, None)
     for overrides, expected in [
-        (["model=timm", "model.name=resnet50.a1_in1k"], "timm:resnet50.a1_in1k"),
-        (["model=hf", f"model.name={folder}"], f"hf:{folder}"),
-        (["model=resnet18"], "resnet18"),
-        ([], None),  # LeNet: the dataset's own
+        (["model=timm", "model.name=resnet50.a1_in1k"], timm_tag),
+        (["model=hf", f"model.name={folder}"], preprocess_for(f"hf:{folder}", None, None)),
+        (["model=resnet18"], preprocess_for("resnet18", None, None)),
+        ([], None),  # LeNet: no metadata, so the dataset's own
     ]:
         cfg = make_cfg(*overrides, "dataset=image_folder", "dataset.root=/x")
-        assert cfg.dataset.transform_from == expected
+        assert cfg.dataset.transform_from == "model"  # the model source's own
+        assert model_source(cfg.model).preprocess() == expected
+    assert timm_tag.interpolation == "bicubic" and timm_tag.size == 224  # the a1 tag's
     timm_pre = preprocess_for("timm:test_vit", None, None)  # timm: 160 px, crop_pct 0.95
     assert (timm_pre.size, timm_pre.resize, timm_pre.interpolation) == (160, 168, "bicubic")
     assert timm_pre.mean == (0.5, 0.5, 0.5)

@@ -11,7 +11,7 @@ from tensorboard.plugins.hparams import api_pb2
 from tensorboard.plugins.hparams import metadata as hparams_metadata
 from torch import nn
 
-from src.runner import Runner
+from src.runner import Launch, Runner
 from src.tracking import config_text, hparams
 from src.tracking.group_signals import GroupSignals
 from src.tracking.hparams import HParams
@@ -124,7 +124,8 @@ def test_custom_scalars_layout_puts_every_group_on_one_chart_per_signal(tmp_path
 def test_hparams_session_lives_in_the_run_dir_beside_its_scalars(make_cfg, tmp_path):
     cfg = make_cfg("param_groups=fc3_boost", "trainer.max_epochs=2")
     swept = {"param_groups.fc3.lr_mult": 10, "param_groups": "fc3_boost"}
-    Runner(cfg, tmp_path, hparams=HParams(swept, swept=["param_groups.fc3.lr_mult"])).run()
+    launch = Launch(hparams=HParams(swept, swept=["param_groups.fc3.lr_mult"]))
+    Runner(cfg, tmp_path, launch).run()
 
     # one run: no sub-run with its own event file, as SummaryWriter.add_hparams would make
     assert [p.parent for p in tmp_path.rglob("events.out.tfevents.*")] == [tmp_path]

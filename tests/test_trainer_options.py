@@ -223,14 +223,12 @@ def _read(fd: int) -> bytes:
 
 
 def test_progress_bar_stays_off_without_a_terminal_and_in_parallel_sweeps(monkeypatch):
+    from src.run import _launch
+
     monkeypatch.setattr(sys.stderr, "isatty", lambda: False, raising=False)
     assert not progress.wanted()
     monkeypatch.setattr(sys.stderr, "isatty", lambda: True, raising=False)
     assert progress.wanted()  # a terminal, no Hydra job: e.g. a notebook or a script
-
-    from hydra.core.hydra_config import HydraConfig
-
-    monkeypatch.setattr(HydraConfig, "initialized", staticmethod(lambda: True))
     for overrides, parallel in [
         (["hydra.mode=RUN"], False),
         (["hydra.mode=MULTIRUN"], False),  # the basic launcher: one job after another
@@ -238,5 +236,6 @@ def test_progress_bar_stays_off_without_a_terminal_and_in_parallel_sweeps(monkey
         (["hydra.mode=MULTIRUN", "hydra/launcher=submitit_local"], True),
     ]:
         cfg = compose_config(*overrides, with_hydra=True)
-        monkeypatch.setattr(HydraConfig, "get", staticmethod(lambda c=cfg: c.hydra))
-        assert progress.wanted() is not parallel, overrides
+        launch = _launch(cfg, cfg.hydra)  # what the entry point reads of Hydra's state
+        assert launch.parallel_sweep is parallel, overrides
+        assert progress.wanted(launch.parallel_sweep) is not parallel, overrides

@@ -86,6 +86,8 @@ def load_pretrained(model: nn.Module, path: str | Path, **options) -> LoadReport
     return report
 
 
+# Long: one pass over the checkpoint's keys, each excluded, matched, adapted or skipped in turn,
+# with the report written as it goes.
 def _match(
     model: nn.Module,
     path: str | Path,
@@ -98,14 +100,13 @@ def _match(
     exclude_origin: str = "",
     key_rules: KeyRules | None = None,
 ) -> tuple[dict[str, torch.Tensor], LoadReport]:
-    """The checkpoint's tensors that fit the model, by the model's names, and the report;
-    `exclude_origin`: where `exclude` was set, when not on the command line. `key_rules`: the
-    rules `check_options` compiled (a run's); else `exclude`, `rename` and `prefix` are."""
+    """The checkpoint's tensors that fit the model, by the model's names, and the report.
+    `key_rules`: compiled by `check_options` (a run's), else from `exclude`, `rename`, `prefix`;
+    `exclude_origin`: where `exclude` was set, when not on the command line."""
     rules = key_rules or check_rules(list(rename), list(exclude), prefix)
     weights = read_source(path, use_ema)
-    tensors, key_changes = map_keys(
-        weights.tensors, rules.rename, rules.prefix, f"pretrained.path={path}"
-    )
+    where = f"pretrained.path={path}"
+    tensors, key_changes = map_keys(weights.tensors, rules.rename, rules.prefix, where)
     # After the user's rules, which name the checkpoint's keys: a library's own renaming.
     tensors, library_changes = to_model_names(model, tensors)
     model_state = model.state_dict()
@@ -115,8 +116,7 @@ def _match(
         key_changes=key_changes + library_changes,
         model_elements=sum(p.numel() for p in model.parameters()),
         unbuilt=weights.unbuilt,
-        exclude=rules.exclude_patterns,
-        exclude_origin=exclude_origin if rules.exclude else "",
+        **_exclusion(rules, exclude_origin),
     )
     first_conv = _first_conv_weight(model)
     keep = {}
@@ -149,6 +149,11 @@ def _match(
     report.loaded_elements = sum(t.numel() for k, t in keep.items() if k in parameter_names)
     _check_outcome(report, keep, tensors, model_state, strict)
     return keep, report
+
+
+def _exclusion(rules: KeyRules, origin: str) -> dict:
+    """The report's record of the exclusions, and where they were set."""
+    return {"exclude": rules.exclude_patterns, "exclude_origin": origin if rules.exclude else ""}
 
 
 def _check_outcome(report: LoadReport, keep, tensors, model_state, strict: bool) -> None:
