@@ -12,7 +12,8 @@ grammar accepts and composition then trips over (`trainer=[1]`, a TypeError deep
 
 Hydra's `_run_hydra` and `_run_app` look `run_and_report` up in their module each time they
 call it, which is what makes the wrapper take effect. tests/test_hydra_internals.py checks
-that this still holds, and fails saying what changed when a Hydra release changes it.
+that this still holds, and fails saying what changed when a Hydra release changes it (as it
+does for what src/config/sweep.py relies on without importing it).
 """
 
 import contextlib
