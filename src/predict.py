@@ -20,7 +20,7 @@ from tqdm import tqdm
 from src.config.command import run_command
 from src.data.image_files import ImageFiles, find_images
 from src.data.transforms import inference_transform
-from src.errors import GroupwiseError
+from src.errors import GroupwiseError, warn
 from src.trained_run import open_run
 from src.training import progress
 from src.training.evaluation import outputs
@@ -60,7 +60,7 @@ def predict(cfg: DictConfig) -> Path:
                 path = files[done + row].relative_to(root).as_posix()
                 if error:
                     unreadable += 1
-                    print(f"groupwise: warning: {files[done + row]}: {error}", file=sys.stderr)
+                    warn(f"{files[done + row]}: {error}")
                     writer.writerow([path, "", "", *[""] * (2 * k), error])
                     continue
                 ranked = [

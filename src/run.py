@@ -3,8 +3,6 @@
 import gc
 import os
 import shlex
-import sys
-import traceback
 from pathlib import Path
 
 import hydra
@@ -12,8 +10,8 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
+from src import errors
 from src.config import hydra_internals, resolvers, schema
-from src.errors import GroupwiseError
 from src.tracking import hparams
 from src.tracking.sweep_summary import FailedJob
 
@@ -33,12 +31,10 @@ def main(cfg: DictConfig) -> float | None:
         if hydra_cfg.mode == RunMode.MULTIRUN:
             # Returned, not raised: Hydra's sweepers end the whole sweep at a job that raises;
             # this one keeps its row in the sweep summary and the other jobs still run.
-            _report(err)
+            errors.report(err)
             return FailedJob.of(err)
-        if not isinstance(err, GroupwiseError) or _full_error():
-            raise  # a bug: Hydra prints its traceback
-        _report(err)
-        sys.exit(2)
+        errors.exit_if_user_mistake(err)
+        raise  # a bug (or HYDRA_FULL_ERROR=1): Hydra prints its traceback
     return metrics["val/acc"] if metrics else None
 
 
@@ -80,27 +76,6 @@ def _start_up_done() -> None:
 
     gc.freeze()
     gc.enable()
-
-
-def _full_error() -> bool:
-    return os.environ.get("HYDRA_FULL_ERROR") == "1"
-
-
-def _report(err: Exception) -> None:
-    """The user's mistake as one line per problem; a bug with its traceback."""
-    if not isinstance(err, GroupwiseError) or _full_error():
-        traceback.print_exception(err)
-        return
-    for problem in err.problems:
-        print(f"groupwise: error: {_own_words(problem)}", file=sys.stderr)
-
-
-def _own_words(problem: str) -> str:
-    """A DataLoader worker's error arrives wrapped in the worker's traceback; the last line
-    holds the message as raised."""
-    if problem.startswith("Caught GroupwiseError in DataLoader worker"):
-        return problem.strip().splitlines()[-1].removeprefix("src.errors.GroupwiseError: ")
-    return problem
 
 
 if __name__ == "__main__":

@@ -1,9 +1,12 @@
 """Bad input through the real CLI: exit 2, one line naming the key, the value and what to do,
-no traceback, nothing already written overwritten or lost. (More cases: tests/test_cli.py.)"""
+no traceback, nothing already written overwritten or lost. (More cases: tests/test_cli.py.)
+And the reporter every command prints them with (src/errors.py)."""
 
 import pytest
 import torch
 
+from src import errors
+from src.errors import GroupwiseError
 from src.training.checkpoints import MODEL, PROGRESS, load_checkpoint
 from tests.conftest import assert_one_clear_line, run_cli, run_cli_here
 
@@ -165,3 +168,38 @@ def test_an_unreadable_image_read_in_a_loader_worker_is_one_clear_line_too(tmp_p
     )
     assert_one_clear_line(result, f"dataset.root={root}: cannot read the image")
     assert "9.png" in result.stderr
+
+
+def test_the_users_mistake_is_one_line_per_problem_and_exit_2(monkeypatch, capsys):
+    monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
+    with pytest.raises(SystemExit) as exit_:
+        errors.exit_if_user_mistake(GroupwiseError("a=1: too small", "b=x: not a number"))
+    assert exit_.value.code == 2
+    assert capsys.readouterr().err.splitlines() == [
+        "groupwise: error: a=1: too small",
+        "groupwise: error: b=x: not a number",
+    ]
+
+
+def test_a_bug_or_hydra_full_error_is_left_to_raise_with_its_traceback(monkeypatch, capsys):
+    monkeypatch.delenv("HYDRA_FULL_ERROR", raising=False)
+    errors.exit_if_user_mistake(ValueError("a bug"))  # returns: the caller raises it
+    errors.report(ValueError("a bug"))  # a failed sweep job: printed, the sweep goes on
+    assert capsys.readouterr().err.startswith("ValueError: a bug")
+    monkeypatch.setenv("HYDRA_FULL_ERROR", "1")
+    errors.exit_if_user_mistake(GroupwiseError("a=1: too small"))
+    errors.report(GroupwiseError("a=1: too small"))
+    assert "GroupwiseError: a=1: too small" in capsys.readouterr().err
+
+
+def test_an_error_from_a_loader_worker_is_reported_in_its_own_words(capsys):
+    wrapped = (
+        "Caught GroupwiseError in DataLoader worker process 0.\n"
+        "Original Traceback (most recent call last):\n"
+        '  File "image_folder.py", line 9, in __getitem__\n'
+        "src.errors.GroupwiseError: dataset.root=x: cannot read the image x/9.png\n"
+    )
+    errors.report(GroupwiseError(wrapped))
+    assert capsys.readouterr().err == (
+        "groupwise: error: dataset.root=x: cannot read the image x/9.png\n"
+    )

@@ -1,19 +1,27 @@
-"""What src/config/hydra_internals.py takes from Hydra's private code still holds.
+"""What groupwise takes from Hydra beyond its public API still holds.
 
 These tests fail, saying what changed, when a Hydra release moves or changes
-`hydra._internal.utils.run_and_report`; the CLI tests (tests/test_errors.py) would only show
-a config error printed over several lines again.
+`hydra._internal.utils.run_and_report` (src/config/hydra_internals.py), the basic sweeper's
+class path, or the copy of the launching config's resolver cache into each job's config
+(src/config/sweep.py); the CLI tests would only show a config error printed over several lines
+again, or a sweep's jobs named and tagged as if nothing were swept.
 """
 
 import inspect
 import sys
 
 import pytest
+from hydra import initialize_config_dir
 from hydra._internal import utils as hydra_internal_utils
+from hydra.core.global_hydra import GlobalHydra
+from hydra.plugins.sweeper import Sweeper
+from hydra.types import RunMode
+from hydra.utils import get_class
+from omegaconf import OmegaConf
 
 import src.run
-from src.config import hydra_internals
-from tests.conftest import ROOT
+from src.config import hydra_internals, sweep
+from tests.conftest import ROOT, compose_config
 
 CHANGED = (
     "Hydra changed underneath src/config/hydra_internals.py, which wraps "
@@ -85,3 +93,37 @@ def test_hydra_reports_config_errors_over_lines_and_the_wrapper_makes_them_one(
         CHANGED + f"with the wrapper, {args} printed {lines}, exit {code}"
     )
     assert hydra_internal_utils.run_and_report.__module__ == "hydra._internal.utils"
+
+
+SWEEP_CHANGED = "Hydra changed underneath src/config/sweep.py: "
+
+
+def test_the_basic_sweeper_is_still_configured_under_the_class_path_sweep_names():
+    target = compose_config(with_hydra=True).hydra.sweeper._target_
+    assert target == sweep.BASIC_SWEEPER, (
+        SWEEP_CHANGED + f"the default sweeper is now {target}, not sweep.BASIC_SWEEPER "
+        f"({sweep.BASIC_SWEEPER}): grid jobs would be numbered as optuna's are, and a grid "
+        "listing a value twice no longer refused"
+    )
+    assert issubclass(get_class(target), Sweeper), SWEEP_CHANGED + f"{target} is no Sweeper"
+
+
+def test_a_jobs_config_still_reads_the_launching_configs_resolver_cache(tmp_path):
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        loader = GlobalHydra.instance().config_loader()
+        overrides = ["seed=0,1", f"hydra.sweep.dir={tmp_path}"]
+        launching = loader.load_configuration("config", overrides, run_mode=RunMode.MULTIRUN)
+        # Resolved in the launching process, as the SweepCheck callback does: cached there.
+        assert launching.hydra.job.env_set.GROUPWISE_SWEPT_KEYS == "seed"
+        # How every launcher (basic, joblib, submitit) makes a job's config.
+        job = loader.load_sweep_config(launching, ["seed=1"])
+        swept = job.hydra.job.env_set.GROUPWISE_SWEPT_KEYS
+        OmegaConf.clear_cache(job)
+        own_answer = job.hydra.job.env_set.GROUPWISE_SWEPT_KEYS
+    assert own_answer == "", "a job's own overrides (seed=1) no longer tell nothing is swept"
+    assert swept == "seed", (
+        SWEEP_CHANGED + "ConfigLoader.load_sweep_config no longer copies the launching "
+        f"config's resolver cache into the job's config (OmegaConf.copy_cache): the job read "
+        f"swept keys {swept!r}, not the launching process's 'seed'; jobs would be named "
+        "job0, job1..., as if nothing were swept"
+    )

@@ -24,6 +24,8 @@ MAX_MODULE_LINES = 300
 MAX_FUNCTION_LINES = 60
 # What a longer function carries on the line above its `def`: why it stays one function.
 LONG_REASON = "# Long:"
+# What every error shown to the user starts with.
+ERROR = "groupwise: error:"
 
 
 def modules() -> dict[str, Path]:
@@ -124,3 +126,52 @@ def test_hydras_global_state_is_read_at_the_entry_only():
     only the entry point asks Hydra's global HydraConfig."""
     readers = [m for m, path in modules().items() if "HydraConfig" in path.read_text()]
     assert readers == ["src.run"], readers
+
+
+def docstrings(tree: ast.Module) -> set[int]:
+    """The ids of the docstring nodes of a module, its classes and its functions."""
+    owners = [tree, *(n for n in ast.walk(tree) if isinstance(n, ast.ClassDef | ast.FunctionDef))]
+    return {
+        id(owner.body[0].value)
+        for owner in owners
+        if owner.body
+        and isinstance(owner.body[0], ast.Expr)
+        and isinstance(owner.body[0].value, ast.Constant)
+    }
+
+
+def code_strings(path: Path) -> list[str]:
+    """The string constants of a module's code (f-strings' literal parts included), not its
+    docstrings or comments."""
+    tree = ast.parse(path.read_text())
+    skipped = docstrings(tree)
+    return [
+        node.value
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Constant)
+        and isinstance(node.value, str)
+        and id(node) not in skipped
+    ]
+
+
+def test_one_module_prints_the_users_errors():
+    printing = [m for m, path in modules().items() if any(ERROR in s for s in code_strings(path))]
+    assert printing == ["src.errors"], (
+        f"{ERROR!r} is written by {printing}; report through src/errors.py (exit_with, "
+        "exit_if_user_mistake, report, warn), so every error reads the same and exits alike"
+    )
+
+
+def test_only_hydra_internals_imports_hydras_private_code():
+    importing = []
+    for module, path in modules().items():
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+            if isinstance(node, ast.ImportFrom) and node.module:
+                names = [node.module, *(f"{node.module}.{a.name}" for a in node.names)]
+            if any(n == "hydra._internal" or n.startswith("hydra._internal.") for n in names):
+                importing.append(module)
+    assert set(importing) <= {"src.config.hydra_internals"}, (
+        f"{sorted(set(importing))} import hydra._internal; keep Hydra's private code in "
+        "src/config/hydra_internals.py, guarded by tests/test_hydra_internals.py"
+    )

@@ -64,8 +64,11 @@ def _typed_sections(cfg: DictConfig, where: str = ""):
     if is_dataclass(OmegaConf.get_type(cfg)):
         yield cfg, where
     for key in cfg:
-        child = cfg._get_node(key)
-        if isinstance(child, DictConfig) and not child._is_missing() and not child._is_none():
+        # Walked as written: an interpolation is not resolved, a `???` not read (it would raise).
+        if OmegaConf.is_missing(cfg, key) or OmegaConf.is_interpolation(cfg, key):
+            continue
+        child = cfg[key]  # a section as it is (None for a null one)
+        if isinstance(child, DictConfig):
             yield from _typed_sections(child, f"{where}{key}.")
 
 

@@ -1,21 +1,19 @@
 """The small commands beside `src.run` (`src.evaluate`, `src.predict`): their `key=value`
 arguments composed by Hydra onto conf/<command>.yaml and its schema, so they take Hydra's
-override grammar and report mistakes as `src.run` does: one `groupwise: error:` line each, exit 2.
+override grammar and report mistakes as `src.run` does, through the reporter (src/errors.py).
 
 They use Hydra's compose API rather than `hydra.main`: they read a run dir, they do not make one
 (no run dir, no .hydra record, no log file of their own).
 """
 
-import contextlib
-import os
-import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import fields
 from pathlib import Path
 
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
+from src import errors
 from src.config import checks, schema
 from src.config.hydra_errors import CONFIG_ERRORS, one_line
 from src.errors import GroupwiseError
@@ -41,12 +39,15 @@ def run_command(
     name: str, doc: str, action: Callable[[DictConfig], object], args: list[str]
 ) -> None:
     """`python -m src.<name> key=value ...`: `--help` prints the usage; otherwise `action` gets
-    the composed, checked config, and bad input is one line per problem, exit 2."""
+    the composed, checked config, and bad input is reported (src/errors.py): exit 2."""
     if {"-h", "--help"} & set(args):
         print(usage(name, doc))
         return
-    with user_errors_as_lines():
+    try:
         action(compose_command(name, args))
+    except GroupwiseError as err:
+        errors.exit_if_user_mistake(err)
+        raise  # HYDRA_FULL_ERROR=1: with its traceback
 
 
 def usage(name: str, doc: str) -> str:
@@ -62,17 +63,3 @@ def usage(name: str, doc: str) -> str:
 
 def _shown(value) -> str:
     return "null" if value is None else str(value)
-
-
-@contextlib.contextmanager
-def user_errors_as_lines() -> Iterator[None]:
-    """Within: a GroupwiseError is printed as one `groupwise: error:` line per problem and the
-    command exits 2 (HYDRA_FULL_ERROR=1: raised, with its traceback, as `src.run` does)."""
-    try:
-        yield
-    except GroupwiseError as err:
-        if os.environ.get("HYDRA_FULL_ERROR") == "1":
-            raise
-        for problem in err.problems:
-            print(f"groupwise: error: {problem}", file=sys.stderr)
-        sys.exit(2)

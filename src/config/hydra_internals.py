@@ -1,4 +1,4 @@
-"""The one place groupwise reaches into Hydra's private code, and why.
+"""The one module that imports Hydra's private code, and why.
 
 Hydra composes the config inside `hydra.main`, before the task function runs, and reports a
 composition error (an unknown config option, a typo'd key, an override its grammar cannot
@@ -6,17 +6,17 @@ parse) through `hydra._internal.utils.run_and_report`: several lines, a hint abo
 HYDRA_FULL_ERROR, exit 1. No public hook sees that error: callbacks start after composition,
 and the only documented switch (HYDRA_FULL_ERROR=1) changes how every error prints, in every
 process the run starts. So, while the entry point runs, `run_and_report` is wrapped to report
-these errors the way groupwise reports its own: one `groupwise: error:` line, exit 2. So is
+these errors the way groupwise reports its own (src/errors.py): one line, exit 2. So is
 any other error raised inside Hydra's code alone, before groupwise's runs: an override the
 grammar accepts and composition then trips over (`trainer=[1]`, a TypeError deep in Hydra).
 
 Hydra's `_run_hydra` and `_run_app` look `run_and_report` up in their module each time they
 call it, which is what makes the wrapper take effect. tests/test_hydra_internals.py checks
-that this still holds, and fails saying what changed when a Hydra release changes it.
+that this still holds, and fails saying what changed when a Hydra release changes it (as it
+does for what src/config/sweep.py relies on without importing it).
 """
 
 import contextlib
-import os
 import sys
 import traceback
 from collections.abc import Callable, Iterator
@@ -24,6 +24,7 @@ from pathlib import Path
 
 from hydra._internal import utils as hydra_internal_utils
 
+from src import errors
 from src.config.hydra_errors import CONFIG_ERRORS, GRAMMAR, one_line
 
 SRC = Path(__file__).resolve().parents[1]
@@ -31,7 +32,7 @@ SRC = Path(__file__).resolve().parents[1]
 
 @contextlib.contextmanager
 def config_errors_as_one_line() -> Iterator[None]:
-    """Within: Hydra's config errors are one `groupwise: error:` line and exit 2."""
+    """Within: Hydra's config errors are reported as groupwise's own: one line, exit 2."""
     hydra_report = hydra_internal_utils.run_and_report
     hydra_internal_utils.run_and_report = _reporting_config_errors(hydra_report)
     try:
@@ -46,7 +47,7 @@ def _reporting_config_errors(hydra_report: Callable) -> Callable:
             try:
                 return func()
             except Exception as err:
-                if os.environ.get("HYDRA_FULL_ERROR") == "1":
+                if errors.full_error():
                     raise  # Hydra's own report: the whole traceback
                 if isinstance(err, CONFIG_ERRORS):
                     message = one_line(err)
@@ -54,8 +55,7 @@ def _reporting_config_errors(hydra_report: Callable) -> Callable:
                     message = _hydra_choked(err)
                 else:
                     raise
-                print(f"groupwise: error: {message}", file=sys.stderr)
-                sys.exit(2)
+                errors.exit_with(message)
 
         return hydra_report(call)
 

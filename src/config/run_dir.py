@@ -2,16 +2,16 @@
 creates it: otherwise Hydra's own `mkdir` fails with a traceback before any groupwise code
 runs. A Hydra callback, configured under `hydra.callbacks` in conf/config.yaml. Hydra turns
 an exception raised in a callback into a warning and goes on, so the callback reports the
-problem itself and exits, as the entry point does for every user error."""
+problem itself (src/errors.py) and exits, whatever HYDRA_FULL_ERROR says."""
 
 import os
-import sys
 from pathlib import Path
 from typing import Any
 
 from hydra.experimental.callback import Callback
 from omegaconf import DictConfig
 
+from src import errors
 from src.errors import GroupwiseError
 
 
@@ -27,8 +27,7 @@ def _exit_unless_writable(directory: Path, key: str) -> None:
     try:
         check_writable(directory, key)
     except GroupwiseError as err:
-        print(f"groupwise: error: {err}", file=sys.stderr)
-        sys.exit(2)
+        errors.exit_with(*err.problems)
 
 
 def check_writable(directory: Path, key: str) -> None:

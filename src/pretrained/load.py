@@ -242,11 +242,15 @@ def _meta_obstacle(model: nn.Module, not_loaded: list[str]) -> str | None:
     )
     if tied:
         return "it shares (ties) parameters between layers, which assign=True would untie"
-    for name, module in model.named_modules():
-        non_persistent = [b for b in module._non_persistent_buffers_set if b in module._buffers]
-        if non_persistent:
-            # Computed in the constructor and absent from every checkpoint: lost on meta.
-            return f"{name or 'the model'} has non-persistent buffers {non_persistent}"
+    # Non-persistent buffers (a model's buffers that its state_dict leaves out): computed in
+    # the constructor and absent from every checkpoint, so lost on meta. A state_dict that
+    # renames its keys makes its buffers count too: built normally, the safe side.
+    saved = model.state_dict(keep_vars=True)
+    unsaved = [key for key, _ in model.named_buffers(remove_duplicate=False) if key not in saved]
+    if unsaved:
+        owner = unsaved[0].rpartition(".")[0]
+        names = [key.rpartition(".")[2] for key in unsaved if key.rpartition(".")[0] == owner]
+        return f"{owner or 'the model'} has non-persistent buffers {names}"
     for key in not_loaded:
         owner = _owner(model, key)
         if not hasattr(owner, "reset_parameters"):

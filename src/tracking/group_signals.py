@@ -27,6 +27,10 @@ class GroupSignals:
     has (a `get_total_norm` per group and list cost ~1 ms a logged step on LeNet, a sixth of
     the step itself). Only parameters with a gradient are copied before the step: optimizers
     skip the others, so a frozen backbone costs no copy.
+
+    `torch._foreach_norm` and `_foreach_sub_` are private (torch has no public fused op over a
+    list that returns per-tensor results): tests/test_private_apis.py fails naming what
+    changed if a torch release moves or changes them.
     """
 
     def __init__(self, optimizer: Optimizer):

@@ -14,7 +14,6 @@ callback records in the job's row; the command exits 1 at the end if any job fai
 
 import csv
 import json
-import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -24,6 +23,7 @@ from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
+from src import errors
 from src.errors import GroupwiseError
 from src.tracking import hparams, sweep_picture
 
@@ -97,12 +97,10 @@ class SweepSummary(Callback):
         print(sweep_picture.write(sweep_dir, rows), flush=True)
         failed = [row for row in rows if row["status"] == "failed"]
         if failed:
-            print(
-                f"groupwise: error: {len(failed)} of {len(rows)} jobs failed; "
-                f"see {sweep_dir / 'summary.md'}",
-                file=sys.stderr,
+            errors.exit_with(
+                f"{len(failed)} of {len(rows)} jobs failed; see {sweep_dir / 'summary.md'}",
+                code=errors.JOBS_FAILED,
             )
-            sys.exit(1)
 
 
 def gather_rows(sweep_dir: Path, since: float = 0.0) -> list[dict]:
