@@ -62,7 +62,10 @@ def test_run_dirs_are_named_from_the_shared_launch_time_once_there_is_one(monkey
 def _train_with_fc3_unfrozen_at_epoch_2(rank: int, world: int, rendezvous: str, out: str):
     dist.init_process_group("gloo", init_method=f"file://{rendezvous}", rank=rank, world_size=world)
     torch.manual_seed(0)
-    data = data_module.digits(classes=[5, 6, 7], batch_size=4, seed=0, shots_per_class=8)
+    data = data_module.digits(
+        classes=[5, 6, 7], batch_size=4, seed=0, shots_per_class=8, val_fraction=0.2,
+        image_size=32, test_fraction=0.0,
+    )  # fmt: skip
     data.train_loader = distributed.shard(data.train_loader, pad=True)
     data.val_loader = distributed.shard(data.val_loader, pad=False)
     model = LeNet(1, 3)

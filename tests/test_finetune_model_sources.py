@@ -18,7 +18,7 @@ from tests.generated_data import write_image_folder
 from tests.model_families import hf_vit_dir
 
 STEM = 0.75**4
-EMBEDDINGS = 0.75**13  # vit_layer_decay's tokens and patch embedding (for 12 blocks)
+# vit_layer_decay's embeddings: one step below block 0 of the model's own n blocks, 0.75^(n + 1)
 
 
 def timm_resnet_checkpoint(folder):
@@ -81,9 +81,9 @@ def test_timm_and_hugging_face_models_fine_tune_from_their_own_libraries_files(t
         "hf_vit": 40,
     }
     ratios = {
-        "timm_resnet": {"stem": STEM, **{f"stages.{k}": 0.75 ** (4 - k) for k in (1, 2, 3, 4)}},
-        "timm_vit": {"tokens": EMBEDDINGS, **{f"blocks.{i}": 0.75 ** (6 - i) for i in range(6)}},
-        "hf_vit": {"patch_embedding": EMBEDDINGS, "blocks.0": 0.75**2, "blocks.1": 0.75},
+        "timm_resnet": {"stem": STEM, **{f"stages.{k}": 0.75 ** (3 - k) for k in range(4)}},
+        "timm_vit": {"embeddings": 0.75**7, **{f"blocks.{i}": 0.75 ** (6 - i) for i in range(6)}},
+        "hf_vit": {"embeddings": 0.75**3, "blocks.0": 0.75**2, "blocks.1": 0.75},
     }
     for name in runs:
         run_dir = tmp_path / name

@@ -72,16 +72,6 @@ def test_a_compiled_models_keys_still_carry_the_prefix_the_loader_removes():
     )
 
 
-def test_every_batch_norm_still_derives_from_the_private_base_freezing_checks():
-    base = getattr(nn.modules.batchnorm, "_BatchNorm", None)
-    public = [getattr(nn, name) for name in nn.modules.batchnorm.__all__]
-    assert base is not None and all(issubclass(cls, base) for cls in public), (
-        TORCH_CHANGED + "src/optim/freezing.py, which keeps a frozen batch norm in eval mode by "
-        "isinstance(module, nn.modules.batchnorm._BatchNorm); test for the public classes "
-        f"instead: {nn.modules.batchnorm.__all__}"
-    )
-
-
 @pytest.fixture(scope="module")
 def vit():
     """A tiny transformers ViT on the meta device: its parameter names, no memory."""

@@ -12,6 +12,10 @@ from torch.optim import Optimizer
 
 from src.optim.param_groups import ParamGroup
 
+# torch's batch norms by their public names (BatchNorm1d/2d/3d, their Lazy forms, SyncBatchNorm);
+# timm's and transformers' derive from them.
+BATCH_NORMS = tuple(getattr(nn, name) for name in nn.modules.batchnorm.__all__)
+
 
 def trains_at(group: ParamGroup, epoch: int) -> bool:
     """Whether an optimizer param group made by `optimizer_groups` trains in `epoch` (from 0)."""
@@ -37,7 +41,7 @@ def set_trainable(model: nn.Module, optimizer: Optimizer, epoch: int) -> bool:
                 param.requires_grad_(trains)
                 changed = True
     for module in model.modules():
-        if isinstance(module, nn.modules.batchnorm._BatchNorm):
+        if isinstance(module, BATCH_NORMS):
             params = list(module.parameters(recurse=False))
             if params and not any(p.requires_grad for p in params):
                 module.eval()
