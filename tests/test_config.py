@@ -89,3 +89,31 @@ def test_each_optimizer_and_scheduler_config_builds(make_cfg, name):
             cfg.scheduler, "scheduler", optimizer=built, steps_per_epoch=3, max_epochs=20
         )
         assert schedule.get_last_lr()[0] <= cfg.optimizer.lr
+
+
+def test_config_files_hold_only_what_differs_from_their_schema():
+    """Each default is written once, in the schema: a typed config file that repeats one would
+    drift from it (the digits' test_fraction once read 0.2 in the YAML, 0.0 in the builder)."""
+    import dataclasses
+
+    from src.config.schema import SCHEMAS
+
+    repeated = []
+    for path in sorted(CONF.rglob("*.yaml")):
+        raw = OmegaConf.load(path)
+        schemas = [
+            item.partition("/schema/")[2].partition("@")[0]
+            for item in raw.get("defaults", [])
+            if isinstance(item, str) and item.startswith("/schema/")
+        ]
+        for name in schemas:
+            defaults = {
+                f.name: f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+                for f in dataclasses.fields(SCHEMAS[name])
+            }  # fmt: skip
+            repeated += [
+                f"{path.relative_to(CONF)}: {key}"
+                for key in raw
+                if key in defaults and OmegaConf.to_container(raw)[key] == defaults[key]
+            ]
+    assert not repeated, f"these repeat their schema's default; delete them: {repeated}"
