@@ -11,10 +11,10 @@ from src.models.lenet import LeNet
 from src.optim.explain import explain, fold_by_number, format_explain
 from src.optim.freezing import set_trainable
 from src.optim.param_groups import optimizer_groups
-from tests.model_families import roles_of
 from src.optim.resolve import resolve
 from src.optim.specs import accepted_keys, parse_specs
 from tests.conftest import ROOT
+from tests.model_families import roles_of
 
 
 def groups_of(model, config):
