@@ -15,6 +15,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from src.config import checks as schema_checks
+from src.config.arguments import check_arguments
 from src.errors import GroupwiseError
 from src.models.source import ModelSource, model_source
 from src.optim.specs import GroupSpec, accepted_keys, parse_specs
@@ -105,6 +106,7 @@ def _optimizer_problems(optimizer: DictConfig) -> tuple[type | None, list[str]]:
         for key in ("lr", "weight_decay")
         if key in arguments and not _finite_non_negative(arguments[key])
     ]
+    problems += _parsed(check_arguments, cls, {"params": [], **arguments}, "optimizer")[1]
     if problems:
         return cls, problems
     try:

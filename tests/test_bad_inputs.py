@@ -106,7 +106,10 @@ CASES = {
     "nan-lr": (["optimizer.lr=nan"], "optimizer.lr=nan: must be a finite number >= 0"),
     "text-lr": (["optimizer.lr=abc"], "optimizer.lr='abc': must be a finite number >= 0"),
     "negative-momentum": (["optimizer.momentum=-1"], "Invalid momentum value: -1"),
-    "optimizer-key-typo": (["+optimizer.momentun=0.9"], "unexpected keyword argument 'momentun'"),
+    "optimizer-key-typo": (
+        ["+optimizer.momentun=0.9"],
+        "optimizer.momentun: SGD takes no such key; did you mean optimizer.momentum?",
+    ),
     "short-betas": (["optimizer=adamw", "optimizer.betas=[0.9]"], "optimizer (torch.optim.AdamW)"),
     "group-not-a-mapping": (["param_groups.head=3"], "param_groups.head: no such key"),
     "no-such-optimizer": (["optimizer._target_=torch.optim.Adamm"], "no such class"),

@@ -141,7 +141,9 @@ def test_a_users_own_module_builds_and_says_in_one_line_what_it_cannot_name(tmp_
 
 
 def test_a_model_key_its_source_does_not_take_is_one_line_before_any_build():
-    with pytest.raises(GroupwiseError, match=r"model \(ToySource\): got an unexpected keyword"):
+    with pytest.raises(
+        GroupwiseError, match=r"model.detph: ToySource takes no such key; did you mean model.depth"
+    ):
         model_source({"_target_": TOY, "detph": 2})
 
 
@@ -185,3 +187,22 @@ def test_torchvision_vit_layer_decay_counts_its_own_blocks():
         model = torchvision.models.vit_b_16()
     mults = vit_decay(model, roles_of("vit_b_16", model))
     assert mults["embeddings"] == pytest.approx(0.75**13)
+
+
+def broken_scheduler(optimizer, steps_per_epoch: int, max_epochs: int, factor: float):
+    """A builder with a bug of its own: a TypeError raised inside the call."""
+    return len(factor)
+
+
+def test_a_typo_under_a_section_is_one_line_and_a_bug_inside_a_builder_keeps_its_traceback():
+    from src.runner import build
+
+    section = OmegaConf.create({"_target_": f"{__name__}.broken_scheduler", "factr": 0.5})
+    with pytest.raises(
+        GroupwiseError,
+        match=r"scheduler.factr: broken_scheduler takes no such key; did you mean scheduler.factor",
+    ):
+        build(section, "scheduler", optimizer=None, steps_per_epoch=1, max_epochs=1)
+    section = OmegaConf.create({"_target_": f"{__name__}.broken_scheduler", "factor": 0.5})
+    with pytest.raises(TypeError, match="has no len"):  # ours to fix: not the user's line
+        build(section, "scheduler", optimizer=None, steps_per_epoch=1, max_epochs=1)

@@ -2,6 +2,7 @@
 typo is the user's to fix (one line), and a TypeError raised inside the call is a bug (a
 traceback), never mistaken for the other."""
 
+import difflib
 import inspect
 from collections.abc import Mapping
 
@@ -9,17 +10,27 @@ from src.errors import GroupwiseError
 
 
 def check_arguments(target, kwargs: Mapping, section: str) -> None:
-    """One line when `target(**kwargs)` would not bind: an unknown key, a required one not set."""
-    signature = inspect.signature(target)
-    try:
-        signature.bind(**kwargs)
-    except TypeError as err:
-        takes = [
-            name
-            for name, p in signature.parameters.items()
-            if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD) and name != "self"
-        ]
-        raise GroupwiseError(
-            f"{section} ({getattr(target, '__qualname__', target)}): {err}; it takes "
-            f"{', '.join(takes)}; check the keys under {section}"
-        ) from None
+    """One line per key that `target`'s signature does not take, and per required argument
+    not given; all of them together."""
+    parameters = inspect.signature(target).parameters
+    named = [
+        name
+        for name, p in parameters.items()
+        if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD) and name != "self"
+    ]
+    takes_any = any(p.kind is p.VAR_KEYWORD for p in parameters.values())
+    what = getattr(target, "__qualname__", str(target))
+    problems = []
+    for key in [] if takes_any else [k for k in kwargs if k not in named]:
+        close = difflib.get_close_matches(str(key), named, n=1)
+        hint = f"did you mean {section}.{close[0]}? " if close else ""
+        problems.append(
+            f"{section}.{key}: {what} takes no such key; {hint}it takes {', '.join(named)}"
+        )
+    problems += [
+        f"{section}.{name}: required by {what}, and not set; set {section}.{name}=..."
+        for name in named
+        if parameters[name].default is inspect.Parameter.empty and name not in kwargs
+    ]
+    if problems:
+        raise GroupwiseError(*problems)
