@@ -7,6 +7,8 @@ import torch
 from src.training.checkpoints import MODEL, PROGRESS, load_checkpoint
 from tests.conftest import assert_one_clear_line, run_cli, run_cli_here
 
+pytestmark = pytest.mark.e2e  # every test runs the CLI
+
 TINY = ["dataset.shots_per_class=8", "dataset.batch_size=8"]
 
 

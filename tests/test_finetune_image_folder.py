@@ -38,6 +38,7 @@ def test_image_folder_configs_take_the_models_transforms(make_cfg):
     assert make_cfg("dataset=image_folder", "dataset.root=/x").dataset.transform_from is None
 
 
+@pytest.mark.e2e
 def test_fine_tuning_resnet18_on_an_image_folder_end_to_end(tmp_path):
     root = write_image_folder(tmp_path / "photos", per_class=10)
     # Stands in for ImageNet weights (torchvision's format: 1000 classes), nothing downloaded.

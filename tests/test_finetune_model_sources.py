@@ -17,6 +17,8 @@ from tests.conftest import read_scalars
 from tests.generated_data import write_image_folder
 from tests.model_families import hf_vit_dir
 
+pytestmark = pytest.mark.e2e  # three runs of the CLI
+
 STEM = 0.75**4
 EMBEDDINGS = 0.75**13  # vit_layer_decay's tokens and patch embedding (for 12 blocks)
 
