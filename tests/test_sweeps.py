@@ -74,6 +74,7 @@ def test_a_failed_jobs_result_is_nan_to_sweepers_and_keeps_its_error_across_proc
 
 
 @pytest.mark.e2e
+@pytest.mark.machine_threads
 def test_joblib_runs_jobs_in_parallel_processes_sharing_the_cores(tmp_path):
     pytest.importorskip("hydra_plugins.hydra_joblib_launcher")
     joblib = pytest.importorskip("joblib")
