@@ -12,6 +12,7 @@ import warnings
 from pathlib import Path
 
 import pytest
+import torch
 from hydra import compose, initialize_config_dir
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 from tensorboard.plugins.hparams import metadata as hparams_metadata
@@ -54,6 +55,33 @@ def with_schema_defaults(builder, schema: type):
         return builder(**{**defaults, **given})
 
     return call
+
+
+# --- pytest-xdist workers -------------------------------------------------------------------
+
+_set_by_the_worker = False  # whether this worker set OMP_NUM_THREADS (to its share)
+
+
+def pytest_configure(config):
+    """An xdist worker, and every command it starts, uses its share of the cores: two workers
+    whose runs each spin torch's threads on every core slow tiny runs tenfold or more (the
+    2-core VM). An OMP_NUM_THREADS set by hand is kept."""
+    global _set_by_the_worker
+    workers = os.environ.get("PYTEST_XDIST_WORKER_COUNT")
+    if workers and "OMP_NUM_THREADS" not in os.environ:
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+        threads = max(1, (cores or 1) // int(workers))
+        os.environ["OMP_NUM_THREADS"] = str(threads)
+        torch.set_num_threads(threads)
+        _set_by_the_worker = True
+
+
+@pytest.fixture(autouse=True)
+def _machine_threads(request, monkeypatch):
+    """A test marked machine_threads starts its commands without the worker's
+    OMP_NUM_THREADS: it checks how a command divides the machine's cores."""
+    if _set_by_the_worker and request.node.get_closest_marker("machine_threads"):
+        monkeypatch.delenv("OMP_NUM_THREADS")
 
 
 # --- the CLI in a subprocess ----------------------------------------------------------------

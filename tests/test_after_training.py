@@ -116,6 +116,7 @@ def read_csv(path) -> list[dict]:
         return list(csv.DictReader(f))
 
 
+@pytest.mark.e2e
 def test_evaluation_predictions_and_export_agree_on_the_test_split(photos_run, capsys):
     run_dir, root = photos_run
     # The commands' own entry points, in this process (a process each would import torch again).
@@ -228,6 +229,7 @@ def readme_snippet() -> str:
     )
 
 
+@pytest.mark.e2e
 def test_the_readme_snippet_rebuilds_exports_without_groupwise_and_predicts_the_same(
     photos_run, timm_run, hf_run, digits_run, tmp_path, capsys
 ):
@@ -274,6 +276,7 @@ def test_the_readme_snippet_rebuilds_exports_without_groupwise_and_predicts_the_
             assert rebuilt[export_dir][path][1] == pytest.approx(probability, abs=2e-6), path
 
 
+@pytest.mark.e2e
 def test_predict_reports_an_unreadable_file_as_its_row_and_predicts_the_rest(
     digits_run, tmp_path, capsys
 ):
@@ -368,6 +371,7 @@ def refused(command, args: list[str], capsys) -> subprocess.CompletedProcess:
     return subprocess.CompletedProcess(args, exit_.value.code, printed.out, printed.err)
 
 
+@pytest.mark.e2e
 def test_bad_input_is_one_clear_line_and_writes_nothing(
     digits_run, unfinished_and_untested_runs, tmp_path, capsys
 ):
@@ -419,6 +423,7 @@ def test_help_lists_every_option_with_its_default(capsys):
         assert line in printed
 
 
+@pytest.mark.e2e
 def test_without_matplotlib_evaluation_still_writes_its_figures(digits_run, monkeypatch, capsys):
     from src.tracking import confusion_picture
 

@@ -12,9 +12,12 @@ import os
 import subprocess
 import sys
 
+import pytest
 import torch
 
 from tests.conftest import ROOT, SHIPPED_WEIGHTS, CreatesFile, assert_one_clear_line, run_cli
+
+pytestmark = pytest.mark.e2e  # every case runs the CLI
 
 FC3 = "param_groups=fc3_boost"
 

@@ -19,6 +19,8 @@ from tests.conftest import (
     run_python,
 )
 
+pytestmark = pytest.mark.e2e  # every test runs the CLI
+
 SHIPPED = ROOT / "weights" / "lenet_digits_0-4.pt"
 # The default pretrained config keeps the shipped head out; the report says the config did.
 EXCLUDED_BY_DEFAULT = (

@@ -4,6 +4,7 @@ import json
 from datetime import datetime
 from pathlib import Path
 
+import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
@@ -22,6 +23,7 @@ from tests.conftest import ROOT, read_scalars, run_python
 TINY = ["dataset.shots_per_class=8", "trainer.max_epochs=2", "scheduler=cosine"]
 
 
+@pytest.mark.e2e
 def test_two_gloo_processes_match_one_process_with_the_same_global_batch(make_cfg, tmp_path):
     one = tmp_path / "one"
     Runner(make_cfg(*TINY, "dataset.batch_size=8"), one).run()
@@ -101,6 +103,7 @@ def _train_with_fc3_unfrozen_at_epoch_2(rank: int, world: int, rendezvous: str, 
     dist.destroy_process_group()
 
 
+@pytest.mark.e2e
 def test_a_group_unfrozen_mid_run_trains_in_sync_on_every_rank(tmp_path):
     mp.spawn(
         _train_with_fc3_unfrozen_at_epoch_2,

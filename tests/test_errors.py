@@ -10,6 +10,8 @@ from src.errors import GroupwiseError
 from src.training.checkpoints import MODEL, PROGRESS, load_checkpoint
 from tests.conftest import assert_one_clear_line, run_cli, run_cli_here
 
+pytestmark = pytest.mark.e2e  # every test runs the CLI
+
 TINY = ["dataset.shots_per_class=8", "dataset.batch_size=8"]
 
 

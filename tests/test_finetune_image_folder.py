@@ -40,6 +40,7 @@ def test_image_folder_configs_take_the_models_transforms(make_cfg):
     assert model_source(lenet).preprocess() is None  # the dataset's own
 
 
+@pytest.mark.e2e
 def test_fine_tuning_resnet18_on_an_image_folder_end_to_end(tmp_path):
     root = write_image_folder(tmp_path / "photos", per_class=10)
     # Stands in for ImageNet weights (torchvision's format: 1000 classes), nothing downloaded.

@@ -17,6 +17,8 @@ from tests.conftest import read_scalars
 from tests.generated_data import write_image_folder
 from tests.model_families import hf_vit_dir
 
+pytestmark = pytest.mark.e2e  # three runs of the CLI
+
 STEM = 0.75**4
 # vit_layer_decay's embeddings: one step below block 0 of the model's own n blocks, 0.75^(n + 1)
 

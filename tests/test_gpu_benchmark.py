@@ -5,7 +5,11 @@ only where it logs, a one-process torchrun ran DDP, a killed run resumed bit for
 
 import json
 
+import pytest
+
 from tests.conftest import run_python
+
+pytestmark = pytest.mark.benchmark  # runs benchmarks/gpu.py
 
 
 def test_every_part_of_the_gpu_benchmark_runs_in_smoke_mode(tmp_path):

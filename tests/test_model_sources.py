@@ -98,6 +98,7 @@ def test_hugging_face_processor_configs_give_size_resize_and_filter(tmp_path, pr
     assert pre.mean == tuple(processor.image_mean)
 
 
+@pytest.mark.e2e
 def test_a_plain_run_never_imports_timm_or_transformers_and_each_missing_one_is_a_clear_line(
     tmp_path,
 ):

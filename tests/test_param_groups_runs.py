@@ -22,6 +22,7 @@ def run(make_cfg, run_dir, *overrides) -> Runner:
     return runner
 
 
+@pytest.mark.e2e
 def test_a_checkpoint_saved_before_the_unfreeze_epoch_resumes_after_it(make_cfg, tmp_path):
     overrides = [
         *FEW_SHOTS,
@@ -70,12 +71,14 @@ def resnet_run(make_cfg, tmp_path, *overrides) -> tuple[dict, dict]:
     return before, runner.model.state_dict()
 
 
+@pytest.mark.e2e
 def test_a_frozen_backbone_keeps_its_weights_and_batchnorm_statistics(make_cfg, tmp_path):
     before, after = resnet_run(make_cfg, tmp_path, "trainer.max_epochs=1")
     changed = sorted(k for k in before if not torch.equal(before[k], after[k]))
     assert changed == ["fc.bias", "fc.weight"]  # running_mean, num_batches_tracked included
 
 
+@pytest.mark.e2e
 def test_an_unfrozen_backbone_updates_batchnorm_statistics_from_then_on(make_cfg, tmp_path):
     before, after = resnet_run(
         make_cfg, tmp_path, "trainer.max_epochs=2", "param_groups.default.unfreeze_at_epoch=1"
@@ -140,6 +143,7 @@ def test_dry_run_explains_folded_names_shadowing_and_freezing(make_cfg, tmp_path
     assert not (tmp_path / "checkpoints").exists()
 
 
+@pytest.mark.e2e
 def test_layer_decay_through_the_cli_logs_every_layer_at_its_ratio(tmp_path):
     run_cli(
         "param_groups=none",
@@ -169,6 +173,7 @@ def test_layer_decay_through_the_cli_logs_every_layer_at_its_ratio(tmp_path):
     ]
 
 
+@pytest.mark.e2e
 def test_every_problem_of_a_param_groups_config_is_one_line_of_one_error(tmp_path):
     result = run_cli(
         "param_groups=fc3_boost",

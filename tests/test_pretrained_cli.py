@@ -10,6 +10,8 @@ from src.models.lenet import LeNet
 from tests.conftest import CreatesFile, assert_one_clear_line, error_lines, read_texts, run_cli
 from tests.pretrained_sources import lightning_checkpoint, torchvision_cache
 
+pytestmark = pytest.mark.e2e  # every test runs the CLI
+
 # The digits run's model: LeNet for 1 channel and the 5 classes of digits 5-9.
 DIGITS_MODEL_KEYS = [f"{layer}.{p}" for layer in ("conv1", "conv2", "fc1", "fc2", "fc3") for p in ("weight", "bias")]  # fmt: skip
 

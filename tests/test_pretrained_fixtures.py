@@ -13,11 +13,14 @@ import os
 import subprocess
 import sys
 
+import pytest
 import torch
 from safetensors.torch import save_file
 
 from src.models.lenet import LeNet
 from tests.conftest import ROOT
+
+pytestmark = pytest.mark.e2e  # the CLI, once per checkpoint
 
 FIXTURES = ROOT / "tests" / "fixtures" / "checkpoints"
 EXPECTED = json.loads((FIXTURES / "expected.json").read_text())

@@ -14,6 +14,8 @@ from src.training import checkpoints
 from src.training.checkpoints import MODEL, OPTIMIZER, PROGRESS, SCHEDULER, load_checkpoint
 from tests.conftest import read_scalars, run_cli, run_python
 
+pytestmark = pytest.mark.e2e  # whole runs, killed and resumed
+
 # 5 digits x 8 shots, batch 8: 5 steps an epoch, 15 in all; a checkpoint every 3 steps
 # lands mid-epoch (3, 6, 9, 12) as well as at epoch ends (5, 10, 15).
 TINY = [

@@ -52,6 +52,7 @@ def swept(tmp_path_factory):
     return sweep_dir, result
 
 
+@pytest.mark.e2e
 def test_jobs_are_named_by_the_swept_values_alone_and_keep_their_full_overrides(swept):
     sweep_dir, _ = swept
     jobs = sorted(p.parent.name for p in sweep_dir.glob("*/job.json"))
@@ -63,6 +64,7 @@ def test_jobs_are_named_by_the_swept_values_alone_and_keep_their_full_overrides(
     assert row["swept"] == {"param_groups.fc3.lr_mult": 10, "seed": 1}
 
 
+@pytest.mark.e2e
 def test_each_runs_hparams_are_its_swept_values_and_the_columns_differ(swept):
     sweep_dir, _ = swept
     for name in COMPLETED:
@@ -78,6 +80,7 @@ def test_each_runs_hparams_are_its_swept_values_and_the_columns_differ(swept):
         ]
 
 
+@pytest.mark.e2e
 def test_the_config_card_is_resolved_under_the_command_that_reruns_the_job(swept):
     sweep_dir, _ = swept
     card = read_texts(sweep_dir / "lr_mult=1,seed=0")["config"]
@@ -88,6 +91,7 @@ def test_the_config_card_is_resolved_under_the_command_that_reruns_the_job(swept
     assert f"path: {SHIPPED_WEIGHTS}" in card
 
 
+@pytest.mark.e2e
 def test_a_real_tensorboard_shows_the_swept_keys_as_the_visible_columns_one_row_per_job(swept):
     sweep_dir, _ = swept
     with TensorBoardServer(sweep_dir, expected_runs=len(COMPLETED)) as get:
@@ -109,6 +113,7 @@ def test_a_real_tensorboard_shows_the_swept_keys_as_the_visible_columns_one_row_
     }
 
 
+@pytest.mark.e2e
 def test_the_sweep_ends_with_a_picture_of_each_swept_key(swept):
     sweep_dir, result = swept
     assert f"sweep picture: {sweep_dir / 'sweep.png'}" in result.stdout
@@ -146,11 +151,13 @@ def test_without_matplotlib_the_summary_says_what_to_install(tmp_path, monkeypat
     assert not (tmp_path / sweep_picture.FILE).exists()
 
 
+@pytest.mark.e2e
 def test_a_run_does_not_import_matplotlib():
     result = run_python("-c", "import sys, src.run; print('matplotlib' in sys.modules)")
     assert result.stdout.strip() == "False", result.stderr
 
 
+@pytest.mark.e2e
 def test_a_grid_listing_a_value_twice_is_refused_before_any_job(tmp_path):
     result = run_cli("-m", "seed=0,1,0", f"hydra.sweep.dir={tmp_path}", check=False)
     assert_one_clear_line(result, "seed=0,1,0: the sweep lists a value twice")

@@ -20,6 +20,7 @@ def summary_rows(sweep_dir):
         return list(csv.DictReader(f))
 
 
+@pytest.mark.e2e
 def test_a_failing_job_keeps_its_row_the_others_run_and_the_command_fails(tmp_path):
     result = run_cli(
         "-m",
@@ -72,6 +73,8 @@ def test_a_failed_jobs_result_is_nan_to_sweepers_and_keeps_its_error_across_proc
     assert FailedJob.of(KeyError("x")).error == "KeyError: 'x'"
 
 
+@pytest.mark.e2e
+@pytest.mark.machine_threads
 def test_joblib_runs_jobs_in_parallel_processes_sharing_the_cores(tmp_path):
     pytest.importorskip("hydra_plugins.hydra_joblib_launcher")
     joblib = pytest.importorskip("joblib")
@@ -91,6 +94,7 @@ def test_joblib_runs_jobs_in_parallel_processes_sharing_the_cores(tmp_path):
     assert {r["torch_threads"] for r in rows} == {str(max(1, joblib.cpu_count() // 2))}
 
 
+@pytest.mark.e2e
 def test_submitit_local_runs_each_job_in_its_own_process(tmp_path):
     pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
     run_cli(
@@ -107,6 +111,7 @@ def test_submitit_local_runs_each_job_in_its_own_process(tmp_path):
     assert "lr/fc3" in read_scalars(tmp_path / "job0")
 
 
+@pytest.mark.e2e
 def test_optuna_searches_the_base_lr_and_the_head_multiplier_for_val_acc(tmp_path):
     pytest.importorskip("hydra_plugins.hydra_optuna_sweeper")
     run_cli(
@@ -151,6 +156,7 @@ def test_fewshot_starts_compose_as_the_study_describes(
     assert cfg.param_groups.get("fc3", {}).get("lr_mult") == fc3_mult
 
 
+@pytest.mark.e2e
 def test_fewshot_study_prints_mean_and_std_per_start_and_shot_count(tmp_path):
     result = run_cli(
         "-m",

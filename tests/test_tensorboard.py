@@ -92,6 +92,7 @@ def test_a_parameter_without_gradient_adds_no_norm_but_its_weights_still_count()
     assert values["update_ratio/body"] == pytest.approx((0.1 * grad / weight).item(), rel=1e-5)
 
 
+@pytest.mark.e2e
 def test_a_run_logs_every_groups_signals_with_the_lrs_and_the_boosted_head_moves_faster(
     make_cfg, tmp_path
 ):
@@ -121,6 +122,7 @@ def test_custom_scalars_layout_puts_every_group_on_one_chart_per_signal(tmp_path
     assert charts["update ratio per group"] == ["update_ratio/.*"]
 
 
+@pytest.mark.e2e
 def test_hparams_session_lives_in_the_run_dir_beside_its_scalars(make_cfg, tmp_path):
     cfg = make_cfg("param_groups=fc3_boost", "trainer.max_epochs=2")
     swept = {"param_groups.fc3.lr_mult": 10, "param_groups": "fc3_boost"}

@@ -37,6 +37,7 @@ def record_compute_dtypes(runner: Runner) -> list[torch.dtype]:
     return dtypes
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize(("precision", "dtype"), [("bf16", torch.bfloat16), ("16", torch.float16)])
 def test_lower_precision_computes_in_it_and_keeps_float32_weights(
     make_cfg, tmp_path, precision, dtype
@@ -54,6 +55,7 @@ def test_lower_precision_computes_in_it_and_keeps_float32_weights(
     assert (scaler.get("scale", 0) > 1) == (precision == "16")
 
 
+@pytest.mark.e2e
 def test_precision_32_trains_in_float32_and_a_wrong_value_is_an_error(make_cfg, tmp_path):
     runner = Runner(make_cfg(*FEW), tmp_path)
     runner.setup()
@@ -64,6 +66,7 @@ def test_precision_32_trains_in_float32_and_a_wrong_value_is_an_error(make_cfg, 
         Runner(make_cfg(*FEW, "trainer.precision=8"), tmp_path / "bad").run()
 
 
+@pytest.mark.e2e
 def test_channels_last_trains_the_same_network_in_nhwc(make_cfg, tmp_path):
     plain = trained(make_cfg, tmp_path, name="plain")
     nhwc = trained(make_cfg, tmp_path, "trainer.channels_last=true", name="nhwc")
@@ -73,6 +76,7 @@ def test_channels_last_trains_the_same_network_in_nhwc(make_cfg, tmp_path):
         torch.testing.assert_close(weights(nhwc)[key], tensor, rtol=1e-4, atol=1e-5)
 
 
+@pytest.mark.e2e
 def test_accumulating_two_half_batches_equals_one_whole_batch(make_cfg, tmp_path):
     whole = trained(make_cfg, tmp_path, "dataset.batch_size=16", name="whole")
     halves = trained(
@@ -100,6 +104,7 @@ def grad_norms_at_each_step(runner: Runner) -> list[float]:
     return norms
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize("precision", ["32", "16"])
 def test_grad_clip_caps_the_norm_the_optimizer_steps_with(make_cfg, tmp_path, precision):
     norms = {}
@@ -116,6 +121,7 @@ def test_grad_clip_caps_the_norm_the_optimizer_steps_with(make_cfg, tmp_path, pr
     assert max(norms["0.05"]) <= 0.05 * (1 + 1e-4)  # unscaled first, then clipped
 
 
+@pytest.mark.e2e
 def test_best_checkpoint_follows_the_monitored_metric(make_cfg, tmp_path):
     runner = trained(make_cfg, tmp_path, "trainer.max_epochs=4", "trainer.monitor=val/loss")
     history = load_checkpoint(runner.checkpoint_path)[PROGRESS]["history"]
@@ -131,6 +137,7 @@ def test_best_checkpoint_follows_the_monitored_metric(make_cfg, tmp_path):
     }
 
 
+@pytest.mark.e2e
 def test_no_monitor_no_best_checkpoint_and_unknown_metrics_are_errors(make_cfg, tmp_path):
     runner = trained(make_cfg, tmp_path, "trainer.monitor=null")
     assert runner.checkpoint_path.exists()
@@ -192,6 +199,7 @@ def test_compile_keeps_plain_parameter_names_in_checkpoints(make_cfg, tmp_path):
     assert set(load_checkpoint(runner.checkpoint_path)[MODEL]) == set(runner.model.state_dict())
 
 
+@pytest.mark.e2e
 @pytest.mark.slow  # inductor compiles for minutes on a loaded 2-core machine
 def test_compiled_training_matches_eager_training(make_cfg, tmp_path):
     eager = trained(make_cfg, tmp_path, "trainer.max_epochs=1", name="eager")
@@ -200,6 +208,7 @@ def test_compiled_training_matches_eager_training(make_cfg, tmp_path):
         torch.testing.assert_close(weights(compiled)[key], tensor, rtol=1e-3, atol=1e-4)
 
 
+@pytest.mark.e2e
 def test_progress_bar_on_a_terminal_shows_images_per_second_loss_and_lr(tmp_path):
     leader, follower = pty.openpty()
     termios.tcsetwinsize(follower, (24, 200))  # a new pty is 0 columns wide: tqdm draws nothing
