@@ -89,6 +89,7 @@ def toy_cfg(tmp_path, *overrides):
     )
 
 
+@pytest.mark.e2e  # a whole (one-epoch) run
 def test_a_source_defined_in_a_test_file_is_asked_by_transforms_presets_and_export(tmp_path):
     cfg = toy_cfg(tmp_path, "param_groups=vit_layer_decay", "optimizer=adamw")
     runner = Runner(cfg, tmp_path / "run")
