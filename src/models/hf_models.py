@@ -103,17 +103,8 @@ class HFSource(ModelSource):
     def roles(self, model: nn.Module) -> ParameterRoles:
         return transformers_roles(model)
 
-    def architecture(self, in_channels: int, num_classes: int) -> dict:
-        """The exported config.json holds all of it."""
-        return {
-            "source": self.library,
-            "name": self.name,
-            "num_classes": num_classes,
-            "in_channels": in_channels,
-            "kwargs": {},
-        }
-
     def export_files(self, model: nn.Module) -> dict[str, str]:
+        """The config.json an export rebuilds the model from (its builder takes no more)."""
         return {CONFIG_FILE: model.config.to_json_string()}
 
 

@@ -39,19 +39,10 @@ class LeNetSource(ModelSource):
     """`model=lenet`: the seed's LeNet, for the run's input channels and classes."""
 
     library = "lenet"
+    name = "LeNet"  # the README's rebuild snippet holds its few lines
 
     def build(self, in_channels: int, num_classes: int) -> nn.Module:
         return LeNet(in_channels, num_classes)
 
     def roles(self, model: nn.Module) -> ParameterRoles:
         return roles_from_patterns(model, "lenet", head=r"fc3\.")
-
-    def architecture(self, in_channels: int, num_classes: int) -> dict:
-        """The README's rebuild snippet holds LeNet's few lines."""
-        return {
-            "source": self.library,
-            "name": "LeNet",
-            "num_classes": num_classes,
-            "in_channels": in_channels,
-            "kwargs": {},
-        }

@@ -117,6 +117,7 @@ class ModelSource:
     """A model config's source; subclasses are the libraries groupwise builds from."""
 
     library: ClassVar[str]  # export/model.json's architecture.source
+    name: str | None = None  # the architecture the library builds by that name
     transform_prefix: ClassVar[str | None] = None  # dataset.transform_from=<prefix><name>
     registered: ClassVar[dict[str, type["ModelSource"]]] = {}
 
@@ -140,9 +141,20 @@ class ModelSource:
     def roles(self, model: nn.Module) -> ParameterRoles:
         return ParameterRoles(type(self).__name__)
 
+    def builder_arguments(self) -> dict:
+        """The library builder's further arguments (a ViT's image size), as the export records
+        them: so that the library alone rebuilds the model."""
+        return {}
+
     def architecture(self, in_channels: int, num_classes: int) -> dict:
         """export/model.json's `architecture`: what the library needs to rebuild the model."""
-        raise NotImplementedError
+        return {
+            "source": self.library,
+            "name": self.name,
+            "num_classes": num_classes,
+            "in_channels": in_channels,
+            "kwargs": self.builder_arguments(),
+        }
 
     def export_files(self, model: nn.Module) -> dict[str, str]:
         """Further files an export needs to rebuild the model: file name -> text."""
@@ -154,10 +166,12 @@ class CustomSource(ModelSource):
     """A user's own `nn.Module` by `_target_`: built with the config's keys, plus `in_channels`
     and `num_classes` where its signature takes them. It knows nothing else of the model."""
 
-    library: ClassVar[str] = "custom"
     target: str = ""
     builder: type | None = None
     kwargs: dict = field(default_factory=dict)
+
+    def __post_init__(self):
+        self.library = self.target  # an export names it by its import path
 
     def build(self, in_channels: int, num_classes: int) -> nn.Module:
         run_time = {"in_channels": in_channels, "num_classes": num_classes}
@@ -168,15 +182,8 @@ class CustomSource(ModelSource):
     def roles(self, model: nn.Module) -> ParameterRoles:
         return ParameterRoles(self.target, missing="a custom model's roles are unknown")
 
-    def architecture(self, in_channels: int, num_classes: int) -> dict:
-        """Named by its import path: the weights are exported all the same."""
-        return {
-            "source": self.target,
-            "name": None,
-            "num_classes": num_classes,
-            "in_channels": in_channels,
-            "kwargs": self.kwargs,
-        }
+    def builder_arguments(self) -> dict:
+        return self.kwargs
 
 
 # Model configs of runs trained before sources were objects name the old builder functions.

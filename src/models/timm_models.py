@@ -91,14 +91,8 @@ class TimmSource(ModelSource):
             missing=f"timm's {self.name} has no group_matcher or classifier for it",
         )
 
-    def architecture(self, in_channels: int, num_classes: int) -> dict:
-        return {
-            "source": self.library,
-            "name": self.name,
-            "num_classes": num_classes,
-            "in_channels": in_channels,
-            "kwargs": self.create_arguments,
-        }
+    def builder_arguments(self) -> dict:
+        return self.create_arguments
 
 
 def _matches(pattern: str, name: str) -> bool:

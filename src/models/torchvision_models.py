@@ -53,7 +53,7 @@ class TorchvisionSource(ModelSource):
 
         builder = torchvision.models.get_model_builder(self.name)
         try:
-            model = builder(weights=None, num_classes=num_classes, **self._builder_arguments())
+            model = builder(weights=None, num_classes=num_classes, **self.builder_arguments())
         except TypeError as err:  # a key under model that the builder does not take
             raise GroupwiseError(
                 f"model.name={self.name}: {err}; check the keys under model"
@@ -62,9 +62,8 @@ class TorchvisionSource(ModelSource):
             _replace_first_conv(model, in_channels)
         return model
 
-    def _builder_arguments(self) -> dict:
-        """The builder's further arguments: `image_size` for the ViTs, then the user's keys.
-        An export records them, so that torchvision alone rebuilds the model."""
+    def builder_arguments(self) -> dict:
+        """`image_size` for the ViTs, then the user's keys."""
         kwargs = dict(self.kwargs)
         if self.image_size is not None and self.name.startswith("vit_"):
             kwargs.setdefault("image_size", self.image_size)
@@ -104,15 +103,6 @@ class TorchvisionSource(ModelSource):
         roles = roles_from_patterns(model, f"torchvision ({self.name})", head=HEAD, **family)
         missing = f"torchvision has no metadata for it, and groupwise knows {self.name}'s head only"
         return roles if family else replace(roles, missing=missing)
-
-    def architecture(self, in_channels: int, num_classes: int) -> dict:
-        return {
-            "source": self.library,
-            "name": self.name,
-            "num_classes": num_classes,
-            "in_channels": in_channels,
-            "kwargs": self._builder_arguments(),  # e.g. a ViT's image_size
-        }
 
 
 def _replace_first_conv(model: nn.Module, in_channels: int) -> None:
