@@ -79,7 +79,7 @@ def workloads(smoke: bool, photos: Path, workers: int) -> list[Workload]:
     gpu_data = on_device(images, size, batch, device)
     vit = ["model=vit_b_16", "optimizer=adamw", "param_groups=vit_layer_decay", "pretrained=none"]
     if smoke:
-        vit += ["model._target_=benchmarks.gpu_data.small_vit", f"model.image_size={size}"]
+        vit += ["model._target_=benchmarks.gpu_data.SmallViTSource", f"model.image_size={size}"]
     loader = [
         "dataset=image_folder",
         f"dataset.root={photos}",

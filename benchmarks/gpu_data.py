@@ -18,6 +18,7 @@ import torch
 from PIL import Image
 
 from src.data.loading import Data
+from src.models.torchvision_models import TorchvisionSource
 
 
 class OnDeviceBatches:
@@ -91,19 +92,21 @@ def _write_photo(folder: Path, name: str, size: tuple[int, int]) -> None:
     image.save(folder / f"{name}.jpg", quality=90)
 
 
-def small_vit(name: str, num_classes: int, in_channels: int, image_size: int):
-    """A torchvision ViT with vit_b_16's names and 12 blocks (so `vit_layer_decay` makes the
-    same groups) at a width a CPU trains in milliseconds: the --smoke mode's stand-in.
-    `name` and `in_channels` (3) come from the model config the runner calls this with."""
-    from torchvision.models import VisionTransformer
+class SmallViTSource(TorchvisionSource):
+    """torchvision's ViT with vit_b_16's names and 12 blocks (so `vit_layer_decay` makes the
+    same groups: the source names them as vit_b_16's) at a width a CPU trains in milliseconds:
+    the --smoke mode's stand-in. `name` (vit_b_16) and `image_size` come from the model config."""
 
-    assert in_channels == 3, "torchvision's ViT takes RGB"
-    return VisionTransformer(
-        image_size=image_size,
-        patch_size=16,
-        num_layers=12,
-        num_heads=2,
-        hidden_dim=16,
-        mlp_dim=32,
-        num_classes=num_classes,
-    )
+    def build(self, in_channels: int, num_classes: int):
+        from torchvision.models import VisionTransformer
+
+        assert in_channels == 3, "torchvision's ViT takes RGB"
+        return VisionTransformer(
+            image_size=self.image_size,
+            patch_size=16,
+            num_layers=12,
+            num_heads=2,
+            hidden_dim=16,
+            mlp_dim=32,
+            num_classes=num_classes,
+        )

@@ -81,11 +81,13 @@ def same_groups(runner: Runner, model: torch.nn.Module) -> list[dict]:
     """The optimizer param groups the runner gives this model (decay / no-decay split too)."""
     specs = parse_specs(OmegaConf.to_container(runner.cfg.param_groups))
     optimizer = runner.cfg.optimizer
+    roles = runner.check().source.roles(model)  # what the presets' roles select
     return optimizer_groups(
-        resolve(model, specs).groups,
+        resolve(model, specs, roles).groups,
         optimizer.lr,
         optimizer.get("weight_decay", 0.0),
         runner.cfg.weight_decay_1d,
+        roles.no_weight_decay,
     )
 
 
