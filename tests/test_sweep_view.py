@@ -14,7 +14,7 @@ import pytest
 from tensorboard.plugins.hparams import metadata as hparams_metadata
 
 from src.config import sweep
-from src.tracking import sweep_picture
+from src.tracking import sweep_picture, sweep_tables
 from tests.conftest import (
     ROOT,
     SHIPPED_WEIGHTS,
@@ -113,41 +113,14 @@ def test_a_real_tensorboard_shows_the_swept_keys_as_the_visible_columns_one_row_
     }
 
 
-@pytest.mark.e2e
-def test_the_sweep_ends_with_a_picture_of_each_swept_key(swept):
-    sweep_dir, result = swept
-    assert f"sweep picture: {sweep_dir / 'sweep.png'}" in result.stdout
-    image = pytest.importorskip("matplotlib.image").imread(sweep_dir / "sweep.png")
-    assert image.shape[:2] == (350, 800)  # two panels, 4 x 3.5 inches at 100 dpi
-    assert red_pixels(image) == 0  # no job failed
-
-
-def test_the_sweep_picture_marks_failed_jobs_in_red(tmp_path):
-    image_module = pytest.importorskip("matplotlib.image")
-    rows = [
-        {"swept": {"optimizer": name, "optimizer.lr": lr}, "status": status, "val/acc": acc}
-        for name, lr, status, acc in [
-            ("sgd", 1e-3, "completed", 0.9),
-            ("adamw", 1e-2, "completed", 0.8),
-            ("sgd", 1.0, "failed", ""),
-        ]
-    ]
-    assert sweep_picture.write(tmp_path, rows) == f"sweep picture: {tmp_path / 'sweep.png'}"
-    image = image_module.imread(tmp_path / "sweep.png")
-    assert image.shape[:2] == (350, 800)
-    assert red_pixels(image) > 20  # the failed job's x, in each panel
-
-
-def red_pixels(image) -> int:
-    """Pixels of matplotlib's tab:red, the failed jobs' marks."""
-    r, g, b = image[..., 0], image[..., 1], image[..., 2]
-    return int(((abs(r - 0.84) < 0.06) & (g < 0.3) & (b < 0.3)).sum())
-
-
 def test_without_matplotlib_the_summary_says_what_to_install(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # as if not installed
-    rows = [{"swept": {"seed": 0}, "status": "completed", "val/acc": 0.5}]
-    assert sweep_picture.write(tmp_path, rows) == sweep_picture.NEEDS_MATPLOTLIB
+    rows = [
+        {"job": 0, "swept": {"seed": 0}, "status": "completed", "error": "", "val/acc": 0.5,
+         "run_dir": "seed=0", "fixed": []}
+    ]  # fmt: skip
+    report = sweep_tables.write(tmp_path, rows, ["seed"])
+    assert sweep_picture.write(tmp_path, rows, report) == sweep_picture.NEEDS_MATPLOTLIB
     assert not (tmp_path / sweep_picture.FILE).exists()
 
 

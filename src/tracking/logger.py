@@ -11,8 +11,8 @@ from src.tracking import hparams_summary
 from src.tracking.hparams import HParams
 
 # The metrics shown beside each run's hyperparameters in TensorBoard's HPARAMS tab: the last
-# value of these scalar tags in the same run.
-HPARAMS_METRICS = ("val/acc", "val/loss", "val/best_acc")
+# value of these scalar tags in the same run; the test split's once `src.evaluate` has run.
+HPARAMS_METRICS = ("val/acc", "val/loss", "val/best_acc", "eval/test/accuracy")
 
 # Custom-scalars charts: every group of a run on one chart per signal (regexes on tags).
 PER_GROUP_CHARTS = {

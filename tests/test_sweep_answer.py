@@ -1,0 +1,175 @@
+"""The answer of a sweep at its root: settings.csv (seeds pooled, best first), summary.csv (one
+row per job), summary.md (the winner, and a verdict on its lead over the runner-up), sweep.png;
+then `python -m src.evaluate sweep_dir=...` adds the test split to all of them."""
+
+import csv
+import json
+import math
+import statistics
+
+import pytest
+
+from src.tracking import sweep_picture, sweep_stats, sweep_tables
+from src.tracking.sweep_stats import Setting
+from tests.conftest import run_cli
+
+MULTS = (1, 10, 100)
+SEEDS = (0, 1)
+
+
+def read_csv(path):
+    with path.open() as f:
+        return list(csv.DictReader(f))
+
+
+@pytest.fixture(scope="module")
+def sweep(tmp_path_factory):
+    sweep_dir = tmp_path_factory.mktemp("sweep")
+    result = run_cli(
+        "-m", "param_groups=fc3_boost", "param_groups.fc3.lr_mult=1,10,100", "seed=0,1",
+        "trainer.max_epochs=1", "dataset.classes=[5,6,7]", f"hydra.sweep.dir={sweep_dir}",
+    )  # fmt: skip
+    return sweep_dir, result
+
+
+def job_metrics(sweep_dir, mult, seed):
+    return json.loads((sweep_dir / f"lr_mult={mult},seed={seed}" / "metrics.json").read_text())
+
+
+@pytest.mark.e2e
+def test_settings_pool_the_seeds_best_first_with_the_jobs_own_figures(sweep):
+    sweep_dir, _ = sweep
+    rows = read_csv(sweep_dir / "settings.csv")
+    assert len(rows) == 3
+    means = []
+    for row in rows:
+        mult = int(row["param_groups.fc3.lr_mult"])
+        per_seed = [job_metrics(sweep_dir, mult, seed) for seed in SEEDS]
+        assert row["n"] == "2" and row["failed"] == "0"
+        for ours, theirs in (("val/acc", "val/acc"), ("val/best_acc", "best_val_acc"), ("val/loss", "val/loss")):  # fmt: skip
+            values = [m[theirs] for m in per_seed]
+            assert float(row[f"{ours}_mean"]) == pytest.approx(statistics.mean(values))
+            assert float(row[f"{ours}_std"]) == pytest.approx(statistics.stdev(values))
+        means.append(float(row["val/acc_mean"]))
+    assert means == sorted(means, reverse=True)  # best first
+    assert [r["rank"] for r in rows] == ["1", "2", "3"]
+
+
+@pytest.mark.e2e
+def test_summary_csv_has_a_row_per_job_its_swept_values_and_its_dir_as_written(sweep):
+    sweep_dir, _ = sweep
+    rows = read_csv(sweep_dir / "summary.csv")
+    assert [(r["param_groups.fc3.lr_mult"], r["seed"]) for r in rows] == [
+        (str(m), str(s)) for m in MULTS for s in SEEDS
+    ]
+    for row in rows:
+        assert row["run_dir"] == str(
+            sweep_dir / f"lr_mult={row['param_groups.fc3.lr_mult']},seed={row['seed']}"
+        )
+        assert row["status"] == "completed"
+        metrics = job_metrics(sweep_dir, row["param_groups.fc3.lr_mult"], row["seed"])
+        assert float(row["val/acc"]) == pytest.approx(metrics["val/acc"])
+
+
+@pytest.mark.e2e
+def test_summary_md_marks_the_winner_and_weighs_its_lead_against_seed_noise(sweep):
+    sweep_dir, result = sweep
+    markdown = (sweep_dir / "summary.md").read_text()
+    assert markdown.strip() in result.stdout
+    best = read_csv(sweep_dir / "settings.csv")[0]
+    second = read_csv(sweep_dir / "settings.csv")[1]
+    winner_line = next(line for line in markdown.splitlines() if line.startswith("| **winner**"))
+    assert winner_line.startswith(f"| **winner** | {best['param_groups.fc3.lr_mult']} | 2 |")
+    verdict = next(line for line in markdown.splitlines() if line.startswith("**val/acc**"))
+    lead = float(best["val/acc_mean"]) - float(second["val/acc_mean"])
+    assert f"lr_mult={best['param_groups.fc3.lr_mult']} leads" in verdict
+    assert f"by {lead:+.4f}" in verdict and "paired t over 2 shared seeds" in verdict
+    assert ("beyond seed noise" in verdict) != ("within seed noise" in verdict)
+    assert (
+        "fixed: `param_groups=fc3_boost trainer.max_epochs=1 dataset.classes=[5,6,7]`" in markdown
+    )
+
+
+@pytest.mark.e2e
+def test_the_sweep_picture_is_written(sweep):
+    sweep_dir, result = sweep
+    assert f"sweep picture: {sweep_dir / 'sweep.png'}" in result.stdout
+    image = pytest.importorskip("matplotlib.image").imread(sweep_dir / "sweep.png")
+    assert image.shape[:2] == (400, 500)  # one panel (val/acc), 5 x 4 inches at 100 dpi
+    assert red_pixels(image) == 0  # no job failed: no failed-job marks
+
+
+def red_pixels(image) -> int:
+    """Pixels of matplotlib's tab:red, the failed jobs' marks."""
+    r, g, b = image[..., 0], image[..., 1], image[..., 2]
+    return int(((abs(r - 0.84) < 0.06) & (g < 0.3) & (b < 0.3)).sum())
+
+
+def make_rows(table: dict[tuple, float], failed: tuple = ()) -> list[dict]:
+    """Job rows as gather_rows makes them, from {(setting, seed): val/acc}."""
+    rows = [
+        {"job": n, "swept": {"optimizer": s, "seed": seed}, "status": "completed", "error": "",
+         "val/acc": acc, "run_dir": f"optimizer={s},seed={seed}", "fixed": ["a=1"]}
+        for n, ((s, seed), acc) in enumerate(table.items())
+    ]  # fmt: skip
+    rows += [
+        {"job": len(rows) + i, "swept": {"optimizer": s, "seed": seed}, "status": "failed",
+         "error": "boom", "run_dir": "x", "fixed": ["a=1"]}
+        for i, (s, seed) in enumerate(failed)
+    ]  # fmt: skip
+    return rows
+
+
+def test_the_paired_test_is_scipys_paired_t_and_welch_is_used_without_shared_seeds():
+    stats = pytest.importorskip("scipy.stats")
+    a = {(0,): 0.80, (1,): 0.85, (2,): 0.83}
+    b = {(0,): 0.78, (1,): 0.80, (2,): 0.82}
+    best, second = Setting({"k": "a"}), Setting({"k": "b"})
+    best.jobs = [{"replicate": r, "val/acc": v} for r, v in a.items()]
+    second.jobs = [{"replicate": r, "val/acc": v} for r, v in b.items()]
+    verdict = sweep_stats.verdict(best, second, "val/acc")
+    assert verdict.p == pytest.approx(stats.ttest_rel(list(a.values()), list(b.values())).pvalue)
+    assert verdict.test == "paired t over 3 shared seeds"
+    second.jobs = [{"replicate": (r[0] + 10,), "val/acc": v} for r, v in b.items()]
+    verdict = sweep_stats.verdict(best, second, "val/acc")
+    welch = stats.ttest_ind(list(a.values()), list(b.values()), equal_var=False).pvalue
+    assert verdict.p == pytest.approx(welch) and verdict.test.startswith("Welch")
+
+
+def test_seeds_needed_grow_as_the_lead_shrinks_against_the_noise():
+    small = sweep_stats._seeds_for(0.01, 0.02, paired=True)
+    large = sweep_stats._seeds_for(0.04, 0.02, paired=True)
+    assert 2 <= large < small
+    assert sweep_stats._seeds_for(0.0, 0.02, paired=True) is None
+
+
+def test_one_seed_per_setting_has_no_verdict_but_says_what_would_give_one(tmp_path):
+    rows = make_rows({("sgd", 0): 0.9, ("adamw", 0): 0.8})
+    report = sweep_tables.write(tmp_path, rows, ["seed"])
+    assert report.verdicts[0].p is None
+    assert "run 3 or more seeds" in report.markdown
+    assert read_csv(tmp_path / "settings.csv")[0]["val/acc_std"] == ""
+
+
+def test_a_clear_lead_is_beyond_noise_and_failed_jobs_are_counted_and_drawn(tmp_path):
+    table = {("sgd", s): 0.90 + 0.01 * s for s in range(4)}
+    table |= {("adamw", s): 0.70 + 0.012 * s for s in range(4)}
+    rows = make_rows(table, failed=[("adamw", 9)])
+    report = sweep_tables.write(tmp_path, rows, ["seed"])
+    assert "**beyond seed noise** (paired t over 4 shared seeds" in report.markdown
+    settings = read_csv(tmp_path / "settings.csv")
+    assert [(s["optimizer"], s["n"], s["failed"]) for s in settings] == [
+        ("sgd", "4", "0"),
+        ("adamw", "4", "1"),
+    ]
+    assert "| error |" in report.markdown.splitlines()[-len(rows) - 2]
+    image_module = pytest.importorskip("matplotlib.image")
+    assert sweep_picture.write(tmp_path, rows, report).endswith("sweep.png")
+    assert red_pixels(image_module.imread(tmp_path / "sweep.png")) > 20
+
+
+def test_nothing_varied_means_one_setting_and_no_verdict(tmp_path):
+    rows = make_rows({("sgd", 0): 0.9, ("sgd", 1): 0.8})
+    report = sweep_tables.write(tmp_path, rows, ["seed"])
+    assert len(report.settings) == 1 and report.verdicts == []
+    assert math.isclose(report.settings[0].mean("val/acc"), 0.85)
