@@ -11,7 +11,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from src import errors
-from src.config import hydra_internals, resolvers, schema
+from src.config import hydra_internals, resolvers, schema, sweep
 from src.tracking import hparams
 from src.tracking.sweep_summary import FailedJob
 
@@ -50,6 +50,8 @@ def _launch(cfg: DictConfig, hydra_cfg: DictConfig):
             cfg,
             hydra_cfg.job.config.override_dirname.exclude_keys,
             swept=[key for key in hydra_cfg.job.env_set.GROUPWISE_SWEPT_KEYS.split(",") if key],
+            sampled=hydra_cfg.mode == RunMode.MULTIRUN
+            and hydra_cfg.sweeper._target_ != sweep.BASIC_SWEEPER,
         ),
         # The command that reruns this run (a sweep job: alone, with its own values).
         command=shlex.join(["python", "-m", "src.run", *overrides]),

@@ -9,9 +9,10 @@ import statistics
 
 import pytest
 
+from src.config.command import compose_command, quote_path
 from src.tracking import sweep_picture, sweep_stats, sweep_tables
 from src.tracking.sweep_stats import Setting
-from tests.conftest import run_cli
+from tests.conftest import read_scalars, run_cli, run_python
 
 MULTS = (1, 10, 100)
 SEEDS = (0, 1)
@@ -136,6 +137,18 @@ def test_the_paired_test_is_scipys_paired_t_and_welch_is_used_without_shared_see
     assert verdict.p == pytest.approx(welch) and verdict.test.startswith("Welch")
 
 
+def test_the_same_lead_on_every_seed_is_weighed_against_the_seeds_spread_not_called_certain():
+    stats = pytest.importorskip("scipy.stats")
+    a, b = [0.9274, 0.9553], [0.9162, 0.9441]  # measured: a lead of 2 images on both seeds
+    best, second = Setting({"k": "a"}), Setting({"k": "b"})
+    best.jobs = [{"replicate": (s,), "val/acc": v} for s, v in enumerate(a)]
+    second.jobs = [{"replicate": (s,), "val/acc": v} for s, v in enumerate(b)]
+    verdict = sweep_stats.verdict(best, second, "val/acc")
+    assert verdict.test == "Welch's t (every shared seed gave the same lead)"
+    assert verdict.p == pytest.approx(stats.ttest_ind(a, b, equal_var=False).pvalue)
+    assert not verdict.beyond_noise and verdict.seeds_needed > 2
+
+
 def test_seeds_needed_grow_as_the_lead_shrinks_against_the_noise():
     small = sweep_stats._seeds_for(0.01, 0.02, paired=True)
     large = sweep_stats._seeds_for(0.04, 0.02, paired=True)
@@ -173,3 +186,69 @@ def test_nothing_varied_means_one_setting_and_no_verdict(tmp_path):
     report = sweep_tables.write(tmp_path, rows, ["seed"])
     assert len(report.settings) == 1 and report.verdicts == []
     assert math.isclose(report.settings[0].mean("val/acc"), 0.85)
+
+
+@pytest.fixture(scope="module")
+def evaluated(sweep):
+    sweep_dir, _ = sweep
+    # a job that failed keeps its row; evaluation lists it as skipped, with why
+    failed = sweep_dir / "lr_mult=-1,seed=0"
+    failed.mkdir()
+    row = {"job": 6, "overrides": "param_groups.fc3.lr_mult=-1 seed=0", "fixed": [],
+           "swept": {"param_groups.fc3.lr_mult": -1, "seed": 0}, "replicate_keys": ["seed"],
+           "run_dir": str(failed), "status": "failed", "error": "lr_mult=-1: must be >= 0"}  # fmt: skip
+    (failed / "job.json").write_text(json.dumps(row))
+    result = run_python("-m", "src.evaluate", f"sweep_dir={sweep_dir}")
+    assert result.returncode == 0, result.stderr
+    return sweep_dir, result
+
+
+@pytest.mark.e2e
+def test_evaluating_a_sweep_adds_the_test_split_to_every_file_and_lists_what_it_skipped(
+    evaluated,
+):
+    sweep_dir, result = evaluated
+    assert "evaluated 6 of 7 jobs: skipped" in result.stdout
+    assert f"  {sweep_dir / 'lr_mult=-1,seed=0'}: the job failed (lr_mult=-1" in result.stdout
+    tests = {}
+    for row in read_csv(sweep_dir / "summary.csv"):
+        if row["status"] == "failed":
+            assert row["test/acc"] == ""
+            continue
+        report = json.loads((sweep_dir / row["run_dir"] / "eval_test.json").read_text())
+        assert float(row["test/acc"]) == pytest.approx(report["accuracy"])
+        tests.setdefault(row["param_groups.fc3.lr_mult"], []).append(report["accuracy"])
+        # a scalar of the run: a metric of its HPARAMS row (tests/test_sweep_view.py)
+        run = sweep_dir / row["run_dir"]
+        assert read_scalars(run)["eval/test/accuracy"][-1][1] == pytest.approx(report["accuracy"])
+    settings = read_csv(sweep_dir / "settings.csv")
+    for setting in settings:
+        accs = tests.get(setting["param_groups.fc3.lr_mult"])
+        if accs:
+            assert float(setting["test/acc_mean"]) == pytest.approx(statistics.mean(accs))
+    assert [s["failed"] for s in settings] == ["0", "0", "0", "1"]
+    markdown = (sweep_dir / "summary.md").read_text()
+    assert any(line.startswith("**test/acc**: lr_mult=") for line in markdown.splitlines())
+    image = pytest.importorskip("matplotlib.image").imread(sweep_dir / "sweep.png")
+    assert image.shape[:2] == (400, 1000)  # val/acc and test/acc
+    assert red_pixels(image) > 0  # the failed job, marked
+
+
+@pytest.mark.e2e
+def test_a_job_dir_pasted_as_printed_works_in_run_dir(evaluated):
+    sweep_dir, _ = evaluated
+    job = read_csv(sweep_dir / "summary.csv")[5]["run_dir"]  # holds `=` and `,`
+    assert job == str(sweep_dir / "lr_mult=100,seed=1")
+    result = run_python("-m", "src.evaluate", f"run_dir={job}", "split=val")
+    assert result.returncode == 0, result.stderr
+    assert (sweep_dir / "lr_mult=100,seed=1" / "eval_val.json").exists()
+
+
+def test_path_values_are_quoted_for_hydra_as_given():
+    paths = {"run_dir"}
+    for given in ["out/lr_mult=100,seed=1", "it's", "a\\", "a\\b", "c\\'d", "x y"]:
+        assert compose_command("evaluate", [f"run_dir={given}"]).run_dir == given
+        assert quote_path(f"run_dir={given}", paths).startswith("run_dir='")
+    assert compose_command("evaluate", ["run_dir='a=b'"]).run_dir == "a=b"  # quoted already
+    assert compose_command("evaluate", ["run_dir=null"]).run_dir is None
+    assert quote_path("split=a,b", paths) == "split=a,b"  # not a path: Hydra's grammar

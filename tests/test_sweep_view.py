@@ -11,7 +11,6 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from tensorboard.plugins.hparams import metadata as hparams_metadata
 
 from src.config import sweep
 from src.tracking import sweep_picture, sweep_tables
@@ -19,7 +18,6 @@ from tests.conftest import (
     ROOT,
     SHIPPED_WEIGHTS,
     assert_one_clear_line,
-    read_plugin_content,
     read_session_hparams,
     read_texts,
     run_cli,
@@ -44,7 +42,7 @@ COMPLETED = ["lr_mult=1,seed=0", "lr_mult=1,seed=1", "lr_mult=10,seed=0", "lr_mu
 
 @pytest.fixture(scope="module")
 def swept(tmp_path_factory):
-    sweep_dir = tmp_path_factory.mktemp("sweep")
+    sweep_dir = tmp_path_factory.mktemp("sweeps") / "a"  # a second sweep may go beside it
     result = run_cli(
         "-m", FIXED[0], SWEPT[0], *FIXED[1:4], SWEPT[1], *FIXED[4:],
         f"hydra.sweep.dir={sweep_dir}",
@@ -65,19 +63,14 @@ def test_jobs_are_named_by_the_swept_values_alone_and_keep_their_full_overrides(
 
 
 @pytest.mark.e2e
-def test_each_runs_hparams_are_its_swept_values_and_the_columns_differ(swept):
+def test_each_runs_hparams_are_its_swept_values_as_its_name_writes_them(swept):
     sweep_dir, _ = swept
     for name in COMPLETED:
-        mult, seed = (int(part.split("=")[1]) for part in name.split(","))
-        run = sweep_dir / name
-        assert read_session_hparams(run) == {"param_groups.fc3.lr_mult": mult, "seed": seed}
-        experiment = hparams_metadata.parse_experiment_plugin_data(
-            read_plugin_content(run, "hparams")[hparams_metadata.EXPERIMENT_TAG]
-        )
-        assert [(h.name, h.differs) for h in experiment.hparam_infos] == [
-            ("param_groups.fc3.lr_mult", True),
-            ("seed", True),
-        ]
+        mult, seed = (part.split("=")[1] for part in name.split(","))
+        assert read_session_hparams(sweep_dir / name) == {
+            "param_groups.fc3.lr_mult": mult,
+            "seed": seed,
+        }
 
 
 @pytest.mark.e2e
@@ -91,26 +84,44 @@ def test_the_config_card_is_resolved_under_the_command_that_reruns_the_job(swept
     assert f"path: {SHIPPED_WEIGHTS}" in card
 
 
+@pytest.fixture(scope="module")
+def second_sweep(swept):
+    """Another sweep beside the first, varying another key."""
+    sweep_dir = swept[0].parent / "b"
+    run_cli(
+        "-m", "optimizer.lr=0.01,0.1", *FIXED[1:4], f"hydra.sweep.dir={sweep_dir}",
+    )  # fmt: skip
+    return sweep_dir
+
+
 @pytest.mark.e2e
-def test_a_real_tensorboard_shows_the_swept_keys_as_the_visible_columns_one_row_per_job(swept):
-    sweep_dir, _ = swept
-    with TensorBoardServer(sweep_dir, expected_runs=len(COMPLETED)) as get:
-        assert sorted(get("/data/runs")) == COMPLETED
+def test_a_real_tensorboard_shows_every_sweeps_keys_a_box_per_value_and_every_runs_values(
+    swept, second_sweep
+):
+    logdir = second_sweep.parent  # as `tensorboard --logdir outputs/multirun`
+    second = ["lr=0.01", "lr=0.1"]
+    runs = [f"a/{n}" for n in COMPLETED] + [f"b/{n}" for n in second]
+    with TensorBoardServer(logdir, expected_runs=len(runs)) as get:
+        assert sorted(get("/data/runs")) == runs
         experiment = get("/data/plugin/hparams/experiment", {"experimentName": ""})
-        columns = [(h["name"], h["differs"]) for h in experiment["hparamInfos"]]
-        # the HPARAMS UI shows the first five columns, differing ones first: both, and only them
-        assert columns == [("param_groups.fc3.lr_mult", True), ("seed", True)]
-        metrics = [m["name"]["tag"] for m in experiment["metricInfos"]]
-        assert metrics == ["val/acc", "val/loss", "val/best_acc"]
         groups = get(
             "/data/plugin/hparams/session_groups",
             {"experimentName": "", "startIndex": 0, "sliceSize": 100, "allowedStatuses": STATUSES},
         )["sessionGroups"]
+    # the union of both sweeps' keys, each differing, each value a box of its own
+    columns = {h["name"]: (h["differs"], sorted(h["domainDiscrete"])) for h in experiment["hparamInfos"]}  # fmt: skip
+    assert columns == {
+        "param_groups.fc3.lr_mult": (True, ["1", "10"]),
+        "seed": (True, ["0", "1"]),
+        "optimizer.lr": (True, ["0.01", "0.1"]),
+    }
+    metrics = {m["name"]["tag"] for m in experiment["metricInfos"]}
+    assert {"val/acc", "val/loss", "val/best_acc"} <= metrics
     rows = {g["name"]: g["hparams"] for g in groups}  # the table's Trial ID: the run's name
     assert rows == {
-        name: {"param_groups.fc3.lr_mult": float(mult), "seed": float(seed)}
-        for name, mult, seed in [(n, *(p.split("=")[1] for p in n.split(","))) for n in COMPLETED]
-    }
+        **{f"a/{n}": {"param_groups.fc3.lr_mult": n[8:n.index(",")], "seed": n[-1]} for n in COMPLETED},
+        **{f"b/{n}": {"optimizer.lr": n[3:]} for n in second},
+    }  # fmt: skip
 
 
 def test_without_matplotlib_the_summary_says_what_to_install(tmp_path, monkeypatch):

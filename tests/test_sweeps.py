@@ -55,7 +55,7 @@ def test_a_failing_job_keeps_its_row_the_others_run_and_the_command_fails(tmp_pa
         assert float(row["val/best_acc"]) == pytest.approx(metrics["best_val_acc"])
         assert row["epochs"] == "1" and float(row["wall_time_s"]) > 0 and row["error"] == ""
         # each job's HPARAMS row: its swept value, beside its own scalars
-        assert read_session_hparams(job_dir) == {"param_groups.fc3.lr_mult": mult}
+        assert read_session_hparams(job_dir) == {"param_groups.fc3.lr_mult": str(mult)}
         assert "val/best_acc" in read_scalars(job_dir)
 
     markdown = (tmp_path / "summary.md").read_text()

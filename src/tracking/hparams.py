@@ -13,10 +13,17 @@ HParamValue = bool | int | float | str
 class HParams:
     values: dict[str, HParamValue] = field(default_factory=dict)  # this run's HPARAMS row
     swept: list[str] = field(default_factory=list)  # the columns its sweep varies, in order
+    # Values a sweeper sampled from a range (optuna) rather than listed (a grid): numbers on a
+    # continuous axis, where a grid's few values are each a box of their own.
+    sampled: bool = False
 
 
 def for_run(
-    overrides: list[str], cfg: DictConfig, exclude_keys: list[str], swept: list[str]
+    overrides: list[str],
+    cfg: DictConfig,
+    exclude_keys: list[str],
+    swept: list[str],
+    sampled: bool = False,
 ) -> HParams:
     """A sweep job's swept values only: its fixed overrides are the same in every row, and
     would crowd out the columns that tell the rows apart (they are in the text tab and the
@@ -24,7 +31,7 @@ def for_run(
     values = from_overrides(overrides, cfg, exclude_keys)
     if swept:
         values = {key: values[key] for key in swept if key in values}
-    return HParams(values, swept)
+    return HParams(values, swept, sampled)
 
 
 def from_overrides(

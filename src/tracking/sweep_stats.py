@@ -7,7 +7,9 @@ spread is the seed noise the lead is weighed against.
 The test is Student's t, on the per-seed differences when the two settings share seeds (a
 paired test: each seed fixes the data split, the initialisation and the data order, so the
 seed's own luck cancels in the difference), and Welch's otherwise (two samples, unequal
-variances). With the handful of seeds a sweep has, t is the test that can say anything at
+variances), also when every shared seed gave exactly the same lead: accuracies move in steps
+of one image, two seeds can tie that way, and a difference with no spread says nothing of
+the noise (a paired t would call any such lead certain). With the handful of seeds a sweep has, t is the test that can say anything at
 all: a sign or permutation test cannot reach p < 0.05 with fewer than 6 pairs. It assumes
 the differences are roughly normal, which a mean accuracy over hundreds of images is.
 scipy (installed with scikit-learn) gives the t distribution.
@@ -85,37 +87,43 @@ def verdict(best: Setting, second: Setting, metric: str) -> Verdict:
     a, b = best.scores(metric), second.scores(metric)
     lead = best.mean(metric) - second.mean(metric)
     shared = sorted(set(a) & set(b), key=str)
-    if len(shared) >= 2:
-        differences = [a[r] - b[r] for r in shared]
+    differences = [a[r] - b[r] for r in shared]
+    if len(shared) >= 2 and not _constant(differences):
         p, needed = _paired(differences)
         test = f"paired t over {len(shared)} shared seeds"
-    elif len(a) >= 2 and len(b) >= 2:
+    elif (
+        len(a) >= 2
+        and len(b) >= 2
+        and not (_constant(list(a.values())) and _constant(list(b.values())))
+    ):
         p, needed = _welch(list(a.values()), list(b.values()))
-        test = "Welch's t (no shared seeds to pair)"
+        why = "every shared seed gave the same lead" if len(shared) >= 2 else "no shared seeds"
+        test = f"Welch's t ({why})"
     else:
         p, needed = None, None
-        test = "none: a setting has one seed, so the seed noise is unknown"
+        test = "none: a setting has one seed, or every seed the same figure, so the seed noise is unknown"
     return Verdict(metric, best, second, lead, test, p, needed)
 
 
-def _paired(differences: list[float]) -> tuple[float | None, int | None]:
+def _paired(differences: list[float]) -> tuple[float, int | None]:
     n, mean = len(differences), statistics.fmean(differences)
     sd = statistics.stdev(differences)
-    if sd == 0:  # every seed gave the same lead: no spread to weigh it against
-        return (None, None) if mean == 0 else (0.0, None)
     p = _two_sided_p(mean / (sd / math.sqrt(n)), n - 1)
     return p, None if p < ALPHA else _seeds_for(mean, sd, paired=True)
 
 
-def _welch(a: list[float], b: list[float]) -> tuple[float | None, int | None]:
+def _welch(a: list[float], b: list[float]) -> tuple[float, int | None]:
     va, vb = statistics.variance(a) / len(a), statistics.variance(b) / len(b)
     difference = statistics.fmean(a) - statistics.fmean(b)
-    if va + vb == 0:
-        return (None, None) if difference == 0 else (0.0, None)
     dof = (va + vb) ** 2 / (va**2 / (len(a) - 1) + vb**2 / (len(b) - 1))
     p = _two_sided_p(difference / math.sqrt(va + vb), dof)
     spread = math.sqrt((statistics.variance(a) + statistics.variance(b)) / 2)
     return p, None if p < ALPHA else _seeds_for(difference, spread, paired=False)
+
+
+def _constant(values: list[float]) -> bool:
+    """All equal, but for float rounding (0.9274 - 0.9162 and 0.9553 - 0.9441 differ by 1e-16)."""
+    return max(values) - min(values) <= 1e-9
 
 
 def _seeds_for(lead: float, spread: float, paired: bool) -> int | None:
