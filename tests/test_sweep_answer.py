@@ -13,6 +13,7 @@ from src.config.command import compose_command, quote_path
 from src.tracking import sweep_picture, sweep_stats, sweep_tables
 from src.tracking.sweep_stats import Setting
 from tests.conftest import read_scalars, run_cli, run_python
+from tests.test_sweep_view import STATUSES, TensorBoardServer
 
 MULTS = (1, 10, 100)
 SEEDS = (0, 1)
@@ -252,3 +253,20 @@ def test_path_values_are_quoted_for_hydra_as_given():
     assert compose_command("evaluate", ["run_dir='a=b'"]).run_dir == "a=b"  # quoted already
     assert compose_command("evaluate", ["run_dir=null"]).run_dir is None
     assert quote_path("split=a,b", paths) == "split=a,b"  # not a path: Hydra's grammar
+
+
+@pytest.mark.e2e
+def test_a_real_tensorboard_lists_the_test_accuracy_among_each_rows_metrics(evaluated):
+    sweep_dir, _ = evaluated
+    with TensorBoardServer(sweep_dir, expected_runs=6) as get:
+        experiment = get("/data/plugin/hparams/experiment", {"experimentName": ""})
+        groups = get(
+            "/data/plugin/hparams/session_groups",
+            {"experimentName": "", "startIndex": 0, "sliceSize": 100, "allowedStatuses": STATUSES},
+        )["sessionGroups"]
+    assert "eval/test/accuracy" in {m["name"]["tag"] for m in experiment["metricInfos"]}
+    for group in groups:
+        run = sweep_dir / group["sessions"][0]["name"]
+        accuracy = json.loads((run / "eval_test.json").read_text())["accuracy"]
+        values = {m["name"]["tag"]: m["value"] for m in group["metricValues"]}
+        assert values["eval/test/accuracy"] == pytest.approx(accuracy)

@@ -117,11 +117,18 @@ def test_a_real_tensorboard_shows_every_sweeps_keys_a_box_per_value_and_every_ru
     }
     metrics = {m["name"]["tag"] for m in experiment["metricInfos"]}
     assert {"val/acc", "val/loss", "val/best_acc"} <= metrics
-    rows = {g["name"]: g["hparams"] for g in groups}  # the table's Trial ID: the run's name
-    assert rows == {
-        **{f"a/{n}": {"param_groups.fc3.lr_mult": n[8:n.index(",")], "seed": n[-1]} for n in COMPLETED},
-        **{f"b/{n}": {"optimizer.lr": n[3:]} for n in second},
-    }  # fmt: skip
+    # the Trial ID: the values first (the column cuts long names), then the sweep
+    rows = {g["name"]: (g["hparams"], [x["name"] for x in g["sessions"]]) for g in groups}
+    expected = {}
+    for n in COMPLETED:
+        mult, seed = n[8 : n.index(",")], n[-1]
+        expected[f"{mult}, {seed} · a"] = (
+            {"param_groups.fc3.lr_mult": mult, "seed": seed},
+            [f"a/{n}"],
+        )
+    for n in second:
+        expected[f"{n[3:]} · b"] = ({"optimizer.lr": n[3:]}, [f"b/{n}"])
+    assert rows == expected
 
 
 def test_without_matplotlib_the_summary_says_what_to_install(tmp_path, monkeypatch):

@@ -2,6 +2,7 @@
 this job's values of them; in a single run, its overrides."""
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf
@@ -16,6 +17,25 @@ class HParams:
     # Values a sweeper sampled from a range (optuna) rather than listed (a grid): numbers on a
     # continuous axis, where a grid's few values are each a box of their own.
     sampled: bool = False
+    # Its row's name (the Trial ID), when not its run's: see `trial_name`.
+    trial: str = ""
+
+
+def shown(value: HParamValue) -> str:
+    """A value as the job's name writes it: 100, 0.001, 1e-05, fc3_boost."""
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def trial_name(hparams: HParams, run_dir: Path) -> str:
+    """A sweep job's Trial ID: its values first (`100, 1 · 2026-12-04_17-30-00`), which the
+    column shows before it cuts the name, then its sweep's dir, which keeps the jobs of two
+    sweeps apart (one name would make them one row). A sampled sweep's values may repeat:
+    its job's dir name instead. '' (the run's name) outside a sweep."""
+    if not hparams.swept:
+        return ""
+    values = ", ".join(shown(hparams.values[k]) for k in hparams.swept if k in hparams.values)
+    first = run_dir.name if hparams.sampled or not values else values
+    return f"{first} · {run_dir.parent.name}"
 
 
 def for_run(

@@ -11,8 +11,7 @@ its values do, and every scalar of the runs as a metric (the test split's among 
 A listed value (a grid's) is written as text, as the job's name writes it: TensorBoard gives a
 text column a box per value and an evenly spaced axis (1, 10, 100 apart, not squeezed
 together), and shows `100`, not `100.00`. Values a sweeper sampled stay numbers (a continuous
-axis, a min-max filter). A session's group name is left empty, so each run is its own row,
-named by its run (two sweeps' `seed=0` jobs stay two rows under one logdir).
+axis, a min-max filter). Each run is its own row (a group of one session), named by its trial: in a sweep, its values, then its sweep (`src.tracking.hparams.trial_name`).
 """
 
 import time
@@ -20,20 +19,19 @@ import time
 from tensorboard.compat.proto.summary_pb2 import Summary
 from tensorboard.plugins.hparams import api_pb2, metadata, plugin_data_pb2
 
-from src.tracking.hparams import HParams
+from src.tracking.hparams import HParams, shown
 
 
 def session_start(hparams: HParams) -> Summary:
-    start = plugin_data_pb2.SessionStartInfo(start_time_secs=time.time())
+    # A group of one session, named by its trial (a run's own name when that is empty).
+    start = plugin_data_pb2.SessionStartInfo(start_time_secs=time.time(), group_name=hparams.trial)
     for key, value in hparams.values.items():
         if isinstance(value, bool):
             start.hparams[key].bool_value = value
         elif isinstance(value, int | float) and hparams.sampled:
             start.hparams[key].number_value = value
         else:
-            start.hparams[key].string_value = (
-                f"{value:g}" if isinstance(value, float) else str(value)
-            )
+            start.hparams[key].string_value = shown(value)
     return _summary(
         metadata.SESSION_START_INFO_TAG, plugin_data_pb2.HParamsPluginData(session_start_info=start)
     )

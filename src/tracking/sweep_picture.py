@@ -12,7 +12,8 @@ is for doing without.
 import textwrap
 from pathlib import Path
 
-from src.tracking.sweep_tables import Report, setting_name, value
+from src.tracking.hparams import shown
+from src.tracking.sweep_tables import Report, setting_name
 
 FILE = "sweep.png"
 PANELS = ("val/acc", "test/acc")
@@ -92,7 +93,7 @@ def _positions(report: Report) -> tuple[dict[int, float], list[str], bool]:
     if numeric:
         log = min(values) > 0 and max(values) / min(values) >= 100
         x = {id(s): float(v) for s, v in zip(report.settings, values, strict=True)}
-        return x, [value(v) for v in sorted(set(values))], log
+        return x, [shown(v) for v in sorted(set(values))], log
     ordered = sorted(report.settings, key=lambda s: [str(v) for v in s.values.values()])
     x = {id(s): float(i) for i, s in enumerate(ordered)}
     return x, [setting_name(s) for s in ordered], False

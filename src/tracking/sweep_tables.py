@@ -13,6 +13,7 @@ from pathlib import Path
 
 from src.config.sweep import short_keys
 from src.tracking import sweep_stats
+from src.tracking.hparams import shown
 from src.tracking.sweep_stats import Setting, Verdict
 
 RANK_BY = "val/acc"
@@ -78,7 +79,7 @@ def _settings_table(report: Report, raw: bool) -> tuple[list[str], list[list]]:
     for rank, setting in enumerate(report.settings, start=1):
         failed = len(setting.failed)
         row = [rank if raw else ("**winner**" if rank == 1 else rank)]
-        row += [setting.values[k] if raw else value(setting.values[k]) for k in keys]
+        row += [setting.values[k] if raw else shown(setting.values[k]) for k in keys]
         row += [len(setting.scores(RANK_BY))] + ([failed] if raw else [])
         for metric in report.metrics:
             mean, std = setting.mean(metric), setting.std(metric)
@@ -104,7 +105,7 @@ def _jobs_table(report: Report, rows: list[dict], raw: bool) -> tuple[list[str],
             cells |= dict(zip(names, swept, strict=True))
         else:
             cells = {c: _cell(c, v) for c, v in cells.items()}
-            cells |= dict(zip(names, map(value, swept), strict=True))
+            cells |= dict(zip(names, map(shown, swept), strict=True))
             cells["job"] = f"{row['job']} ★" if id(row) in winners else row["job"]
             cells["run_dir"] = f"`{row['run_dir']}`"
         table.append([cells.get(h, "") for h in header])
@@ -137,14 +138,9 @@ def _verdict_line(v: Verdict) -> str:
 def setting_name(setting: Setting) -> str:
     names = _names(list(setting.values), raw=False)
     return (
-        ",".join(f"{n}={value(v)}" for n, v in zip(names, setting.values.values(), strict=True))
+        ",".join(f"{n}={shown(v)}" for n, v in zip(names, setting.values.values(), strict=True))
         or "all"
     )
-
-
-def value(swept_value) -> str:
-    """A swept value as the job's name writes it: 0.001, 1e-05, 100."""
-    return f"{swept_value:g}" if isinstance(swept_value, float) else str(swept_value)
 
 
 def _names(keys: list[str], raw: bool) -> list[str]:
