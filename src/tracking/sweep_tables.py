@@ -37,10 +37,11 @@ def write(sweep_dir: Path, rows: list[dict], replicate_keys: list[str]) -> Repor
     metrics = [m for m in METRICS if any(m in row for row in rows)]
     found = sweep_stats.settings(rows, swept, replicate_keys)
     ranked = sweep_stats.ranked(found, RANK_BY)
-    verdicts = []
-    if len(ranked) > 1:
-        for metric in (m for m in (RANK_BY, "test/acc") if m in metrics):
-            verdicts.append(sweep_stats.verdict(ranked[0], ranked[1], metric))
+    verdicts = [
+        sweep_stats.verdict(ranked[0], ranked[1], metric)
+        for metric in (RANK_BY, "test/acc")
+        if len(ranked) > 1 and not math.isnan(ranked[1].mean(metric))  # two settings to compare
+    ]
     report = Report(swept, replicate_keys, ranked, metrics, verdicts)
     _write_csv(sweep_dir / "settings.csv", *_settings_table(report, raw=True))
     _write_csv(sweep_dir / "summary.csv", *_jobs_table(report, rows, raw=True))
@@ -78,7 +79,8 @@ def _settings_table(report: Report, raw: bool) -> tuple[list[str], list[list]]:
     table = []
     for rank, setting in enumerate(report.settings, start=1):
         failed = len(setting.failed)
-        row = [rank if raw else ("**winner**" if rank == 1 else rank)]
+        won = rank == 1 and not math.isnan(setting.mean(RANK_BY))
+        row = [rank if raw else ("**winner**" if won else rank)]
         row += [setting.values[k] if raw else shown(setting.values[k]) for k in keys]
         row += [len(setting.scores(RANK_BY))] + ([failed] if raw else [])
         for metric in report.metrics:
