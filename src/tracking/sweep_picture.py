@@ -51,7 +51,7 @@ def write(sweep_dir: Path, rows: list[dict], report: Report) -> str:
 
 
 def _panel(ax, metric: str, report: Report) -> None:
-    x, labels, log = _positions(report)
+    x, labels, scale = _positions(report)
     replicates: dict[tuple, list] = {}
     for setting in report.settings:
         at = x[id(setting)]
@@ -75,28 +75,34 @@ def _panel(ax, metric: str, report: Report) -> None:
             color="tab:red", clip_on=False, label=f"failed job ({len(failed)})",
         )  # fmt: skip
         ax.legend(loc="best")
-    if log:
+    if scale == "log":
         ax.set_xscale("log")  # lr and multipliers are swept over decades
-    ax.set_xticks(sorted(set(x.values())), labels, rotation=0 if log else 20, ha="center")
+    slots = scale == "slots"  # names, long: slanted
+    ax.set_xticks(
+        sorted(set(x.values())),
+        labels,
+        rotation=20 if slots else 0,
+        ha="right" if slots else "center",
+    )
     ax.minorticks_off()
     ax.set_xlabel(", ".join(_varied(report)) or "setting")
     ax.set_ylabel(metric)
     ax.grid(alpha=0.3)
 
 
-def _positions(report: Report) -> tuple[dict[int, float], list[str], bool]:
-    """Each setting's x (by id), the tick labels in x order, and whether x is logarithmic:
-    the values themselves for one numeric key, one slot per setting otherwise."""
+def _positions(report: Report) -> tuple[dict[int, float], list[str], str]:
+    """Each setting's x (by id), the tick labels in x order, and the scale: the values
+    themselves for one numeric key ("log" or "linear"), one slot per setting otherwise."""
     keys = _varied(report)
     values = [s.values[keys[0]] for s in report.settings] if len(keys) == 1 else []
     numeric = values and all(isinstance(v, int | float) and not isinstance(v, bool) for v in values)
     if numeric:
         log = min(values) > 0 and max(values) / min(values) >= 100
         x = {id(s): float(v) for s, v in zip(report.settings, values, strict=True)}
-        return x, [shown(v) for v in sorted(set(values))], log
+        return x, [shown(v) for v in sorted(set(values))], "log" if log else "linear"
     ordered = sorted(report.settings, key=lambda s: [str(v) for v in s.values.values()])
     x = {id(s): float(i) for i, s in enumerate(ordered)}
-    return x, [setting_name(s) for s in ordered], False
+    return x, [setting_name(s) for s in ordered], "slots"
 
 
 def _varied(report: Report) -> list[str]:
