@@ -64,9 +64,9 @@ def settings(rows: list[dict], swept: list[str], replicate_keys: list[str]) -> l
     each row gets `replicate`: its replicate keys' values, the pairing key."""
     grouped: dict[tuple, Setting] = {}
     for row in rows:
-        values = {k: row["swept"].get(k) for k in swept if k not in replicate_keys}
+        values = {k: row.get("swept", {}).get(k) for k in swept if k not in replicate_keys}
         setting = grouped.setdefault(_key(values), Setting(values))
-        row["replicate"] = tuple(row["swept"].get(k) for k in replicate_keys)
+        row["replicate"] = tuple(row.get("swept", {}).get(k) for k in replicate_keys)
         (setting.jobs if row["status"] == "completed" else setting.failed).append(row)
     return list(grouped.values())
 
