@@ -52,7 +52,8 @@ def _launch(cfg: DictConfig, hydra_cfg: DictConfig):
         sampled=hydra_cfg.mode == RunMode.MULTIRUN
         and hydra_cfg.sweeper._target_ != sweep.BASIC_SWEEPER,
     )
-    run_hparams.trial = hparams.trial_name(run_hparams, Path(hydra_cfg.runtime.output_dir))
+    if run_hparams.swept:  # a sweep job's HPARAMS row is named by its values
+        run_hparams.trial = hparams.trial_name(run_hparams, Path(hydra_cfg.runtime.output_dir))
     return Launch(
         hparams=run_hparams,
         # The command that reruns this run (a sweep job: alone, with its own values).

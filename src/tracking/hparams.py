@@ -30,9 +30,7 @@ def trial_name(hparams: HParams, run_dir: Path) -> str:
     """A sweep job's Trial ID: its values first (`100, 1 · 2026-12-04_17-30-00`), which the
     column shows before it cuts the name, then its sweep's dir, which keeps the jobs of two
     sweeps apart (one name would make them one row). A sampled sweep's values may repeat:
-    its job's dir name instead. '' (the run's name) outside a sweep."""
-    if not hparams.swept:
-        return ""
+    its job's dir name instead."""
     values = ", ".join(shown(hparams.values[k]) for k in hparams.swept if k in hparams.values)
     first = run_dir.name if hparams.sampled or not values else values
     return f"{first} · {run_dir.parent.name}"
