@@ -12,7 +12,7 @@ import pytest
 from src.config.command import compose_command, quote_path
 from src.tracking import sweep_picture, sweep_stats, sweep_tables
 from src.tracking.sweep_stats import Setting
-from tests.conftest import read_scalars, run_cli, run_python
+from tests.conftest import compose_config, read_scalars, run_cli, run_python
 from tests.test_sweep_view import STATUSES, TensorBoardServer
 
 MULTS = (1, 10, 100)
@@ -270,3 +270,20 @@ def test_a_real_tensorboard_lists_the_test_accuracy_among_each_rows_metrics(eval
         accuracy = json.loads((run / "eval_test.json").read_text())["accuracy"]
         values = {m["name"]["tag"]: m["value"] for m in group["metricValues"]}
         assert values["eval/test/accuracy"] == pytest.approx(accuracy)
+
+
+def test_the_replicate_keys_are_the_callbacks_and_pool_every_key_named(tmp_path):
+    cfg = compose_config("hydra.callbacks.sweep_summary.replicate_keys=[seed,k]", with_hydra=True)
+    assert list(cfg.hydra.callbacks.sweep_summary.replicate_keys) == ["seed", "k"]
+    assert list(compose_config(with_hydra=True).hydra.callbacks.sweep_summary.replicate_keys) == [
+        "seed"
+    ]
+    rows = make_rows({("sgd", 0): 0.9, ("sgd", 1): 0.8, ("adamw", 0): 0.7})
+    for n, row in enumerate(rows):
+        row["swept"]["k"] = n  # another chance-only key: pooled too
+    report = sweep_tables.write(tmp_path, rows, ["seed", "k"])
+    assert [(s.values, len(s.jobs)) for s in report.settings] == [
+        ({"optimizer": "sgd"}, 2),
+        ({"optimizer": "adamw"}, 1),
+    ]
+    assert "pooled over: seed, k" in report.markdown

@@ -55,10 +55,9 @@ class FailedJob(float):
 
 class SweepSummary(Callback):
     """`replicate_keys`: the swept keys whose jobs repeat one setting by chance alone (seeds),
-    pooled into its mean and spread; set with
-    `hydra.callbacks.sweep_summary.replicate_keys=[seed,dataset.val_seed]`."""
+    pooled into its mean and spread (conf/config.yaml: `[seed]`)."""
 
-    def __init__(self, replicate_keys: list[str] | tuple[str, ...] = ("seed",)):
+    def __init__(self, replicate_keys: list[str]):
         self.replicate_keys = list(replicate_keys)
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
