@@ -4,17 +4,21 @@ a checkpoint of the run evaluated on a split of its own data, rebuilt from its c
 Prints the figures and a per-class table; writes `<run_dir>/eval_<split>.json` (with another
 checkpoint than best: `eval_<split>_<checkpoint>.json`) and puts the figures and the confusion
 matrix into the run's TensorBoard, at the checkpoint's step.
+
+`sweep_dir=<a sweep's root>` instead: every finished job of the sweep, then the sweep's
+settings.csv, summary.csv, summary.md and sweep.png with the test split's figures added.
 """
 
 import json
 import sys
+from pathlib import Path
 
 import torch
 from omegaconf import DictConfig
 
 from src.config.command import run_command
 from src.errors import GroupwiseError
-from src.tracking import confusion_picture
+from src.tracking import confusion_picture, sweep_summary
 from src.tracking.logger import RunLogger
 from src.trained_run import TrainedRun, open_run
 from src.training.evaluation import classification_report, format_report, outputs
@@ -71,8 +75,49 @@ def _to_tensorboard(run: TrainedRun, report: dict, prefix: str) -> None:
         logger.close()
 
 
+def evaluate_sweep(cfg: DictConfig) -> list[dict]:
+    """Every finished job of the sweep at `cfg.sweep_dir`, then its summary files refreshed;
+    the jobs that could not be evaluated are listed with the reason, and the others go on."""
+    sweep_dir = Path(cfg.sweep_dir).expanduser()
+    rows = sweep_summary.gather_rows(sweep_dir) if sweep_dir.is_dir() else []
+    if not rows:
+        raise GroupwiseError(
+            f"sweep_dir={cfg.sweep_dir}: not a sweep's root (no job dirs with "
+            f"{sweep_summary.JOB_FILE}); pass the dir a multirun printed, e.g. "
+            "outputs/multirun/<date>_<time>, or run_dir= for one run"
+        )
+    reports, skipped = [], []
+    for row in rows:
+        if row["status"] != "completed":
+            skipped.append(f"{row['run_dir']}: the job failed ({row['error']})")
+            continue
+        job = cfg.copy()
+        job.run_dir, job.sweep_dir = str(row["path"]), None
+        try:
+            reports.append(evaluate(job))
+        except GroupwiseError as err:
+            skipped.append(f"{row['run_dir']}: {'; '.join(err.problems)}")
+    if (cfg.split, cfg.checkpoint) == ("test", DEFAULT_CHECKPOINT):
+        print(sweep_summary.write_all(sweep_dir, sweep_summary.gather_rows(sweep_dir)))
+    else:  # the sweep's files hold one figure per job: the test split of the best checkpoint
+        print(f"the sweep's summary shows split=test checkpoint={DEFAULT_CHECKPOINT} only")
+    print(f"evaluated {len(reports)} of {len(rows)} jobs" + (": skipped" if skipped else ""))
+    for line in skipped:
+        print(f"  {line}")
+    return reports
+
+
+def _run_or_sweep(cfg: DictConfig) -> object:
+    if (cfg.run_dir is None) == (cfg.sweep_dir is None):
+        raise GroupwiseError(
+            "run_dir=<a finished run> or sweep_dir=<a sweep's root>: give one of them"
+            + (", not both" if cfg.run_dir is not None else "")
+        )
+    return evaluate(cfg) if cfg.run_dir is not None else evaluate_sweep(cfg)
+
+
 def main(args: list[str]) -> None:
-    run_command("evaluate", __doc__, evaluate, args)
+    run_command("evaluate", __doc__, _run_or_sweep, args)
 
 
 if __name__ == "__main__":

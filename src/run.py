@@ -11,7 +11,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from src import errors
-from src.config import hydra_internals, resolvers, schema
+from src.config import hydra_internals, resolvers, schema, sweep
 from src.tracking import hparams
 from src.tracking.sweep_summary import FailedJob
 
@@ -44,13 +44,18 @@ def _launch(cfg: DictConfig, hydra_cfg: DictConfig):
 
     overrides = list(hydra_cfg.overrides.task)
     typed_exclude = any(o.lstrip("+~").startswith("pretrained.exclude") for o in overrides)
+    run_hparams = hparams.for_run(
+        overrides,
+        cfg,
+        hydra_cfg.job.config.override_dirname.exclude_keys,
+        swept=[key for key in hydra_cfg.job.env_set.GROUPWISE_SWEPT_KEYS.split(",") if key],
+        sampled=hydra_cfg.mode == RunMode.MULTIRUN
+        and hydra_cfg.sweeper._target_ != sweep.BASIC_SWEEPER,
+    )
+    if run_hparams.swept:  # a sweep job's HPARAMS row is named by its values
+        run_hparams.trial = hparams.trial_name(run_hparams, Path(hydra_cfg.runtime.output_dir))
     return Launch(
-        hparams=hparams.for_run(
-            overrides,
-            cfg,
-            hydra_cfg.job.config.override_dirname.exclude_keys,
-            swept=[key for key in hydra_cfg.job.env_set.GROUPWISE_SWEPT_KEYS.split(",") if key],
-        ),
+        hparams=run_hparams,
         # The command that reruns this run (a sweep job: alone, with its own values).
         command=shlex.join(["python", "-m", "src.run", *overrides]),
         # An exclusion set by a config file (the shipped default's new head) is easy to miss.

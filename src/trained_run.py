@@ -82,7 +82,8 @@ def open_run(run_dir: str, checkpoint: str) -> TrainedRun:
         )
     if (path / "multirun.yaml").exists():
         raise GroupwiseError(
-            f"run_dir={run_dir}: the root of a sweep; pass one of its jobs' dirs (see summary.md)"
+            f"run_dir={run_dir}: the root of a sweep; pass one of its jobs' dirs (summary.csv's "
+            "run_dir column), or evaluate them all with sweep_dir="
         )
     if not (path / FINISHED_MARK).exists():
         raise GroupwiseError(

@@ -382,7 +382,9 @@ def test_bad_input_is_one_clear_line_and_writes_nothing(
     existing.write_text("earlier results\n")
     run = f"run_dir={digits_run}"
     cases = [
-        (evaluate, [], "run_dir: required, and not set"),
+        (evaluate, [], "run_dir=<a finished run> or sweep_dir=<a sweep's root>: give one"),
+        (evaluate, [run, "sweep_dir=x"], "give one of them, not both"),
+        (evaluate, [f"sweep_dir={tmp_path}"], "not a sweep's root"),
         (evaluate, [f"run_dir={tmp_path / 'nope'}"], "no such directory"),
         (evaluate, [f"run_dir={dry}"], "not a finished run"),
         (evaluate, [run, "split=train"], "split=train: must be one of test, val"),

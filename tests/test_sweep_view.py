@@ -11,15 +11,13 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from tensorboard.plugins.hparams import metadata as hparams_metadata
 
 from src.config import sweep
-from src.tracking import sweep_picture
+from src.tracking import sweep_picture, sweep_tables
 from tests.conftest import (
     ROOT,
     SHIPPED_WEIGHTS,
     assert_one_clear_line,
-    read_plugin_content,
     read_session_hparams,
     read_texts,
     run_cli,
@@ -44,7 +42,7 @@ COMPLETED = ["lr_mult=1,seed=0", "lr_mult=1,seed=1", "lr_mult=10,seed=0", "lr_mu
 
 @pytest.fixture(scope="module")
 def swept(tmp_path_factory):
-    sweep_dir = tmp_path_factory.mktemp("sweep")
+    sweep_dir = tmp_path_factory.mktemp("sweeps") / "a"  # a second sweep may go beside it
     result = run_cli(
         "-m", FIXED[0], SWEPT[0], *FIXED[1:4], SWEPT[1], *FIXED[4:],
         f"hydra.sweep.dir={sweep_dir}",
@@ -65,19 +63,14 @@ def test_jobs_are_named_by_the_swept_values_alone_and_keep_their_full_overrides(
 
 
 @pytest.mark.e2e
-def test_each_runs_hparams_are_its_swept_values_and_the_columns_differ(swept):
+def test_each_runs_hparams_are_its_swept_values_as_its_name_writes_them(swept):
     sweep_dir, _ = swept
     for name in COMPLETED:
-        mult, seed = (int(part.split("=")[1]) for part in name.split(","))
-        run = sweep_dir / name
-        assert read_session_hparams(run) == {"param_groups.fc3.lr_mult": mult, "seed": seed}
-        experiment = hparams_metadata.parse_experiment_plugin_data(
-            read_plugin_content(run, "hparams")[hparams_metadata.EXPERIMENT_TAG]
-        )
-        assert [(h.name, h.differs) for h in experiment.hparam_infos] == [
-            ("param_groups.fc3.lr_mult", True),
-            ("seed", True),
-        ]
+        mult, seed = (part.split("=")[1] for part in name.split(","))
+        assert read_session_hparams(sweep_dir / name) == {
+            "param_groups.fc3.lr_mult": mult,
+            "seed": seed,
+        }
 
 
 @pytest.mark.e2e
@@ -91,63 +84,61 @@ def test_the_config_card_is_resolved_under_the_command_that_reruns_the_job(swept
     assert f"path: {SHIPPED_WEIGHTS}" in card
 
 
+@pytest.fixture(scope="module")
+def second_sweep(swept):
+    """Another sweep beside the first, varying another key."""
+    sweep_dir = swept[0].parent / "b"
+    run_cli(
+        "-m", "optimizer.lr=0.01,0.1", *FIXED[1:4], f"hydra.sweep.dir={sweep_dir}",
+    )  # fmt: skip
+    return sweep_dir
+
+
 @pytest.mark.e2e
-def test_a_real_tensorboard_shows_the_swept_keys_as_the_visible_columns_one_row_per_job(swept):
-    sweep_dir, _ = swept
-    with TensorBoardServer(sweep_dir, expected_runs=len(COMPLETED)) as get:
-        assert sorted(get("/data/runs")) == COMPLETED
+def test_a_real_tensorboard_shows_every_sweeps_keys_a_box_per_value_and_every_runs_values(
+    swept, second_sweep
+):
+    logdir = second_sweep.parent  # as `tensorboard --logdir outputs/multirun`
+    second = ["lr=0.01", "lr=0.1"]
+    runs = [f"a/{n}" for n in COMPLETED] + [f"b/{n}" for n in second]
+    with TensorBoardServer(logdir, expected_runs=len(runs)) as get:
+        assert sorted(get("/data/runs")) == runs
         experiment = get("/data/plugin/hparams/experiment", {"experimentName": ""})
-        columns = [(h["name"], h["differs"]) for h in experiment["hparamInfos"]]
-        # the HPARAMS UI shows the first five columns, differing ones first: both, and only them
-        assert columns == [("param_groups.fc3.lr_mult", True), ("seed", True)]
-        metrics = [m["name"]["tag"] for m in experiment["metricInfos"]]
-        assert metrics == ["val/acc", "val/loss", "val/best_acc"]
         groups = get(
             "/data/plugin/hparams/session_groups",
             {"experimentName": "", "startIndex": 0, "sliceSize": 100, "allowedStatuses": STATUSES},
         )["sessionGroups"]
-    rows = {g["name"]: g["hparams"] for g in groups}  # the table's Trial ID: the run's name
-    assert rows == {
-        name: {"param_groups.fc3.lr_mult": float(mult), "seed": float(seed)}
-        for name, mult, seed in [(n, *(p.split("=")[1] for p in n.split(","))) for n in COMPLETED]
+    # the union of both sweeps' keys, each differing, each value a box of its own
+    columns = {h["name"]: (h["differs"], sorted(h["domainDiscrete"])) for h in experiment["hparamInfos"]}  # fmt: skip
+    assert columns == {
+        "param_groups.fc3.lr_mult": (True, ["1", "10"]),
+        "seed": (True, ["0", "1"]),
+        "optimizer.lr": (True, ["0.01", "0.1"]),
     }
-
-
-@pytest.mark.e2e
-def test_the_sweep_ends_with_a_picture_of_each_swept_key(swept):
-    sweep_dir, result = swept
-    assert f"sweep picture: {sweep_dir / 'sweep.png'}" in result.stdout
-    image = pytest.importorskip("matplotlib.image").imread(sweep_dir / "sweep.png")
-    assert image.shape[:2] == (350, 800)  # two panels, 4 x 3.5 inches at 100 dpi
-    assert red_pixels(image) == 0  # no job failed
-
-
-def test_the_sweep_picture_marks_failed_jobs_in_red(tmp_path):
-    image_module = pytest.importorskip("matplotlib.image")
-    rows = [
-        {"swept": {"optimizer": name, "optimizer.lr": lr}, "status": status, "val/acc": acc}
-        for name, lr, status, acc in [
-            ("sgd", 1e-3, "completed", 0.9),
-            ("adamw", 1e-2, "completed", 0.8),
-            ("sgd", 1.0, "failed", ""),
-        ]
-    ]
-    assert sweep_picture.write(tmp_path, rows) == f"sweep picture: {tmp_path / 'sweep.png'}"
-    image = image_module.imread(tmp_path / "sweep.png")
-    assert image.shape[:2] == (350, 800)
-    assert red_pixels(image) > 20  # the failed job's x, in each panel
-
-
-def red_pixels(image) -> int:
-    """Pixels of matplotlib's tab:red, the failed jobs' marks."""
-    r, g, b = image[..., 0], image[..., 1], image[..., 2]
-    return int(((abs(r - 0.84) < 0.06) & (g < 0.3) & (b < 0.3)).sum())
+    metrics = {m["name"]["tag"] for m in experiment["metricInfos"]}
+    assert {"val/acc", "val/loss", "val/best_acc"} <= metrics
+    # the Trial ID: the values first (the column cuts long names), then the sweep
+    rows = {g["name"]: (g["hparams"], [x["name"] for x in g["sessions"]]) for g in groups}
+    expected = {}
+    for n in COMPLETED:
+        mult, seed = n[8 : n.index(",")], n[-1]
+        expected[f"{mult}, {seed} · a"] = (
+            {"param_groups.fc3.lr_mult": mult, "seed": seed},
+            [f"a/{n}"],
+        )
+    for n in second:
+        expected[f"{n[3:]} · b"] = ({"optimizer.lr": n[3:]}, [f"b/{n}"])
+    assert rows == expected
 
 
 def test_without_matplotlib_the_summary_says_what_to_install(tmp_path, monkeypatch):
     monkeypatch.setitem(sys.modules, "matplotlib", None)  # as if not installed
-    rows = [{"swept": {"seed": 0}, "status": "completed", "val/acc": 0.5}]
-    assert sweep_picture.write(tmp_path, rows) == sweep_picture.NEEDS_MATPLOTLIB
+    rows = [
+        {"job": 0, "swept": {"seed": 0}, "status": "completed", "error": "", "val/acc": 0.5,
+         "run_dir": "seed=0", "fixed": []}
+    ]  # fmt: skip
+    report = sweep_tables.write(tmp_path, rows, ["seed"])
+    assert sweep_picture.write(tmp_path, rows, report) == sweep_picture.NEEDS_MATPLOTLIB
     assert not (tmp_path / sweep_picture.FILE).exists()
 
 

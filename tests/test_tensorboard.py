@@ -13,7 +13,7 @@ from torch import nn
 
 from src.runner import Launch, Runner
 from src.tracking import config_text, hparams
-from src.tracking.group_signals import GroupSignals
+from src.tracking.group_signals import GroupSignals, learning_rates
 from src.tracking.hparams import HParams
 from src.tracking.logger import RunLogger
 from tests.conftest import (
@@ -105,11 +105,23 @@ def test_a_run_logs_every_groups_signals_with_the_lrs_and_the_boosted_head_moves
     for signal in ("lr", "grad_norm", "update_ratio"):
         for group in ("default", "fc3"):
             assert [s for s, _ in scalars[f"{signal}/{group}"]] == steps, (signal, group)
+    # the multiplier itself, at every logged step, whatever the schedule did to both lrs
+    assert scalars["lr_ratio/fc3"] == [(step, pytest.approx(10.0)) for step in steps]
+    assert "lr_ratio/default" not in scalars
     # the fresh head at 10x the base lr changes far faster, relative to its size, than the body
     for (_, head), (_, body) in zip(
         scalars["update_ratio/fc3"], scalars["update_ratio/default"], strict=True
     ):
         assert head > 5 * body > 0
+
+
+def test_no_lr_ratio_while_default_is_frozen_or_absent():
+    weights = [nn.Parameter(torch.zeros(1)), nn.Parameter(torch.zeros(1))]
+    groups = [{"params": [weights[0]], "name": "default", "lr": 0.0}]
+    groups.append({"params": [weights[1]], "name": "head", "lr": 0.1})
+    assert learning_rates(torch.optim.SGD(groups)) == {"lr/default": 0.0, "lr/head": 0.1}
+    groups[0]["name"] = "body"
+    assert learning_rates(torch.optim.SGD(groups)) == {"lr/body": 0.0, "lr/head": 0.1}
 
 
 def test_custom_scalars_layout_puts_every_group_on_one_chart_per_signal(tmp_path):
@@ -120,6 +132,7 @@ def test_custom_scalars_layout_puts_every_group_on_one_chart_per_signal(tmp_path
     charts = {c.title: list(c.multiline.tag) for cat in layout.category for c in cat.chart}
     assert charts["lr per group"] == ["lr/.*"]
     assert charts["update ratio per group"] == ["update_ratio/.*"]
+    assert charts["lr over default's per group"] == ["lr_ratio/.*"]
 
 
 @pytest.mark.e2e
@@ -131,21 +144,19 @@ def test_hparams_session_lives_in_the_run_dir_beside_its_scalars(make_cfg, tmp_p
 
     # one run: no sub-run with its own event file, as SummaryWriter.add_hparams would make
     assert [p.parent for p in tmp_path.rglob("events.out.tfevents.*")] == [tmp_path]
-    assert read_session_hparams(tmp_path) == swept
+    # a grid's values as the job's name writes them: a box per value in TensorBoard
+    assert read_session_hparams(tmp_path) == {
+        "param_groups.fc3.lr_mult": "10",
+        "param_groups": "fc3_boost",
+    }
     content = read_plugin_content(tmp_path, "hparams")
     end = hparams_metadata.parse_session_end_info_plugin_data(
         content[hparams_metadata.SESSION_END_INFO_TAG]
     )
     assert end.status == api_pb2.STATUS_SUCCESS
-    experiment = hparams_metadata.parse_experiment_plugin_data(
-        content[hparams_metadata.EXPERIMENT_TAG]
-    )
-    assert [m.name.tag for m in experiment.metric_infos] == ["val/acc", "val/loss", "val/best_acc"]
-    # the swept key first and marked as differing: TensorBoard shows such columns first
-    assert [(h.name, h.differs, h.type) for h in experiment.hparam_infos] == [
-        ("param_groups.fc3.lr_mult", True, api_pb2.DATA_TYPE_FLOAT64),
-        ("param_groups", False, api_pb2.DATA_TYPE_STRING),
-    ]
+    # no experiment: TensorBoard builds the columns from every run's session (the union of
+    # several sweeps' keys under one logdir), which the first experiment found would fix
+    assert hparams_metadata.EXPERIMENT_TAG not in content
 
     # the metrics the HPARAMS table shows are the last values of those scalars in this run
     scalars = read_scalars(tmp_path)

@@ -52,7 +52,7 @@ def format_table(sweep_dir: Path, rows: list[dict]) -> str:
         overrides = dict(o.split("=", 1) for o in row["overrides"].split())
         if row["status"] == "completed":
             key = (overrides["fewshot"], int(overrides["dataset.shots_per_class"]))
-            curves.setdefault(key, []).append(_val_acc_curve(sweep_dir / row["run_dir"]))
+            curves.setdefault(key, []).append(_val_acc_curve(row["path"]))
     shots = sorted({s for _, s in curves})
     last = max(len(curve) for runs in curves.values() for curve in runs)
     early = min(EARLY_EPOCH, last)

@@ -6,6 +6,7 @@ They use Hydra's compose API rather than `hydra.main`: they read a run dir, they
 (no run dir, no .hydra record, no log file of their own).
 """
 
+import re
 from collections.abc import Callable
 from dataclasses import fields
 from pathlib import Path
@@ -24,15 +25,28 @@ CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 def compose_command(name: str, args: list[str]) -> DictConfig:
     """conf/<name>.yaml with `args` applied, every value checked against the schema."""
     schema.register()
+    paths = {f.name for f in fields(schema.SCHEMAS[name]) if f.metadata.get("path")}
     try:
         with initialize_config_dir(config_dir=str(CONF_DIR), version_base="1.3"):
-            cfg = compose(name, overrides=args)
+            cfg = compose(name, overrides=[quote_path(arg, paths) for arg in args])
     except CONFIG_ERRORS as err:
         raise GroupwiseError(one_line(err)) from None
     problems = checks.problems(cfg)
     if problems:
         raise GroupwiseError(*problems)
     return cfg
+
+
+def quote_path(arg: str, paths: set[str]) -> str:
+    """`run_dir=outputs/multirun/<time>/lr_mult=100,seed=1` as the run printed it: a path's
+    value quoted for Hydra's override grammar, which would read its `=` and `,` as syntax.
+    A value the user quoted already is left as it is."""
+    key, equals, value = arg.partition("=")
+    if key not in paths or not equals or value[:1] in ("'", '"') or value in ("", "null"):
+        return arg
+    # In a quoted value only a quote, and backslashes before a quote or the end, are escaped.
+    escaped = re.sub(r"(\\*)('|$)", lambda m: m[1] * 2 + ("\\" + m[2] if m[2] else ""), value)
+    return f"{key}='{escaped}'"
 
 
 def run_command(

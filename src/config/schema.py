@@ -23,7 +23,8 @@ PRECISIONS = ("32", "bf16", "16")
 
 def option(default: Any = None, help: str = "", **limits: Any) -> Any:
     """A field with its help text and its limits: `ge`, `gt`, `le`, `lt` (numbers, also each
-    item of a list), `choices`, `min_items`, `unique`. A list default is copied per config."""
+    item of a list), `choices`, `min_items`, `unique`; `path=True`: a file or dir, taken as
+    given on the command line (src/config/command.py). A list default is copied per config."""
     metadata = {"help": help, **limits}
     if isinstance(default, list):
         return field(default_factory=lambda: list(default), metadata=metadata)
@@ -175,7 +176,12 @@ class ConstantConfig:
 class EvaluateConfig:
     """`python -m src.evaluate`: conf/evaluate.yaml."""
 
-    run_dir: str = option("???", "a finished run's dir, e.g. outputs/runs/<date>_<time>")
+    run_dir: str | None = option(
+        None, "a finished run's dir, e.g. outputs/runs/<date>_<time>; or sweep_dir", path=True
+    )
+    sweep_dir: str | None = option(
+        None, "a sweep's root: evaluate every finished job, refresh its summary", path=True
+    )
     split: str = option("test", "the split to evaluate", choices=("test", "val"))
     checkpoint: str = option("best", "checkpoints/<name>.pt: best (by trainer.monitor) or last")
     device: str | None = option(None, "auto, cpu, cuda or cuda:N; null: the run's trainer.device")
@@ -186,9 +192,11 @@ class EvaluateConfig:
 class PredictConfig:
     """`python -m src.predict`: conf/predict.yaml."""
 
-    run_dir: str = option("???", "a finished run's dir, e.g. outputs/runs/<date>_<time>")
-    inputs: str = option("???", "an image file, or a folder of images (subfolders too)")
-    output: str | None = option(None, "the CSV to write; null: <run_dir>/predictions.csv")
+    run_dir: str = option("???", "a finished run's dir, e.g. outputs/runs/<date>_<time>", path=True)
+    inputs: str = option("???", "an image file, or a folder of images (subfolders too)", path=True)
+    output: str | None = option(
+        None, "the CSV to write; null: <run_dir>/predictions.csv", path=True
+    )
     checkpoint: str = option("best", "checkpoints/<name>.pt: best (by trainer.monitor) or last")
     top_k: int = option(5, "the k most probable classes per image (at most all classes)", ge=1)
     device: str | None = option(None, "auto, cpu, cuda or cuda:N; null: the run's trainer.device")

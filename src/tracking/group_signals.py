@@ -7,11 +7,24 @@ from torch.optim import Optimizer
 
 def learning_rates(optimizer: Optimizer) -> dict[str, float]:
     """`lr/<group>`: one value per configured group, never collapsed to one lr. A group may
-    span several optimizer param groups (decay / no decay), which share its lr."""
+    span several optimizer param groups (decay / no decay), which share its lr.
+
+    And `lr_ratio/<group>`: its lr over `default`'s, the multiplier it trains with at this
+    step. A sweep's 1x, 10x and 100x are three flat lines apart on a linear axis, where their
+    lr curves need a log axis, and no smoothing bends them; none while `default` is at lr 0
+    (frozen), or when there is no `default` group."""
     lrs = {}
     for group in optimizer.param_groups:
         lrs.setdefault(f"lr/{group['name']}", group["lr"])
-    return lrs
+    base = lrs.get("lr/default")
+    if not base:
+        return lrs
+    ratios = {
+        f"lr_ratio/{tag.removeprefix('lr/')}": lr / base
+        for tag, lr in lrs.items()
+        if tag != "lr/default"
+    }
+    return lrs | ratios
 
 
 class GroupSignals:

@@ -2,6 +2,7 @@
 this job's values of them; in a single run, its overrides."""
 
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf
@@ -13,10 +14,34 @@ HParamValue = bool | int | float | str
 class HParams:
     values: dict[str, HParamValue] = field(default_factory=dict)  # this run's HPARAMS row
     swept: list[str] = field(default_factory=list)  # the columns its sweep varies, in order
+    # Values a sweeper sampled from a range (optuna) rather than listed (a grid): numbers on a
+    # continuous axis, where a grid's few values are each a box of their own.
+    sampled: bool = False
+    # Its row's name (the Trial ID), when not its run's: see `trial_name`.
+    trial: str = ""
+
+
+def shown(value: HParamValue) -> str:
+    """A value as the job's name writes it: 100, 0.001, 1e-05, fc3_boost."""
+    return f"{value:g}" if isinstance(value, float) else str(value)
+
+
+def trial_name(hparams: HParams, run_dir: Path) -> str:
+    """A sweep job's Trial ID: its values first (`100, 1 · 2026-12-04_17-30-00`), which the
+    column shows before it cuts the name, then its sweep's dir, which keeps the jobs of two
+    sweeps apart (one name would make them one row). A sampled sweep's values may repeat:
+    its job's dir name instead."""
+    values = ", ".join(shown(hparams.values[k]) for k in hparams.swept if k in hparams.values)
+    first = run_dir.name if hparams.sampled or not values else values
+    return f"{first} · {run_dir.parent.name}"
 
 
 def for_run(
-    overrides: list[str], cfg: DictConfig, exclude_keys: list[str], swept: list[str]
+    overrides: list[str],
+    cfg: DictConfig,
+    exclude_keys: list[str],
+    swept: list[str],
+    sampled: bool = False,
 ) -> HParams:
     """A sweep job's swept values only: its fixed overrides are the same in every row, and
     would crowd out the columns that tell the rows apart (they are in the text tab and the
@@ -24,7 +49,7 @@ def for_run(
     values = from_overrides(overrides, cfg, exclude_keys)
     if swept:
         values = {key: values[key] for key in swept if key in values}
-    return HParams(values, swept)
+    return HParams(values, swept, sampled)
 
 
 def from_overrides(

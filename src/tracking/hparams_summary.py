@@ -1,10 +1,17 @@
-"""The HPARAMS tab's data, written with TensorBoard's own hparams plugin protos.
+"""The HPARAMS tab's data, written with TensorBoard's own hparams plugin protos: each run's
+session, and no experiment.
 
-torch's `hparams()` cannot mark which hyperparameters differ, and TensorBoard shows the first
-five columns by (differs, name), so a swept `seed` behind five fixed overrides started hidden.
-Here the experiment lists a sweep's swept keys only, each marked as differing: they are the
-visible columns. A session's group name is left empty, so each run is its own row, named by
-its run (two sweeps' `seed=0` jobs stay two rows under one logdir).
+An experiment summary fixes the columns, but TensorBoard reads one only, the first it finds:
+under a logdir holding several sweeps, the other sweeps' keys had no column and their rows no
+values. Without one, TensorBoard builds the columns from every run's session: the union of
+every sweep's keys (empty where a sweep did not vary a key), each marked as differing when
+its values do, and every scalar of the runs as a metric (the test split's among them once
+`python -m src.evaluate` has run).
+
+A listed value (a grid's) is written as text, as the job's name writes it: TensorBoard gives a
+text column a box per value and an evenly spaced axis (1, 10, 100 apart, not squeezed
+together), and shows `100`, not `100.00`. Values a sweeper sampled stay numbers (a continuous
+axis, a min-max filter). Each run is its own row (a group of one session), named by its trial: in a sweep, its values, then its sweep (`src.tracking.hparams.trial_name`).
 """
 
 import time
@@ -12,35 +19,19 @@ import time
 from tensorboard.compat.proto.summary_pb2 import Summary
 from tensorboard.plugins.hparams import api_pb2, metadata, plugin_data_pb2
 
-from src.tracking.hparams import HParams, HParamValue
-
-
-def experiment(hparams: HParams, metrics: tuple[str, ...]) -> Summary:
-    """The columns: the swept keys (differing) first, then any other hyperparameter."""
-    infos = [
-        api_pb2.HParamInfo(name=key, type=_data_type(value), differs=key in hparams.swept)
-        for key, value in sorted(hparams.values.items(), key=lambda kv: kv[0] not in hparams.swept)
-    ]
-    metric_infos = [api_pb2.MetricInfo(name=api_pb2.MetricName(tag=tag)) for tag in metrics]
-    return _summary(
-        metadata.EXPERIMENT_TAG,
-        plugin_data_pb2.HParamsPluginData(
-            experiment=api_pb2.Experiment(
-                hparam_infos=infos, metric_infos=metric_infos, time_created_secs=time.time()
-            )
-        ),
-    )
+from src.tracking.hparams import HParams, shown
 
 
 def session_start(hparams: HParams) -> Summary:
-    start = plugin_data_pb2.SessionStartInfo(start_time_secs=time.time())
+    # A group of one session, named by its trial (a run's own name when that is empty).
+    start = plugin_data_pb2.SessionStartInfo(start_time_secs=time.time(), group_name=hparams.trial)
     for key, value in hparams.values.items():
         if isinstance(value, bool):
             start.hparams[key].bool_value = value
-        elif isinstance(value, int | float):
+        elif isinstance(value, int | float) and hparams.sampled:
             start.hparams[key].number_value = value
         else:
-            start.hparams[key].string_value = value
+            start.hparams[key].string_value = shown(value)
     return _summary(
         metadata.SESSION_START_INFO_TAG, plugin_data_pb2.HParamsPluginData(session_start_info=start)
     )
@@ -51,12 +42,6 @@ def session_end() -> Summary:
     return _summary(
         metadata.SESSION_END_INFO_TAG, plugin_data_pb2.HParamsPluginData(session_end_info=end)
     )
-
-
-def _data_type(value: HParamValue) -> int:
-    if isinstance(value, bool):
-        return api_pb2.DATA_TYPE_BOOL
-    return api_pb2.DATA_TYPE_FLOAT64 if isinstance(value, int | float) else api_pb2.DATA_TYPE_STRING
 
 
 def _summary(tag: str, data: plugin_data_pb2.HParamsPluginData) -> Summary:

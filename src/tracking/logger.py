@@ -10,13 +10,10 @@ from torch.utils.tensorboard import SummaryWriter
 from src.tracking import hparams_summary
 from src.tracking.hparams import HParams
 
-# The metrics shown beside each run's hyperparameters in TensorBoard's HPARAMS tab: the last
-# value of these scalar tags in the same run.
-HPARAMS_METRICS = ("val/acc", "val/loss", "val/best_acc")
-
 # Custom-scalars charts: every group of a run on one chart per signal (regexes on tags).
 PER_GROUP_CHARTS = {
     "lr per group": r"lr/.*",
+    "lr over default's per group": r"lr_ratio/.*",
     "update ratio per group": r"update_ratio/.*",
     "grad norm per group": r"grad_norm/.*",
 }
@@ -33,7 +30,7 @@ class RunLogger:
         )
 
     def scalars(self, values: dict[str, float], step: int) -> None:
-        """All of a step's values in one event (a logged training step has 2 + 3 per group):
+        """All of a step's values in one event (a logged step: train/loss, 4 per group):
         `add_scalar` writes an event per value, and at ~75 us each, a logged step's scalars
         cost more than LeNet's step itself. The values are written as `add_scalar` writes
         them (`simple_value`), without its per-value NumPy conversion."""
@@ -52,12 +49,8 @@ class RunLogger:
     def hparams_start(self, hparams: HParams) -> None:
         """Open this run's hparams session: written into the run dir itself (unlike
         `SummaryWriter.add_hparams`, which makes a sub-run), so the HPARAMS row and the
-        scalars are one run."""
-        for summary in (
-            hparams_summary.experiment(hparams, HPARAMS_METRICS),
-            hparams_summary.session_start(hparams),
-        ):
-            self.writer.file_writer.add_summary(summary)
+        scalars (its metrics) are one run."""
+        self.writer.file_writer.add_summary(hparams_summary.session_start(hparams))
 
     def hparams_end(self, best_val_acc: float, step: int) -> None:
         self.scalars({"val/best_acc": best_val_acc}, step)

@@ -1,6 +1,7 @@
-"""`sweep.png` beside summary.md: the final metric against each swept key, one panel per key,
-one point per job, failed jobs marked; for a sweep looked at in a terminal, a notebook or a
-pull request rather than in TensorBoard.
+"""`sweep.png` beside summary.md: per setting the mean and spread over seeds of val/acc (and
+of test/acc once evaluated), each seed a faint point linked across settings, the winner
+marked, the sweep's fixed settings in the title; for a sweep looked at in a terminal, a
+notebook or a pull request rather than in TensorBoard.
 
 matplotlib draws it: the plotting library people already read, an optional extra
 (`pip install -e ".[plot]"`), imported only here, at the end of a multirun, so a run's
@@ -8,19 +9,21 @@ start-up does not grow. TensorBoard's image tab would need a browser, the thing 
 is for doing without.
 """
 
-import math
+import textwrap
 from pathlib import Path
 
+from src.tracking.hparams import shown
+from src.tracking.sweep_tables import Report, setting_name
+
 FILE = "sweep.png"
-METRIC = "val/acc"
+PANELS = ("val/acc", "test/acc")
 NEEDS_MATPLOTLIB = 'the sweep picture needs matplotlib: pip install -e ".[plot]"'
 
 
-def write(sweep_dir: Path, rows: list[dict]) -> str:
-    """Draws the picture of `rows` (the summary's, each with its job's `swept` values) and
-    says in one line where it is, or why there is none."""
-    keys = list(dict.fromkeys(key for row in rows for key in row.get("swept", {})))
-    if not keys:
+def write(sweep_dir: Path, rows: list[dict], report: Report) -> str:
+    """Draws the picture of the sweep's `report` and says in one line where it is, or why
+    there is none."""
+    if not report.swept:
         return "no sweep picture: the sweep varies nothing"
     try:
         import matplotlib
@@ -29,59 +32,78 @@ def write(sweep_dir: Path, rows: list[dict]) -> str:
         from matplotlib import pyplot as plt
     except ImportError:
         return NEEDS_MATPLOTLIB
+    metrics = [m for m in PANELS if m in report.metrics] or [PANELS[0]]
     fig, axes = plt.subplots(
-        1, len(keys), figsize=(4 * len(keys), 3.5), squeeze=False, layout="constrained"
+        1, len(metrics), figsize=(5 * len(metrics), 4), squeeze=False, layout="constrained"
     )
-    for ax, key in zip(axes[0], keys, strict=True):
-        _panel(ax, key, rows)
-    fig.suptitle(f"final {METRIC} of each job; red x: a failed job")
+    for ax, metric in zip(axes[0], metrics, strict=True):
+        _panel(ax, metric, report)
+    fixed = " ".join(rows[0]["fixed"]) if rows else ""
+    pooled = ", ".join(report.replicate_keys) or "nothing"
+    title = f"mean ± std over {pooled}, faint: each {pooled}, ★: the winner (mean val/acc)"
+    width = 60 * len(metrics)
+    lines = [*textwrap.wrap(f"fixed: {fixed or 'nothing'}", width), *textwrap.wrap(title, width)]
+    fig.suptitle("\n".join(lines), fontsize=9)
     path = sweep_dir / FILE
     fig.savefig(path, dpi=100)
     plt.close(fig)
     return f"sweep picture: {path}"
 
 
-def _panel(ax, key: str, rows: list[dict]) -> None:
-    values = [row["swept"].get(key) for row in rows]
-    numeric = all(isinstance(v, int | float) and not isinstance(v, bool) for v in values)
-    if numeric:
-        positions = values
-        if min(values) > 0 and max(values) / min(values) >= 100:
-            ax.set_xscale("log")  # lr and multipliers are swept over decades
-        if len(set(values)) <= 10:
-            ax.set_xticks(sorted(set(values)), [f"{v:g}" for v in sorted(set(values))])
-    else:  # group choices, lists: one slot per value, in the order first met
-        labels = list(dict.fromkeys(str(v) for v in values))
-        positions = [labels.index(str(v)) for v in values]
-        ax.set_xticks(range(len(labels)), labels, rotation=30, ha="right")
-    done = [(x, row[METRIC]) for x, row in zip(positions, rows, strict=True) if _ok(row)]
-    failed = [x for x, row in zip(positions, rows, strict=True) if not _ok(row)]
-    if done:
-        ax.scatter(*zip(*done, strict=True), color="tab:blue")
+def _panel(ax, metric: str, report: Report) -> None:
+    x, labels, scale = _positions(report)
+    replicates: dict[tuple, list] = {}
+    for setting in report.settings:
+        at = x[id(setting)]
+        for replicate, score in setting.scores(metric).items():
+            replicates.setdefault(replicate, []).append((at, score))
+    for points in replicates.values():  # each seed, linked across settings
+        points.sort()
+        ax.plot(*zip(*points, strict=True), color="tab:blue", alpha=0.25, marker="o", lw=1)
+    for rank, setting in enumerate(report.settings):
+        mean, std = setting.mean(metric), setting.std(metric)
+        at = x[id(setting)]
+        ax.errorbar(at, mean, yerr=0 if std != std else std, color="black", capsize=4, zorder=3)
+        ax.plot(
+            at, mean, marker="*" if rank == 0 else "s", ms=16 if rank == 0 else 6, zorder=4,
+            color="tab:orange" if rank == 0 else "black",
+        )  # fmt: skip
+    failed = [x[id(s)] for s in report.settings for _ in s.failed]
     if failed:  # no metric: along the panel's bottom edge, below every completed job
         ax.scatter(
-            failed,
-            [0.03] * len(failed),
-            transform=ax.get_xaxis_transform(),
-            marker="x",
-            color="tab:red",
-            clip_on=False,
-        )
-    _fit_x(ax, positions)  # failed jobs' marks do not widen the axis by themselves
-    ax.set_xlabel(key)
-    ax.set_ylabel(METRIC)
+            failed, [0.03] * len(failed), transform=ax.get_xaxis_transform(), marker="x",
+            color="tab:red", clip_on=False, label=f"failed job ({len(failed)})",
+        )  # fmt: skip
+        ax.legend(loc="best")
+    if scale == "log":
+        ax.set_xscale("log")  # lr and multipliers are swept over decades
+    slots = scale == "slots"  # names, long: slanted
+    ax.set_xticks(
+        sorted(set(x.values())),
+        labels,
+        rotation=20 if slots else 0,
+        ha="right" if slots else "center",
+    )
+    ax.minorticks_off()
+    ax.set_xlabel(", ".join(_varied(report)) or "setting")
+    ax.set_ylabel(metric)
     ax.grid(alpha=0.3)
 
 
-def _fit_x(ax, positions: list[float]) -> None:
-    lo, hi = min(positions), max(positions)
-    if ax.get_xscale() == "log":
-        ax.set_xlim(lo / 1.5, hi * 1.5)
-    else:
-        pad = (hi - lo) * 0.08 or 0.5
-        ax.set_xlim(lo - pad, hi + pad)
+def _positions(report: Report) -> tuple[dict[int, float], list[str], str]:
+    """Each setting's x (by id), the tick labels in x order, and the scale: the values
+    themselves for one numeric key ("log" or "linear"), one slot per setting otherwise."""
+    keys = _varied(report)
+    values = [s.values[keys[0]] for s in report.settings] if len(keys) == 1 else []
+    numeric = values and all(isinstance(v, int | float) and not isinstance(v, bool) for v in values)
+    if numeric:
+        log = min(values) > 0 and max(values) / min(values) >= 100
+        x = {id(s): float(v) for s, v in zip(report.settings, values, strict=True)}
+        return x, [shown(v) for v in sorted(set(values))], "log" if log else "linear"
+    ordered = sorted(report.settings, key=lambda s: [str(v) for v in s.values.values()])
+    x = {id(s): float(i) for i, s in enumerate(ordered)}
+    return x, [setting_name(s) for s in ordered], "slots"
 
 
-def _ok(row: dict) -> bool:
-    value = row[METRIC]
-    return row["status"] == "completed" and isinstance(value, float) and math.isfinite(value)
+def _varied(report: Report) -> list[str]:
+    return [k for k in report.swept if k not in report.replicate_keys]

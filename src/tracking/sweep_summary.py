@@ -1,10 +1,11 @@
-"""The table at the end of a multirun: one row per job, failed jobs included.
+"""The answer of a multirun at its root: `settings.csv` (one row per setting, seeds pooled),
+`summary.csv` (one row per job, failed jobs included), `summary.md` (both, the winner and a
+verdict on its lead) and `sweep.png`; refreshed by `python -m src.evaluate sweep_dir=...`.
 
 A Hydra callback (configured under `hydra.callbacks` in conf/config.yaml). Each job writes
 its row to `job.json` in its own dir when it ends, in whatever process or machine ran it
 (joblib workers, SLURM nodes); at the end of the sweep the main process gathers the rows
-into `summary.csv` and `summary.md` at the sweep root, prints the table, and draws
-`sweep.png` (src/tracking/sweep_picture.py).
+into the files above (src/tracking/sweep_tables.py, sweep_picture.py) and prints the summary.
 
 Hydra's sweepers re-raise a job's error once its batch is done, which would end the sweep
 without a summary: a failed job therefore returns its error as a `FailedJob` (`src.run.main`
@@ -12,7 +13,6 @@ does), which the sweeper takes for a NaN result (optuna counts it as a failed tr
 callback records in the job's row; the command exits 1 at the end if any job failed.
 """
 
-import csv
 import json
 import time
 from pathlib import Path
@@ -25,21 +25,12 @@ from omegaconf import DictConfig
 
 from src import errors
 from src.errors import GroupwiseError
-from src.tracking import hparams, sweep_picture
+from src.tracking import hparams, sweep_picture, sweep_tables
 
 JOB_FILE = "job.json"
-COLUMNS = (
-    "job",
-    "overrides",
-    "val/acc",
-    "val/loss",
-    "best_val_acc",
-    "epochs",
-    "wall_time_s",
-    "torch_threads",
-    "status",
-    "error",
-)
+EVAL_FILE = "eval_test.json"  # src.evaluate's report on the test split, best checkpoint
+# A job's final figures: metrics.json's names -> the summary's (TensorBoard's) names.
+FINAL_METRICS = {"val/acc": "val/acc", "val/loss": "val/loss", "best_val_acc": "val/best_acc"}
 
 
 class FailedJob(float):
@@ -63,6 +54,12 @@ class FailedJob(float):
 
 
 class SweepSummary(Callback):
+    """`replicate_keys`: the swept keys whose jobs repeat one setting by chance alone (seeds),
+    pooled into its mean and spread (conf/config.yaml: `[seed]`)."""
+
+    def __init__(self, replicate_keys: list[str]):
+        self.replicate_keys = list(replicate_keys)
+
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         # Rows older than this sweep (a reused hydra.sweep.dir) are not part of it.
         self.sweep_started = time.time()
@@ -73,9 +70,18 @@ class SweepSummary(Callback):
     def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:
         if config.hydra.mode != RunMode.MULTIRUN or job_return.status == JobStatus.FAILED:
             return  # raised where `main` does not catch: the sweep ends, and Hydra reports it
+        # The values the sweep varies, typed as TensorBoard shows them: the tables' columns.
+        swept = [k for k in config.hydra.job.env_set.GROUPWISE_SWEPT_KEYS.split(",") if k]
         row = {
             "job": config.hydra.job.num,
             "overrides": " ".join(job_return.overrides),
+            "fixed": [o for o in job_return.overrides if _override_key(o) not in swept],
+            "swept": hparams.for_run(job_return.overrides, config, [], swept).values,
+            "replicate_keys": self.replicate_keys,
+            # As Hydra wrote it (relative to where the sweep ran, when hydra.sweep.dir is).
+            "run_dir": str(
+                Path(config.hydra.sweep.dir) / Path(config.hydra.runtime.output_dir).name
+            ),
             "wall_time_s": round(time.monotonic() - self.job_started, 2),
             "torch_threads": _torch_threads(),
             "status": "completed",
@@ -83,18 +89,13 @@ class SweepSummary(Callback):
         }
         if isinstance(job_return.return_value, FailedJob):
             row.update(status="failed", error=job_return.return_value.error)
-        # The values the sweep varies, typed as TensorBoard shows them: the picture's x axes.
-        swept = [k for k in config.hydra.job.env_set.GROUPWISE_SWEPT_KEYS.split(",") if k]
-        row["swept"] = hparams.for_run(job_return.overrides, config, [], swept).values
         output_dir = Path(config.hydra.runtime.output_dir)
         (output_dir / JOB_FILE).write_text(json.dumps(row, indent=2) + "\n")
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
         rows = gather_rows(sweep_dir, since=self.sweep_started)
-        write_summary(sweep_dir, rows)
-        print(format_markdown(rows), flush=True)
-        print(sweep_picture.write(sweep_dir, rows), flush=True)
+        print(write_all(sweep_dir, rows), flush=True)
         failed = [row for row in rows if row["status"] == "failed"]
         if failed:
             errors.exit_with(
@@ -104,46 +105,39 @@ class SweepSummary(Callback):
 
 
 def gather_rows(sweep_dir: Path, since: float = 0.0) -> list[dict]:
-    """Every job's row with its final metrics (from the job's metrics.json), in job order."""
+    """Every job's row with its final metrics (from the job's metrics.json) and, once
+    evaluated, its test accuracy (eval_test.json), in job order. `path`: the job's dir."""
     rows = []
     for job_file in sweep_dir.rglob(JOB_FILE):
         if job_file.stat().st_mtime < since:
             continue
-        row = dict.fromkeys(COLUMNS, "") | json.loads(job_file.read_text())
-        row["run_dir"] = str(job_file.parent.relative_to(sweep_dir))
+        row = json.loads(job_file.read_text())
+        row["path"] = job_file.parent
+        row.setdefault("run_dir", str(job_file.parent))
+        row.setdefault("fixed", [])
         metrics_file = job_file.parent / "metrics.json"
         if row["status"] == "completed" and metrics_file.exists():
             metrics = json.loads(metrics_file.read_text())
-            row.update({key: metrics[key] for key in ("val/acc", "val/loss", "best_val_acc")})
+            row.update({ours: metrics[theirs] for theirs, ours in FINAL_METRICS.items()})
             row["epochs"] = metrics["epochs"]
+        eval_file = job_file.parent / EVAL_FILE
+        if row["status"] == "completed" and eval_file.exists():
+            row["test/acc"] = json.loads(eval_file.read_text())["accuracy"]
         rows.append(row)
     return sorted(rows, key=lambda row: row["job"])
 
 
-def write_summary(sweep_dir: Path, rows: list[dict]) -> None:
-    with (sweep_dir / "summary.csv").open("w", newline="") as f:
-        # The csv also says where each run is, for scripts that read its files.
-        writer = csv.DictWriter(f, fieldnames=[*COLUMNS, "run_dir"], extrasaction="ignore")
-        writer.writeheader()
-        writer.writerows(rows)
-    (sweep_dir / "summary.md").write_text(format_markdown(rows) + "\n")
+def write_all(sweep_dir: Path, rows: list[dict]) -> str:
+    """Writes settings.csv, summary.csv, summary.md and sweep.png; returns what to print:
+    the summary, and where the picture is or why there is none."""
+    replicate_keys = rows[0].get("replicate_keys", ["seed"]) if rows else ["seed"]
+    report = sweep_tables.write(sweep_dir, rows, replicate_keys)
+    picture = sweep_picture.write(sweep_dir, rows, report)
+    return f"{report.markdown}\n{picture}"
 
 
-def format_markdown(rows: list[dict]) -> str:
-    lines = [
-        "| " + " | ".join(COLUMNS) + " |",
-        "|" + "---|" * len(COLUMNS),
-    ]
-    for row in rows:
-        cells = [_format(column, row[column]) for column in COLUMNS]
-        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |")
-    return "\n".join(lines)
-
-
-def _format(column: str, value) -> str:
-    if column == "wall_time_s":
-        return f"{value:.1f}"
-    return f"{value:.4f}" if isinstance(value, float) else str(value)
+def _override_key(override: str) -> str:
+    return override.split("=", 1)[0].lstrip("+~")
 
 
 def _torch_threads() -> int:
