@@ -22,6 +22,7 @@ from src import resume
 from src.checks import CheckedRun, check_run
 from src.config.arguments import check_arguments
 from src.config.schema import TrainerConfig
+from src.data import mixing
 from src.data.loading import Data
 from src.models import export
 from src.models.source import ModelSource, ParameterRoles
@@ -95,6 +96,9 @@ class Runner:
         self.device = distributed.device(checked.device)
         source = checked.source
         self.data = setup_data(cfg.dataset, cfg.seed, source)
+        self.data.mixing = mixing.batch_mixing(
+            self.data.num_classes, **{key: cfg.dataset[key] for key in mixing.MIXING_KEYS}
+        )
         # Pretrained weights go in before the optimizer exists, and before the model moves
         # to its device, so the checkpoint is read into CPU memory once.
         self.model, self.load_report = setup_model(
@@ -199,10 +203,12 @@ class Runner:
 
 
 def setup_data(dataset: DictConfig, seed: int, source: ModelSource) -> Data:
-    """The dataset's loaders; a dataset that prepares images by a model's metadata
-    (`transform_from`) gets the model source's."""
+    """The dataset's loaders (its batch-mixing options are the training loop's: `setup`); a
+    dataset that prepares images by a model's metadata (`transform_from`) gets the model
+    source's."""
     model_input = {"model_preprocess": source.preprocess()} if "transform_from" in dataset else {}
-    data = build(dataset, "dataset", seed=seed, **model_input)
+    loader_keys = [key for key in dataset if key not in mixing.MIXING_KEYS]
+    data = build(OmegaConf.masked_copy(dataset, loader_keys), "dataset", seed=seed, **model_input)
     # Under torchrun each rank trains and evaluates on its share (no-ops otherwise).
     data.train_loader = distributed.shard(data.train_loader, pad=True)
     data.val_loader = distributed.shard(data.val_loader, pad=False)

@@ -58,6 +58,12 @@ class TrainerConfig:
     channels_last: bool = option(False, "NHWC memory layout for conv nets")
     compile: bool = option(False, "torch.compile the model")
     accumulate_grad_batches: int = option(1, "one optimizer step per N batches", ge=1)
+    label_smoothing: float = option(
+        0.0,
+        "training targets' share spread evenly over all classes (0.1 in DeiT); 0: off",
+        ge=0,
+        lt=1,
+    )
     grad_clip: float | None = option(None, "max total gradient norm; null: no clipping", gt=0)
     monitor: str | None = option(
         "val/acc", "the metric checkpoints/best.pt follows; null: none", choices=tuple(MONITORED)
@@ -85,6 +91,12 @@ class LoaderConfig:
     _target_: str = option("???", "the function that builds the dataset")
     batch_size: int = option(16, "images per batch (per process under torchrun)", ge=1)
     image_size: int | None = option(None, "pixels the model sees; null: the dataset's own", ge=1)
+    # Batch mixing (src/data/mixing.py): on the training device, with soft targets.
+    mixup_alpha: float = option(0.0, "Mixup's Beta(alpha, alpha) (0.8 in DeiT); 0: off", ge=0)
+    cutmix_alpha: float = option(0.0, "CutMix's Beta(alpha, alpha) (1.0 in DeiT); 0: off", ge=0)
+    mixup_switch_prob: float = option(
+        0.5, "with both alphas on: the share of batches taking CutMix instead", ge=0, le=1
+    )
 
 
 @dataclass

@@ -120,12 +120,18 @@ class Trainer:
             self._untrained_batches(loader), start=self.state.batches_in_epoch
         ):
             images = images.to(self.device, non_blocking=True, memory_format=self.memory_format)
-            labels = labels.to(self.device, non_blocking=True)
+            targets = labels.to(self.device, non_blocking=True)
+            if self.data.mixing is not None:  # Mixup/CutMix: soft targets, [batch, classes]
+                images, targets = self.data.mixing(images, targets)
             with self.autocast():
-                loss = F.cross_entropy(self.wrapped_model(images), labels)
+                loss = F.cross_entropy(
+                    self.wrapped_model(images),
+                    targets,
+                    label_smoothing=self.options.label_smoothing,
+                )
             self.nan_guard.track(loss, self.state.global_step)
             loss_sum += loss.detach()  # stays on the device: no sync per step
-            bar.advance(labels.shape[0])
+            bar.advance(targets.shape[0])
             self._backward(loss, batch_index, batches)
             if not self._ends_accumulation(batch_index, batches):
                 continue
