@@ -34,7 +34,7 @@ from src.tracking import config_text
 from src.tracking.hparams import HParams
 from src.tracking.logger import RunLogger
 from src.training import distributed, progress
-from src.training.checkpoints import MODEL, PROGRESS, load_checkpoint
+from src.training.checkpoints import PROGRESS, load_checkpoint, served_weights
 from src.training.trainer import Trainer
 
 log = logging.getLogger(__name__)
@@ -184,21 +184,27 @@ class Runner:
 
     def export(self) -> None:
         """export/: the weights of checkpoints/best.pt (by trainer.monitor; last.pt without
-        one, or when a resumed run's dir lacks it) under the model's own names, and what
-        rebuilding and feeding the model takes; model.json says which checkpoint it was."""
+        one, or when a resumed run's dir lacks it; the EMA's when the monitor follows
+        val_ema/*) under the model's own names, and what rebuilding and feeding the model
+        takes; model.json says which checkpoint and which weights they were."""
         if not distributed.is_main():
             return
         best = self.checkpoint_path.with_name("best.pt")
         name = "best" if self.options.monitor is not None and best.exists() else "last"
         checkpoint = load_checkpoint(self.checkpoint_path.with_name(f"{name}.pt"))
+        weights, which = served_weights(checkpoint)  # the EMA's when the monitor follows it
         export.write_export(
             self.run_dir / export.DIRECTORY,
-            checkpoint[MODEL],
+            weights,
             self.check().source,
             self.model,
             self.data.class_names,
             self.data.input,
-            origin={"checkpoint": f"checkpoints/{name}.pt", "epoch": checkpoint[PROGRESS]["epoch"]},
+            origin={
+                "checkpoint": f"checkpoints/{name}.pt",
+                "epoch": checkpoint[PROGRESS]["epoch"],
+                "weights": which,  # model, or ema: the checkpoint's EMA of the weights
+            },
         )
 
 

@@ -15,7 +15,12 @@ from src.models import export
 from src.models.source import ModelSource, model_source
 from src.runner import setup_data
 from src.training import precision
-from src.training.checkpoints import CONFIG, MODEL, PROGRESS, load_checkpoint_or_explain
+from src.training.checkpoints import (
+    CONFIG,
+    PROGRESS,
+    load_checkpoint_or_explain,
+    served_weights,
+)
 
 FINISHED_MARK = "metrics.json"  # written by the run's last step
 
@@ -25,7 +30,7 @@ class TrainedRun:
     run_dir: Path
     cfg: DictConfig  # the config it was trained with, resolved (the checkpoint's copy)
     checkpoint: str  # its name: checkpoints/<checkpoint>.pt
-    weights: dict[str, torch.Tensor]
+    weights: dict[str, torch.Tensor]  # the EMA's when the run's monitor followed val_ema/*
     epoch: int  # epochs trained when the checkpoint was written
     global_step: int
 
@@ -103,7 +108,7 @@ def open_run(run_dir: str, checkpoint: str) -> TrainedRun:
         run_dir=path,
         cfg=OmegaConf.create(state[CONFIG]),
         checkpoint=checkpoint,
-        weights=state[MODEL],
+        weights=served_weights(state)[0],
         epoch=state[PROGRESS]["epoch"],
         global_step=state[PROGRESS]["global_step"],
     )

@@ -16,7 +16,15 @@ from typing import Any
 from hydra.core.config_store import ConfigStore
 
 # What a best checkpoint can follow, and which way is better.
-MONITORED = {"val/acc": "max", "val/loss": "min", "train/loss": "min"}
+MONITORED = {
+    "val/acc": "max",
+    "val/loss": "min",
+    "train/loss": "min",
+    # The weight EMA's (trainer.ema_decay): best.pt, the export, evaluation and prediction
+    # then use the EMA's weights.
+    "val_ema/acc": "max",
+    "val_ema/loss": "min",
+}
 # trainer.precision: float32, bfloat16 autocast, float16 autocast with gradient scaling.
 PRECISIONS = ("32", "bf16", "16")
 
@@ -64,6 +72,14 @@ class TrainerConfig:
         ge=0,
         lt=1,
     )
+    ema_decay: float | None = option(
+        None,
+        "keep an EMA of the weights with this decay (0.9998 in DeiT), scored as val_ema/*; "
+        "null: none",
+        ge=0,
+        le=1,
+    )
+    ema_warmup: bool = option(True, "the EMA's decay grows from 0 to ema_decay (timm's warmup)")
     grad_clip: float | None = option(None, "max total gradient norm; null: no clipping", gt=0)
     monitor: str | None = option(
         "val/acc", "the metric checkpoints/best.pt follows; null: none", choices=tuple(MONITORED)
