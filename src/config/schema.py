@@ -27,6 +27,11 @@ MONITORED = {
 }
 # trainer.precision: float32, bfloat16 autocast, float16 autocast with gradient scaling.
 PRECISIONS = ("32", "bf16", "16")
+# dataset.augment (src/data/transforms.py): what each training image gets on top of the
+# evaluation transform. true and false (as Hydra hands them: "True", "False") keep meaning
+# basic and none.
+AUGMENT_POLICIES = ("none", "basic", "randaugment", "trivialaugment", "autoaugment")
+AUGMENT_CHOICES = (*AUGMENT_POLICIES, "True", "False")
 
 
 def option(default: Any = None, help: str = "", **limits: Any) -> Any:
@@ -138,7 +143,17 @@ class FileDatasetConfig(LoaderConfig):
         "model: the model's own preprocessing (its source's metadata); null: the dataset's own; "
         "or a torchvision model or weights name, timm:<model>, hf:<dir>",
     )
-    augment: bool = option(True, "random crops (and flips for photos) while training")
+    augment: str = option(
+        "basic",
+        "basic: random crops (and flips for photos) while training; randaugment, "
+        "trivialaugment, autoaugment: basic, then that policy; none; true/false: basic/none",
+        choices=AUGMENT_CHOICES,
+    )
+    randaugment_num_ops: int = option(2, "RandAugment's operations per image", ge=1)
+    randaugment_magnitude: int = option(9, "RandAugment's strength, of 0-30", ge=0, le=30)
+    random_erasing: float = option(
+        0.0, "the share of training images with a random box erased (0.25 in DeiT)", ge=0, le=1
+    )
     num_workers: int = option(0, "worker processes decoding images", ge=0)
     pin_memory: bool = option(False, "page-locked batches, for GPUs")
     persistent_workers: bool = option(False, "keep workers between epochs")
