@@ -102,6 +102,10 @@ class PretrainedConfig:
     rename: list[list[str]] = option([], "[[regex, replacement], ...] applied in order")
     exclude: list[str] = option([], "regexes on the (renamed) keys never to load")
     adapt_input_channels: bool = option(False, "fit an RGB first conv to the input channels")
+    resample_pos_embed: bool = option(
+        True,
+        "a ViT's position embeddings resampled (bicubic) to the run's patch grid; false: skipped",
+    )
     strict: bool = option(False, "any unexpected, missing or mis-shaped tensor is an error")
 
 
