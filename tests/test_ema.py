@@ -115,3 +115,14 @@ def test_a_resumed_ema_run_ends_bit_identical(make_cfg, tmp_path, every_checkpoi
         assert final[EMA].keys() == resumed[EMA].keys()
         for key, value in final[EMA].items():
             assert torch.equal(value, resumed[EMA][key]), key
+
+
+@pytest.mark.e2e
+def test_an_ema_set_at_resume_starts_from_the_resumed_weights(make_cfg, tmp_path):
+    short = [*TINY[:2], "trainer.max_epochs=1"]
+    Runner(make_cfg(*short), tmp_path).run()
+    (tmp_path / "metrics.json").unlink()  # as if stopped before its end
+    longer = [*TINY[:2], "trainer.max_epochs=2", "trainer.ema_decay=0.5", "resume=true"]
+    Runner(make_cfg(*longer), tmp_path).run()
+    assert [step for step, _ in read_scalars(tmp_path)["val_ema/acc"]] == [10]  # epoch 2 only
+    assert load_checkpoint(tmp_path / "checkpoints/last.pt")[EMA]

@@ -79,7 +79,8 @@ class Checkpointer:
         # Empty when the run being resumed trained without float16's scaling.
         if checkpoint.get(GRAD_SCALER):
             self.grad_scaler.load_state_dict(checkpoint[GRAD_SCALER])
-        if self.ema is not None:
+        # A run resumed with trainer.ema_decay newly set starts its EMA at the resumed weights.
+        if self.ema is not None and checkpoint.get(EMA):
             self.ema.load_state_dict(checkpoint[EMA])
         return TrainingState(**checkpoint[PROGRESS]), checkpoint[RNG]
 
