@@ -5,9 +5,9 @@ import pytest
 import timm
 import torch
 from timm.layers import resample_abs_pos_embed
+from torchvision.models import VisionTransformer
 from transformers import AutoModelForImageClassification, ViTConfig
 
-from src.models.torchvision_models import TorchvisionSource
 from src.pretrained import pos_embed
 from src.pretrained.load import build_with_pretrained, format_report, load_pretrained
 
@@ -38,21 +38,21 @@ def test_only_position_embeddings_with_square_grids_are_resampled():
     )
 
 
-def test_a_timm_vit_saved_at_224_loads_at_32_as_timm_itself_loads_it(tmp_path):
+def test_a_timm_vit_saved_at_160_loads_at_32_as_timm_itself_loads_it(tmp_path):
     torch.manual_seed(0)
     path = tmp_path / "vit.pth"
-    torch.save(timm.create_model("vit_tiny_patch16_224", num_classes=10).state_dict(), path)
+    torch.save(timm.create_model("test_vit", num_classes=10).state_dict(), path)  # 10 x 10 grid
     expected = timm.create_model(
-        "vit_tiny_patch16_224", pretrained=True, pretrained_cfg_overlay={"file": str(path)},
+        "test_vit", pretrained=True, pretrained_cfg_overlay={"file": str(path)},
         num_classes=10, img_size=32,
     )  # fmt: skip
     model, report = build_with_pretrained(
-        lambda: timm.create_model("vit_tiny_patch16_224", num_classes=10, img_size=32), path
+        lambda: timm.create_model("test_vit", num_classes=10, img_size=32), path
     )
-    assert report.resampled == {"pos_embed": {"checkpoint": [1, 197, 192], "model": [1, 5, 192]}}
+    assert report.resampled == {"pos_embed": {"checkpoint": [1, 101, 64], "model": [1, 5, 64]}}
     assert not report.skipped_shape
     assert torch.equal(model.pos_embed, expected.pos_embed)
-    assert "resampled      1: pos_embed [1, 197, 192] -> [1, 5, 192]" in format_report(report)
+    assert "resampled      1: pos_embed [1, 101, 64] -> [1, 5, 64]" in format_report(report)
     assert report.to_json()["counts"]["resampled"] == 1
 
 
@@ -68,10 +68,12 @@ def test_resample_pos_embed_false_keeps_the_skip(tmp_path):
 
 
 def test_torchvision_and_transformers_vits_are_resampled_too(tmp_path):
-    source = TorchvisionSource("vit_b_16", image_size=224)
+    def torchvision_vit(size):  # vit_b_16's names, a few of its widths
+        return VisionTransformer(size, 16, num_layers=1, num_heads=2, hidden_dim=16, mlp_dim=32)
+
     path = tmp_path / "tv.pth"
-    torch.save(source.build(3, 10).state_dict(), path)
-    small = TorchvisionSource("vit_b_16", image_size=32).build(3, 10)
+    torch.save(torchvision_vit(224).state_dict(), path)
+    small = torchvision_vit(32)
     report = load_pretrained(small, path)
     assert list(report.resampled) == ["encoder.pos_embedding"]
     checkpoint = torch.load(path)["encoder.pos_embedding"]
