@@ -96,9 +96,7 @@ class Runner:
         self.device = distributed.device(checked.device)
         source = checked.source
         self.data = setup_data(cfg.dataset, cfg.seed, source)
-        self.data.mixing = mixing.batch_mixing(
-            self.data.num_classes, **{key: cfg.dataset[key] for key in mixing.MIXING_KEYS}
-        )
+        self.data.mixing = mixing.batch_mixing(self.data.num_classes, cfg.dataset)
         # Pretrained weights go in before the optimizer exists, and before the model moves
         # to its device, so the checkpoint is read into CPU memory once.
         self.model, self.load_report = setup_model(

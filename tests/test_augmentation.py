@@ -105,3 +105,19 @@ def test_an_unknown_policy_is_one_clear_line(make_cfg, tmp_path):
         Runner(cfg, tmp_path).check()
     (problem,) = err.value.problems
     assert problem.startswith("dataset.augment=randaug: must be one of none, basic, randaugment")
+
+
+def test_a_run_trained_before_the_policies_existed_still_evaluates(make_cfg, tmp_path):
+    from omegaconf import OmegaConf
+
+    from src.trained_run import TrainedRun
+
+    write_image_folder(tmp_path / "photos", per_class=4)
+    cfg = make_cfg("dataset=image_folder", f"dataset.root={tmp_path / 'photos'}", "pretrained=none")
+    old = OmegaConf.to_container(cfg, resolve=True)
+    for key in ("random_erasing", "randaugment_num_ops", "randaugment_magnitude", "mixup_alpha"):
+        del old["dataset"][key]
+    old["dataset"]["augment"] = True  # as such a run's checkpoint holds it
+    run = TrainedRun(tmp_path, OmegaConf.create(old), "best", {}, epoch=1, global_step=1)
+    data = run.data()
+    assert len(data.val_loader.dataset) > 0 and data.mixing is None

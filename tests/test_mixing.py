@@ -41,7 +41,8 @@ def batch(seed: int = 0, size: int = 7) -> tuple[torch.Tensor, torch.Tensor]:
     ],
 )
 def test_mixed_images_and_targets_equal_torchvisions_for_the_same_draw(alphas, reference):
-    mixing = batch_mixing(CLASSES, *alphas, mixup_switch_prob=0.3)
+    options = {"mixup_alpha": alphas[0], "cutmix_alpha": alphas[1], "mixup_switch_prob": 0.3}
+    mixing = batch_mixing(CLASSES, options)
     expected_transform = reference()
     for seed in range(6):  # both branches of the switch, several draws of lambda and box
         images, labels = batch(seed)
@@ -57,7 +58,8 @@ def test_mixed_images_and_targets_equal_torchvisions_for_the_same_draw(alphas, r
 
 
 def test_no_alpha_no_mixing():
-    assert batch_mixing(CLASSES, 0.0, 0.0, 0.5) is None
+    assert batch_mixing(CLASSES, {"mixup_alpha": 0.0, "cutmix_alpha": 0.0}) is None
+    assert batch_mixing(CLASSES, {"batch_size": 8}) is None  # a section without the options
 
 
 def test_label_smoothing_on_mixed_targets_is_timms_smoothed_mix():

@@ -10,7 +10,11 @@ The options are the dataset section's (`dataset.mixup_alpha`, ...), but no datas
 reads them: the runner keeps them out of its call (`MIXING_KEYS`) and sets `Data.mixing`.
 """
 
+from collections.abc import Mapping
+
 import torch
+
+from src.errors import GroupwiseError
 
 # The dataset section's keys read here, not by the dataset's builder.
 MIXING_KEYS = ("mixup_alpha", "cutmix_alpha", "mixup_switch_prob")
@@ -41,10 +45,20 @@ class BatchMixing:
         return self.transform(images, labels)
 
 
-def batch_mixing(
-    num_classes: int, mixup_alpha: float, cutmix_alpha: float, mixup_switch_prob: float
-) -> BatchMixing | None:
-    """The batch mixing the options ask for; None when both alphas are 0 (the default)."""
+def batch_mixing(num_classes: int, dataset: Mapping) -> BatchMixing | None:
+    """The batch mixing the dataset section's options ask for; None when both alphas are 0
+    (the default) or absent (a dataset section not built from the schema, such as a
+    benchmark's own)."""
+    mixup_alpha, cutmix_alpha = (
+        dataset.get("mixup_alpha") or 0.0,
+        dataset.get("cutmix_alpha") or 0.0,
+    )
     if not (mixup_alpha or cutmix_alpha):
         return None
-    return BatchMixing(num_classes, mixup_alpha, cutmix_alpha, mixup_switch_prob)
+    switch = dataset.get("mixup_switch_prob")
+    if mixup_alpha and cutmix_alpha and switch is None:
+        raise GroupwiseError(
+            "dataset.mixup_switch_prob: required with both mixup_alpha and cutmix_alpha; set it "
+            "(0.5: half the batches each)"
+        )
+    return BatchMixing(num_classes, mixup_alpha, cutmix_alpha, switch)

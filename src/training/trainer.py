@@ -3,9 +3,10 @@ a checkpoint at every epoch end and every `checkpoint_every_n_steps` steps.
 
 What the loop stands on lives beside it, one job per module: `checkpoints` (the run state
 saved and restored), `nan_guard` (non-finite losses, looked at where the host waits anyway),
-`best` (checkpoints/best.pt), `ema` (the weights' moving average), `precision` (autocast and gradient scaling), `progress` (the
-console bar), `distributed` (DDP), `src.optim.freezing` (which groups train in which epoch)
-and `src.tracking.group_signals` (what a logged step shows of each group).
+`best` (checkpoints/best.pt), `ema` (the weights' moving average), `precision` (autocast and
+gradient scaling), `progress` (the console bar), `distributed` (DDP), `src.optim.freezing`
+(which groups train in which epoch), `src.tracking.group_signals` (what a logged step shows
+of each group) and `src.data.mixing` (Mixup and CutMix of a batch on the device).
 """
 
 from collections.abc import Iterator
@@ -63,7 +64,8 @@ class Trainer:
         self.parameters = list(model.parameters())  # what gradient clipping clips
         self.autocast = precision.autocast(options.precision, device)
         self.scaler = precision.grad_scaler(options.precision, device)
-        # A copy of the model, on its device and in its memory layout.
+        # The weights' EMA (trainer.ema_decay): a copy of the model, made here, after it moved to
+        # its device and memory layout.
         self.ema = (
             None
             if options.ema_decay is None
@@ -111,7 +113,9 @@ class Trainer:
 
     def train_epoch(self) -> float:
         """Train on the epoch's batches (after a resume, those its step checkpoint left);
-        returns the epoch's mean train/loss."""
+        returns the epoch's mean train/loss (against the targets trained on: mixed and
+        smoothed ones when dataset.mixup_alpha, cutmix_alpha or trainer.label_smoothing are
+        set)."""
         self.model.train()
         if set_trainable(self.model, self.optimizer, self.state.epoch):  # frozen groups, BN
             self.wrapped_model = self._wrap()  # e.g. a group unfrozen at this epoch
