@@ -50,7 +50,7 @@ def check_run(cfg: DictConfig) -> CheckedRun:
         source, found = _parsed(model_source, OmegaConf.to_container(cfg.model, resolve=True))
     problems += found
     device, found = _parsed(resolve_device, cfg.trainer.device)
-    problems += found
+    problems += found + _monitor_problems(cfg.trainer)
     if problems:
         raise GroupwiseError(*problems)
     return CheckedRun(source, specs, optimizer_class, pretrained, device)
@@ -116,6 +116,16 @@ def _optimizer_problems(optimizer: DictConfig) -> tuple[type | None, list[str]]:
             f"optimizer ({optimizer._target_}): {err}; check the values under optimizer"
         )
     return cls, problems
+
+
+def _monitor_problems(trainer: DictConfig) -> list[str]:
+    """val_ema/* is scored only when there is an EMA."""
+    if str(trainer.monitor).startswith("val_ema/") and trainer.ema_decay is None:
+        return [
+            f"trainer.monitor={trainer.monitor}: no weight EMA is kept; set trainer.ema_decay "
+            "(e.g. 0.9998), or monitor val/acc"
+        ]
+    return []
 
 
 def _required_model_keys(model: DictConfig) -> list[str]:

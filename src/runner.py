@@ -22,6 +22,7 @@ from src import resume
 from src.checks import CheckedRun, check_run
 from src.config.arguments import check_arguments
 from src.config.schema import TrainerConfig
+from src.data import mixing
 from src.data.loading import Data
 from src.models import export
 from src.models.source import ModelSource, ParameterRoles
@@ -33,7 +34,7 @@ from src.tracking import config_text
 from src.tracking.hparams import HParams
 from src.tracking.logger import RunLogger
 from src.training import distributed, progress
-from src.training.checkpoints import MODEL, PROGRESS, load_checkpoint
+from src.training.checkpoints import PROGRESS, load_checkpoint, served_weights
 from src.training.trainer import Trainer
 
 log = logging.getLogger(__name__)
@@ -95,6 +96,7 @@ class Runner:
         self.device = distributed.device(checked.device)
         source = checked.source
         self.data = setup_data(cfg.dataset, cfg.seed, source)
+        self.data.mixing = mixing.batch_mixing(self.data.num_classes, cfg.dataset)
         # Pretrained weights go in before the optimizer exists, and before the model moves
         # to its device, so the checkpoint is read into CPU memory once.
         self.model, self.load_report = setup_model(
@@ -180,29 +182,37 @@ class Runner:
 
     def export(self) -> None:
         """export/: the weights of checkpoints/best.pt (by trainer.monitor; last.pt without
-        one, or when a resumed run's dir lacks it) under the model's own names, and what
-        rebuilding and feeding the model takes; model.json says which checkpoint it was."""
+        one, or when a resumed run's dir lacks it; the EMA's when the monitor follows
+        val_ema/*) under the model's own names, and what rebuilding and feeding the model
+        takes; model.json says which checkpoint and which weights they were."""
         if not distributed.is_main():
             return
         best = self.checkpoint_path.with_name("best.pt")
         name = "best" if self.options.monitor is not None and best.exists() else "last"
         checkpoint = load_checkpoint(self.checkpoint_path.with_name(f"{name}.pt"))
+        weights, which = served_weights(checkpoint)  # the EMA's when the monitor follows it
         export.write_export(
             self.run_dir / export.DIRECTORY,
-            checkpoint[MODEL],
+            weights,
             self.check().source,
             self.model,
             self.data.class_names,
             self.data.input,
-            origin={"checkpoint": f"checkpoints/{name}.pt", "epoch": checkpoint[PROGRESS]["epoch"]},
+            origin={
+                "checkpoint": f"checkpoints/{name}.pt",
+                "epoch": checkpoint[PROGRESS]["epoch"],
+                "weights": which,  # model, or ema: the checkpoint's EMA of the weights
+            },
         )
 
 
 def setup_data(dataset: DictConfig, seed: int, source: ModelSource) -> Data:
-    """The dataset's loaders; a dataset that prepares images by a model's metadata
-    (`transform_from`) gets the model source's."""
+    """The dataset's loaders (its batch-mixing options are the training loop's: `setup`); a
+    dataset that prepares images by a model's metadata (`transform_from`) gets the model
+    source's."""
     model_input = {"model_preprocess": source.preprocess()} if "transform_from" in dataset else {}
-    data = build(dataset, "dataset", seed=seed, **model_input)
+    loader_keys = [key for key in dataset if key not in mixing.MIXING_KEYS]
+    data = build(OmegaConf.masked_copy(dataset, loader_keys), "dataset", seed=seed, **model_input)
     # Under torchrun each rank trains and evaluates on its share (no-ops otherwise).
     data.train_loader = distributed.shard(data.train_loader, pad=True)
     data.val_loader = distributed.shard(data.val_loader, pad=False)

@@ -2,20 +2,26 @@
 `src.predict`): its config and a checkpoint, and the model, data and device rebuilt from them
 by the runner's own steps."""
 
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import torch
 from omegaconf import DictConfig, OmegaConf
 
 from src.checks import resolve_device
+from src.config.schema import FileDatasetConfig
 from src.data.loading import Data
 from src.errors import GroupwiseError
 from src.models import export
 from src.models.source import ModelSource, model_source
 from src.runner import setup_data
 from src.training import precision
-from src.training.checkpoints import CONFIG, MODEL, PROGRESS, load_checkpoint_or_explain
+from src.training.checkpoints import (
+    CONFIG,
+    PROGRESS,
+    load_checkpoint_or_explain,
+    served_weights,
+)
 
 FINISHED_MARK = "metrics.json"  # written by the run's last step
 
@@ -25,7 +31,7 @@ class TrainedRun:
     run_dir: Path
     cfg: DictConfig  # the config it was trained with, resolved (the checkpoint's copy)
     checkpoint: str  # its name: checkpoints/<checkpoint>.pt
-    weights: dict[str, torch.Tensor]
+    weights: dict[str, torch.Tensor]  # the EMA's when the run's monitor followed val_ema/*
     epoch: int  # epochs trained when the checkpoint was written
     global_step: int
 
@@ -48,7 +54,7 @@ class TrainedRun:
         """The run's data, split as it was trained (the split follows from its seed)."""
         if batch_size is not None:
             self.cfg.dataset.batch_size = batch_size
-        return setup_data(self.cfg.dataset, self.cfg.seed, self.source())
+        return setup_data(_with_new_options(self.cfg.dataset), self.cfg.seed, self.source())
 
     def model(self, in_channels: int, num_classes: int, device: torch.device) -> torch.nn.Module:
         """The run's model with the checkpoint's weights, in eval mode on `device`."""
@@ -69,6 +75,19 @@ class TrainedRun:
                 "trained before groupwise exported its models); train it anew to predict with it"
             )
         return export.read_description(path.parent)
+
+
+def _with_new_options(dataset: DictConfig) -> DictConfig:
+    """A file dataset's config as trained, with the options added since (augmentation
+    policies, random erasing) at their schema defaults, which keep what it trained with."""
+    if "transform_from" not in dataset:  # not a file dataset
+        return dataset
+    added = {
+        f.name: f.default
+        for f in fields(FileDatasetConfig)
+        if not f.name.startswith("_") and f.name not in dataset
+    }
+    return OmegaConf.merge(dataset, added)
 
 
 def open_run(run_dir: str, checkpoint: str) -> TrainedRun:
@@ -104,7 +123,7 @@ def open_run(run_dir: str, checkpoint: str) -> TrainedRun:
         run_dir=path,
         cfg=OmegaConf.create(state[CONFIG]),
         checkpoint=checkpoint,
-        weights=state[MODEL],
+        weights=served_weights(state)[0],
         epoch=state[PROGRESS]["epoch"],
         global_step=state[PROGRESS]["global_step"],
     )

@@ -6,6 +6,7 @@ import dataclasses
 import gc
 import inspect
 import os
+import shutil
 import subprocess
 import sys
 import warnings
@@ -18,6 +19,9 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from tensorboard.plugins.hparams import metadata as hparams_metadata
 
 import src.run  # noqa: F401  registers the config resolvers
+from src.data.mixing import MIXING_KEYS
+from src.training import checkpoints
+from src.training.checkpoints import PROGRESS
 
 ROOT = Path(__file__).resolve().parents[1]
 SHIPPED_WEIGHTS = ROOT / "weights" / "lenet_digits_0-4.pt"
@@ -36,13 +40,30 @@ def make_cfg():
     return compose_config
 
 
+@pytest.fixture
+def every_checkpoint(monkeypatch, tmp_path):
+    """Keeps a copy of every checkpoint a run writes, by global step."""
+    copies = {}
+    save = checkpoints.save_checkpoint
+
+    def save_and_copy(state, path):
+        save(state, path)
+        copy = tmp_path / f"step{state[PROGRESS]['global_step']}.pt"
+        shutil.copy(path, copy)
+        copies[state[PROGRESS]["global_step"]] = copy
+
+    monkeypatch.setattr(checkpoints, "save_checkpoint", save_and_copy)
+    return copies
+
+
 def with_schema_defaults(builder, schema: type):
     """`builder` (a dataset's) called as the config files call it: every option it is not
-    given takes the schema's default, the one place defaults are written."""
+    given takes the schema's default, the one place defaults are written (the batch-mixing
+    options are the runner's, not the builder's)."""
     defaults = {
         f.name: f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
         for f in dataclasses.fields(schema)
-        if not f.name.startswith("_") and f.default != "???"
+        if not f.name.startswith("_") and f.default != "???" and f.name not in MIXING_KEYS
     }
     signature = inspect.signature(builder)
     var_keyword = next(

@@ -414,7 +414,12 @@ def test_bad_input_is_one_clear_line_and_writes_nothing(
     assert not (digits_run / "predictions.csv").exists()
     # Without trainer.monitor there is no best checkpoint: the export holds the last one.
     origin = json.loads((untested / "export" / "model.json").read_text())["weights"]
-    assert origin == {"file": "model.safetensors", "checkpoint": "checkpoints/last.pt", "epoch": 1}
+    assert origin == {
+        "file": "model.safetensors",
+        "checkpoint": "checkpoints/last.pt",
+        "epoch": 1,
+        "weights": "model",
+    }
 
 
 def test_help_lists_every_option_with_its_default(capsys):

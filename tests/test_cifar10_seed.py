@@ -85,7 +85,7 @@ def test_the_recipe_builds_the_seeds_model_optimizer_and_step_schedule(
 
 def test_the_seeds_cifar10_transforms():
     train, evaluation = transforms.train_and_eval_transforms(
-        CIFAR10_NATIVE, "small", 32, augment=True
+        CIFAR10_NATIVE, "small", 32, transforms.Augmentation("basic", 0.0, 2, 9)
     )
     crop = [t for t in train.transforms if isinstance(t, v2.RandomCrop)]
     assert len(crop) == 1 and crop[0].size == (32, 32) and crop[0].padding == [4, 4, 4, 4]

@@ -33,6 +33,9 @@ NEEDS = {
     "model": ["pretrained=none"],
     "timm": ["pretrained=none", "model.name=resnet18"],  # the name is required: no default
     "hf": ["pretrained=none", "model.name={hf_dir}"],  # a save_pretrained directory
+    # The recipes name the model (timm's) and the images.
+    "vit_finetune": ["model.name=vit_tiny_patch16_224", "dataset.root=/data"],
+    "convnet_finetune": ["model.name=convnext_tiny", "dataset.root=/data"],
 }
 
 

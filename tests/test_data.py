@@ -94,7 +94,9 @@ def test_val_and_test_fractions_must_leave_training_images():
 
 
 def test_the_default_run_has_a_test_split(make_cfg):
-    from src.runner import build
+    from src.checks import check_run
+    from src.runner import setup_data
 
-    data = build(make_cfg().dataset, "dataset", seed=0)
+    cfg = make_cfg()
+    data = setup_data(cfg.dataset, 0, check_run(cfg).source)
     assert len(data.test_loader.dataset) == 179 and len(data.val_loader.dataset) == 179

@@ -56,7 +56,8 @@ def test_same_key_and_shape_loads_other_shape_is_skipped_with_both_shapes(tmp_pa
     assert report.loaded_elements == 4 * 8 + 8 + 8  # body and norm.weight: parameters only
     assert report.to_json()["loaded_share"] == pytest.approx(48 / (32 + 8 + 16 + 24 + 3))
     assert report.to_json()["counts"] == {
-        "loaded": 6, "adapted": 0, "skipped_shape": 2, "excluded": 0, "unexpected": 1, "missing": 1,
+        "loaded": 6, "adapted": 0, "resampled": 0, "skipped_shape": 2, "excluded": 0,
+        "unexpected": 1, "missing": 1,
     }  # fmt: skip
 
 

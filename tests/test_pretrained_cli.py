@@ -136,8 +136,8 @@ def test_a_detector_backbone_by_prefix_and_strict(tmp_path):
             "pretrained.strict=true", f"hydra.run.dir={tmp_path / 'run'}")  # fmt: skip
     report = report_of(tmp_path / "run")
     assert report["key_changes"] == ["prefix 'backbone.': took 10 of 11 tensors"]
-    assert report["counts"] == {"loaded": 8, "adapted": 0, "skipped_shape": 0, "excluded": 2,
-                                "unexpected": 0, "missing": 0}  # fmt: skip
+    assert report["counts"] == {"loaded": 8, "adapted": 0, "resampled": 0, "skipped_shape": 0,
+                                "excluded": 2, "unexpected": 0, "missing": 0}  # fmt: skip
 
 
 def file_of(make):
@@ -212,7 +212,8 @@ def test_every_mistake_in_the_pretrained_config_is_reported_at_once(tmp_path):
                      f"hydra.run.dir={tmp_path}", check=False)  # fmt: skip
     assert error_lines(result) == [
         "groupwise: error: pretrained.strickt: no such key; did you mean pretrained.strict? "
-        "pretrained has adapt_input_channels, exclude, path, prefix, rename, strict, use_ema",
+        "pretrained has adapt_input_channels, exclude, path, prefix, rename, resample_pos_embed, "
+        "strict, use_ema",
         "groupwise: error: trainer.max_epochs=0: must be >= 1; epochs to train in all (a resumed "
         "run counts those done)",
     ]

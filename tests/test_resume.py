@@ -10,7 +10,6 @@ import torch
 from torch import nn
 
 from src.runner import Runner
-from src.training import checkpoints
 from src.training.checkpoints import MODEL, OPTIMIZER, PROGRESS, SCHEDULER, load_checkpoint
 from tests.conftest import read_scalars, run_cli, run_python
 
@@ -94,22 +93,6 @@ class DropoutNet(nn.Module):
 
     def forward(self, x):
         return self.head(self.dropout(self.body(x)))
-
-
-@pytest.fixture
-def every_checkpoint(monkeypatch, tmp_path):
-    """Keeps a copy of every checkpoint a run writes, by global step."""
-    copies = {}
-    save = checkpoints.save_checkpoint
-
-    def save_and_copy(state, path):
-        save(state, path)
-        copy = tmp_path / f"step{state[PROGRESS]['global_step']}.pt"
-        shutil.copy(path, copy)
-        copies[state[PROGRESS]["global_step"]] = copy
-
-    monkeypatch.setattr(checkpoints, "save_checkpoint", save_and_copy)
-    return copies
 
 
 def test_resuming_from_any_step_checkpoint_restores_dropout_rng_and_data_order(

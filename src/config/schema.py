@@ -16,9 +16,22 @@ from typing import Any
 from hydra.core.config_store import ConfigStore
 
 # What a best checkpoint can follow, and which way is better.
-MONITORED = {"val/acc": "max", "val/loss": "min", "train/loss": "min"}
+MONITORED = {
+    "val/acc": "max",
+    "val/loss": "min",
+    "train/loss": "min",
+    # The weight EMA's (trainer.ema_decay): best.pt, the export, evaluation and prediction
+    # then use the EMA's weights.
+    "val_ema/acc": "max",
+    "val_ema/loss": "min",
+}
 # trainer.precision: float32, bfloat16 autocast, float16 autocast with gradient scaling.
 PRECISIONS = ("32", "bf16", "16")
+# dataset.augment (src/data/transforms.py): what each training image gets on top of the
+# evaluation transform. true and false (as Hydra hands them: "True", "False") keep meaning
+# basic and none.
+AUGMENT_POLICIES = ("none", "basic", "randaugment", "trivialaugment", "autoaugment")
+AUGMENT_CHOICES = (*AUGMENT_POLICIES, "True", "False")
 
 
 def option(default: Any = None, help: str = "", **limits: Any) -> Any:
@@ -59,6 +72,20 @@ class TrainerConfig:
     channels_last: bool = option(False, "NHWC memory layout for conv nets")
     compile: bool = option(False, "torch.compile the model")
     accumulate_grad_batches: int = option(1, "one optimizer step per N batches", ge=1)
+    label_smoothing: float = option(
+        0.0,
+        "training targets' share spread evenly over all classes (0.1 in DeiT); 0: off",
+        ge=0,
+        lt=1,
+    )
+    ema_decay: float | None = option(
+        None,
+        "keep an EMA of the weights with this decay (0.9998 in DeiT), scored as val_ema/*; "
+        "null: none",
+        ge=0,
+        le=1,
+    )
+    ema_warmup: bool = option(True, "the EMA's decay grows from 0 to ema_decay (timm's warmup)")
     grad_clip: float | None = option(None, "max total gradient norm; null: no clipping", gt=0)
     monitor: str | None = option(
         "val/acc", "the metric checkpoints/best.pt follows; null: none", choices=tuple(MONITORED)
@@ -76,6 +103,10 @@ class PretrainedConfig:
     rename: list[list[str]] = option([], "[[regex, replacement], ...] applied in order")
     exclude: list[str] = option([], "regexes on the (renamed) keys never to load")
     adapt_input_channels: bool = option(False, "fit an RGB first conv to the input channels")
+    resample_pos_embed: bool = option(
+        True,
+        "a ViT's position embeddings resampled (bicubic) to the run's patch grid; false: skipped",
+    )
     strict: bool = option(False, "any unexpected, missing or mis-shaped tensor is an error")
 
 
@@ -86,6 +117,12 @@ class LoaderConfig:
     _target_: str = option("???", "the function that builds the dataset")
     batch_size: int = option(16, "images per batch (per process under torchrun)", ge=1)
     image_size: int | None = option(None, "pixels the model sees; null: the dataset's own", ge=1)
+    # Batch mixing (src/data/mixing.py): on the training device, with soft targets.
+    mixup_alpha: float = option(0.0, "Mixup's Beta(alpha, alpha) (0.8 in DeiT); 0: off", ge=0)
+    cutmix_alpha: float = option(0.0, "CutMix's Beta(alpha, alpha) (1.0 in DeiT); 0: off", ge=0)
+    mixup_switch_prob: float = option(
+        0.5, "with both alphas on: the share of batches taking CutMix instead", ge=0, le=1
+    )
 
 
 @dataclass
@@ -111,7 +148,17 @@ class FileDatasetConfig(LoaderConfig):
         "model: the model's own preprocessing (its source's metadata); null: the dataset's own; "
         "or a torchvision model or weights name, timm:<model>, hf:<dir>",
     )
-    augment: bool = option(True, "random crops (and flips for photos) while training")
+    augment: str = option(
+        "basic",
+        "basic: random crops (and flips for photos) while training; randaugment, "
+        "trivialaugment, autoaugment: basic, then that policy; none; true/false: basic/none",
+        choices=AUGMENT_CHOICES,
+    )
+    randaugment_num_ops: int = option(2, "RandAugment's operations per image", ge=1)
+    randaugment_magnitude: int = option(9, "RandAugment's strength, of 0-30", ge=0, le=30)
+    random_erasing: float = option(
+        0.0, "the share of training images with a random box erased (0.25 in DeiT)", ge=0, le=1
+    )
     num_workers: int = option(0, "worker processes decoding images", ge=0)
     pin_memory: bool = option(False, "page-locked batches, for GPUs")
     persistent_workers: bool = option(False, "keep workers between epochs")

@@ -13,6 +13,7 @@ from src.models.source import IMAGENET_MEAN, IMAGENET_STD, Preprocess
 PHOTO_NATIVE = Preprocess(DEFAULT_SIZE, 37, IMAGENET_MEAN, IMAGENET_STD, 3)
 
 
+# Long: the checks, the root's two layouts and the loaders, in the order they run
 def image_folder(
     root: str,
     batch_size: int,
@@ -20,7 +21,10 @@ def image_folder(
     transform_from: str | None,
     image_size: int | None,
     val_fraction: float,
-    augment: bool,
+    augment: str,
+    random_erasing: float,
+    randaugment_num_ops: int,
+    randaugment_magnitude: int,
     model_preprocess: Preprocess | None = None,
     **loading,
 ) -> Data:
@@ -41,7 +45,10 @@ def image_folder(
     if problems:
         raise GroupwiseError(*problems)
     pre = preprocess_for(transform_from, image_size, PHOTO_NATIVE, model_preprocess)
-    train_tf, val_tf = transforms.train_and_eval_transforms(pre, "photo", None, augment)
+    augmentation = transforms.Augmentation(
+        augment, random_erasing, randaugment_num_ops, randaugment_magnitude
+    )
+    train_tf, val_tf = transforms.train_and_eval_transforms(pre, "photo", None, augmentation)
 
     def scan(folder: Path, transform) -> ImageFolder:
         try:

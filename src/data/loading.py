@@ -2,6 +2,7 @@
 of classes, input channels, class names and how an image becomes the model's input; the
 DataLoader settings the file-backed datasets share; and the stratified split they share."""
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -19,6 +20,9 @@ class Data:
     # export/model.json records and `src.predict` applies.
     input: dict | None = None
     test_loader: DataLoader | None = None  # None: the data has no held-out test split
+    # Mixup/CutMix of each training batch on the device (`src.data.mixing`), set by the runner
+    # from the dataset section's options; None: batches train as they are.
+    mixing: Callable | None = None
 
 
 @dataclass

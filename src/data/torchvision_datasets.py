@@ -51,7 +51,10 @@ def _torchvision_dataset(
     transform_from: str | None,
     image_size: int | None,
     val_fraction: float,
-    augment: bool,
+    augment: str,
+    random_erasing: float,
+    randaugment_num_ops: int,
+    randaugment_magnitude: int,
     model_preprocess: Preprocess | None = None,
     **loading,
 ) -> Data:
@@ -62,7 +65,10 @@ def _torchvision_dataset(
         raise GroupwiseError(*load.problems())
     pre = preprocess_for(transform_from, image_size, native, model_preprocess)
     native_size = 32 if name == "CIFAR10" else 28
-    train_tf, val_tf = transforms.train_and_eval_transforms(pre, "small", native_size, augment)
+    augmentation = transforms.Augmentation(
+        augment, random_erasing, randaugment_num_ops, randaugment_magnitude
+    )
+    train_tf, val_tf = transforms.train_and_eval_transforms(pre, "small", native_size, augmentation)
     dataset = getattr(torchvision.datasets, name)
     root = str(Path(root).expanduser())
     try:

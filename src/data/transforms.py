@@ -2,7 +2,7 @@
 source's own metadata when it has some (what the pretrained weights were trained to see),
 else from the dataset's own; training adds augmentation."""
 
-from dataclasses import replace
+from dataclasses import dataclass, replace
 
 from src.models.source import Preprocess, preprocess_named
 
@@ -34,25 +34,46 @@ def preprocess_for(
     return replace(pre, size=image_size, resize=round(image_size * pre.resize / pre.size))
 
 
-def train_and_eval_transforms(pre: Preprocess, style: str, native_size: int | None, augment: bool):
+@dataclass(frozen=True)
+class Augmentation:
+    """The dataset's augmentation options (`FileDatasetConfig` has their help)."""
+
+    policy: str  # one of schema.AUGMENT_CHOICES
+    random_erasing: float  # probability
+    randaugment_num_ops: int
+    randaugment_magnitude: int
+
+    @property
+    def name(self) -> str:
+        """The policy, true/false read as basic/none."""
+        policy = str(self.policy)
+        return {"True": "basic", "False": "none"}.get(policy, policy)
+
+
+# Long: one pipeline per style and policy, written out in order as it runs
+def train_and_eval_transforms(
+    pre: Preprocess, style: str, native_size: int | None, augment: Augmentation
+):
     """(train, eval) transforms from PIL images to normalised float tensors.
 
-    `photo` (image folders): evaluation resizes and centre-crops; training takes a random
-    resized crop and a horizontal flip. `small` (CIFAR, MNIST: whole objects in a few pixels,
-    digits that a flip would change): evaluation only resizes; training shifts the image with a
-    padded random crop (the seed's RandomCrop(32, padding=4) at 32 pixels).
+    `photo` (image folders): evaluation resizes and centre-crops; training (`basic`) takes a
+    random resized crop and a horizontal flip. `small` (CIFAR, MNIST: whole objects in a few
+    pixels, digits that a flip would change): evaluation only resizes; training shifts the image
+    with a padded random crop (the seed's RandomCrop(32, padding=4) at 32 pixels). A policy
+    (RandAugment, TrivialAugmentWide, AutoAugment: ImageNet's for photos, CIFAR-10's for small
+    images) follows the basic crops on the PIL image; random erasing comes last, on the
+    normalised tensor (an erased box is filled with 0: the mean colour).
     """
     import torch
     from torchvision.transforms import InterpolationMode, v2
 
     interpolation = InterpolationMode(pre.interpolation)
+    colour = [v2.RGB()] if pre.channels == 3 else []
     to_tensor = [
         v2.ToImage(),
         v2.ToDtype(torch.float32, scale=True),
         v2.Normalize(pre.mean, pre.std),
     ]
-    if pre.channels == 3:
-        to_tensor.insert(0, v2.RGB())
     if style == "photo":
         evaluation = [v2.Resize(pre.resize, interpolation), v2.CenterCrop(pre.size)]
         train = [
@@ -64,9 +85,31 @@ def train_and_eval_transforms(pre: Preprocess, style: str, native_size: int | No
             [] if pre.size == native_size else [v2.Resize((pre.size, pre.size), interpolation)]
         )
         train = [*evaluation, v2.RandomCrop(pre.size, padding=pre.size // 8)]
-    if not augment:
+    policy = {
+        "none": [],
+        "basic": [],
+        "randaugment": [
+            v2.RandAugment(
+                augment.randaugment_num_ops,
+                augment.randaugment_magnitude,
+                interpolation=interpolation,
+            )
+        ],
+        "trivialaugment": [v2.TrivialAugmentWide(interpolation=interpolation)],
+        "autoaugment": [
+            v2.AutoAugment(
+                v2.AutoAugmentPolicy.IMAGENET if style == "photo" else v2.AutoAugmentPolicy.CIFAR10,
+                interpolation=interpolation,
+            )
+        ],
+    }[augment.name]
+    if augment.name == "none":
         train = evaluation
-    return v2.Compose([*train, *to_tensor]), v2.Compose([*evaluation, *to_tensor])
+    erasing = [v2.RandomErasing(augment.random_erasing)] if augment.random_erasing else []
+    return (
+        v2.Compose([*train, *colour, *policy, *to_tensor, *erasing]),
+        v2.Compose([*evaluation, *colour, *to_tensor]),
+    )
 
 
 def input_description(pre: Preprocess, style: str) -> dict:

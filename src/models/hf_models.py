@@ -13,6 +13,7 @@ from torch import nn
 from src.errors import GroupwiseError
 from src.models.extras import import_extra
 from src.models.source import (
+    DROP_PATH_KEY,
     IMAGENET_MEAN,
     IMAGENET_STD,
     ModelSource,
@@ -75,6 +76,15 @@ class HFSource(ModelSource):
 
     def preprocess(self) -> Preprocess:
         return self.preprocess_named(self.name)
+
+    def set_drop_path_rate(self, rate: float) -> None:
+        """The config's `drop_path_rate` (BEiT, DINOv2, ConvNeXt, Swin have one; ViT has none)."""
+        if not hasattr(self.config, "drop_path_rate"):
+            raise GroupwiseError(
+                f"{DROP_PATH_KEY}={rate:g}: {type(self.config).__name__} has no drop_path_rate "
+                f"(no stochastic depth); remove {DROP_PATH_KEY}"
+            )
+        self.config.drop_path_rate = rate
 
     @classmethod
     def preprocess_named(cls, name: str) -> Preprocess:

@@ -146,6 +146,14 @@ class ModelSource:
         them: so that the library alone rebuilds the model."""
         return {}
 
+    def set_drop_path_rate(self, rate: float) -> None:
+        """Stochastic depth at `rate` (`model.drop_path_rate`), under the library's own name
+        for it; a source whose models have none refuses in one line."""
+        raise GroupwiseError(
+            f"{DROP_PATH_KEY}={rate:g}: {self.library}'s {self.name} has no stochastic depth; "
+            f"remove {DROP_PATH_KEY}"
+        )
+
     def architecture(self, in_channels: int, num_classes: int) -> dict:
         """export/model.json's `architecture`: what the library needs to rebuild the model."""
         return {
@@ -186,6 +194,10 @@ class CustomSource(ModelSource):
         return self.kwargs
 
 
+# The stochastic-depth rate of any built-in source (`set_drop_path_rate`); a custom model takes
+# the key as one of its own arguments.
+DROP_PATH_KEY = "model.drop_path_rate"
+
 # Model configs of runs trained before sources were objects name the old builder functions.
 FORMER_TARGETS = {
     "src.models.lenet.LeNet": "src.models.lenet.LeNetSource",
@@ -197,15 +209,25 @@ FORMER_TARGETS = {
 
 def model_source(config: Mapping) -> ModelSource:
     """The source of a resolved `model` config: its `_target_` class with the other keys as
-    arguments, checked against its signature first, or a `CustomSource` for any other target."""
+    arguments, checked against its signature first, and `drop_path_rate` set through the
+    source's `set_drop_path_rate`; or a `CustomSource` for any other target."""
     kwargs = dict(config)
     target = str(kwargs.pop("_target_", None))
     target = FORMER_TARGETS.get(target, target)
     builder = _locate(target)
     if not (isinstance(builder, type) and issubclass(builder, ModelSource)):
         return CustomSource(target, builder, kwargs)
+    drop_path_rate = kwargs.pop(DROP_PATH_KEY.partition(".")[2], None)
     check_arguments(builder, kwargs, "model")
-    return builder(**kwargs)
+    source = builder(**kwargs)
+    if drop_path_rate is not None:
+        if not (isinstance(drop_path_rate, int | float) and 0 <= drop_path_rate < 1):
+            raise GroupwiseError(
+                f"{DROP_PATH_KEY}={drop_path_rate}: must be a number >= 0 and < 1 (the deepest "
+                "block's chance of being skipped; 0.1 in BEiT and MAE fine-tunes), or null"
+            )
+        source.set_drop_path_rate(drop_path_rate)
+    return source
 
 
 def preprocess_named(name: str) -> Preprocess:

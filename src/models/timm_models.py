@@ -25,7 +25,7 @@ class TimmSource(ModelSource):
     `image_size` reaches the architectures whose input size is fixed at construction (timm
     marks them `fixed_input_size`: ViTs, whose position embeddings are sized for it), so a ViT
     made for 224 pixels trains on 32 when asked. Further keys are timm's own arguments
-    (`+model.drop_path_rate=0.1`).
+    (`+model.drop_rate=0.1`).
     """
 
     library = "timm"
@@ -93,6 +93,11 @@ class TimmSource(ModelSource):
 
     def builder_arguments(self) -> dict:
         return self.create_arguments
+
+    def set_drop_path_rate(self, rate: float) -> None:
+        """timm's `drop_path_rate` (ViTs, ConvNeXts, ResNets, EfficientNets, ... take it; a
+        model that does not stops at build with timm's own message)."""
+        self.create_arguments["drop_path_rate"] = rate
 
 
 def _matches(pattern: str, name: str) -> bool:

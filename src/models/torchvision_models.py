@@ -69,6 +69,23 @@ class TorchvisionSource(ModelSource):
             kwargs.setdefault("image_size", self.image_size)
         return kwargs
 
+    def set_drop_path_rate(self, rate: float) -> None:
+        """The builder's `stochastic_depth_prob` (ConvNeXt, EfficientNet; their builders default
+        to 0.1 and 0.2 without it). Whether the builder takes it is tried on the meta device:
+        ResNet and ViT have no stochastic depth, Swin's and MaxViT's builders fix it."""
+        import torch
+        import torchvision
+
+        builder = torchvision.models.get_model_builder(self.name)
+        try:
+            with torch.device("meta"):
+                model = builder(weights=None, stochastic_depth_prob=rate)
+        except TypeError:
+            model = None
+        if model is None or not any(type(m).__name__ == "StochasticDepth" for m in model.modules()):
+            super().set_drop_path_rate(rate)
+        self.kwargs["stochastic_depth_prob"] = rate
+
     def preprocess(self) -> Preprocess:
         """The metadata of the model's default weights."""
         return self.preprocess_named(self.name)

@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from src.errors import GroupwiseError
+from src.pretrained import pos_embed
 from src.pretrained.files import read_state_dict
 from src.pretrained.hints import why_nothing_loaded
 from src.pretrained.keys import KeyRules, check_rules, map_keys
@@ -36,7 +37,7 @@ __all__ = [
 ]
 
 # The `pretrained` config keys that are not key rules, as keyword arguments of the functions below.
-OPTIONS = ("use_ema", "adapt_input_channels", "strict")
+OPTIONS = ("use_ema", "adapt_input_channels", "resample_pos_embed", "strict")
 BUILT_NORMALLY = "built normally, then loaded by copy"
 
 
@@ -96,6 +97,7 @@ def _match(
     prefix: str | None = None,
     use_ema: bool = False,
     adapt_input_channels: bool = False,
+    resample_pos_embed: bool = True,
     strict: bool = False,
     exclude_origin: str = "",
     key_rules: KeyRules | None = None,
@@ -138,6 +140,10 @@ def _match(
             else:
                 tensor = _adapt_input_channels(tensor, wanted.shape[1])
                 report.adapted[key] = shapes
+        prefix = pos_embed.prefix_tokens(key, tensor, wanted)
+        if prefix is not None and tensor.shape != wanted.shape and resample_pos_embed:
+            tensor = pos_embed.resample(tensor, wanted.shape[1], prefix)
+            report.resampled[key] = shapes
         if tensor.shape != wanted.shape:
             report.skipped_shape[key] = shapes
             continue

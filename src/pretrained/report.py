@@ -18,6 +18,8 @@ class LoadReport:
     key_changes: list[str] = field(default_factory=list)
     loaded: list[str] = field(default_factory=list)
     adapted: dict[str, dict[str, list[int]]] = field(default_factory=dict)
+    # Position embeddings resampled to the model's patch grid (src.pretrained.pos_embed).
+    resampled: dict[str, dict[str, list[int]]] = field(default_factory=dict)
     skipped_shape: dict[str, dict[str, list[int]]] = field(default_factory=dict)
     excluded: list[str] = field(default_factory=list)
     unexpected: list[str] = field(default_factory=list)
@@ -40,7 +42,15 @@ class LoadReport:
     def to_json(self) -> dict:
         counts = {
             label: len(getattr(self, label))
-            for label in ("loaded", "adapted", "skipped_shape", "excluded", "unexpected", "missing")
+            for label in (
+                "loaded",
+                "adapted",
+                "resampled",
+                "skipped_shape",
+                "excluded",
+                "unexpected",
+                "missing",
+            )
         }
         return {**asdict(self), "loaded_share": self.loaded_share, "counts": counts}
 
@@ -76,7 +86,11 @@ def format_report(report: LoadReport) -> str:
     if report.copied:
         listed = [f"{k} ({why})" for k, why in report.copied.items()]
         lines.append(f"  own storage    {len(listed)}: {', '.join(_shorten(listed))}")
-    for label, shapes in (("adapted", report.adapted), ("skipped_shape", report.skipped_shape)):
+    for label, shapes in (
+        ("adapted", report.adapted),
+        ("resampled", report.resampled),
+        ("skipped_shape", report.skipped_shape),
+    ):
         if shapes:
             lines.append(f"  {label:<14} {len(shapes)}: {', '.join(fold_shapes(shapes))}")
     if report.excluded:

@@ -17,6 +17,7 @@ from torch.optim import Optimizer
 from torch.optim.lr_scheduler import LRScheduler
 
 from src.errors import GroupwiseError
+from src.training.ema import WeightEma, ema_weights
 from src.training.state import TrainingState
 
 MODEL = "model"  # the model's state_dict, with the plain module's names
@@ -27,6 +28,7 @@ PROGRESS = "progress"  # the fields of TrainingState
 RNG = "rng"  # rng_states(), and the train loader's generator under LOADER_RNG
 LOADER_RNG = "loader"  # as it stood when the epoch in progress began
 CONFIG = "config"  # the run's resolved config
+EMA = "ema"  # WeightEma's state (the averaged model, `module.<name>`); empty without trainer.ema_decay
 
 
 class Checkpointer:
@@ -42,6 +44,7 @@ class Checkpointer:
         scheduler: LRScheduler,
         grad_scaler: torch.amp.GradScaler,
         config: dict,
+        ema: WeightEma | None = None,
     ):
         self.path = path
         self.model = model  # the plain module: no `module.` or `_orig_mod.` prefixes
@@ -49,6 +52,7 @@ class Checkpointer:
         self.scheduler = scheduler
         self.grad_scaler = grad_scaler
         self.config = config
+        self.ema = ema
 
     def save(self, state: TrainingState, loader_rng: torch.Tensor) -> None:
         save_checkpoint(
@@ -60,12 +64,13 @@ class Checkpointer:
                 PROGRESS: asdict(state),
                 RNG: {**rng_states(), LOADER_RNG: loader_rng},
                 CONFIG: self.config,
+                EMA: {} if self.ema is None else self.ema.state_dict(),
             },
             self.path,
         )
 
     def restore(self, checkpoint: dict) -> tuple[TrainingState, dict]:
-        """Load weights, optimizer, schedule and grad scale from a checkpoint `save` wrote;
+        """Load weights, optimizer, schedule, grad scale and EMA from a checkpoint `save` wrote;
         returns where training stood and the checkpoint's RNG states, for the loop to set
         once it has replayed the batches of the epoch already trained."""
         self.model.load_state_dict(checkpoint[MODEL])
@@ -74,7 +79,19 @@ class Checkpointer:
         # Empty when the run being resumed trained without float16's scaling.
         if checkpoint.get(GRAD_SCALER):
             self.grad_scaler.load_state_dict(checkpoint[GRAD_SCALER])
+        # A run resumed with trainer.ema_decay newly set starts its EMA at the resumed weights.
+        if self.ema is not None and checkpoint.get(EMA):
+            self.ema.load_state_dict(checkpoint[EMA])
         return TrainingState(**checkpoint[PROGRESS]), checkpoint[RNG]
+
+
+def served_weights(checkpoint: dict) -> tuple[dict[str, torch.Tensor], str]:
+    """The weights a run's export, evaluation and prediction use, and which they are: the
+    EMA's (`ema`) when its trainer.monitor follows `val_ema/*`, else the model's (`model`)."""
+    monitor = checkpoint[CONFIG]["trainer"].get("monitor") or ""
+    if monitor.startswith("val_ema/"):
+        return ema_weights(checkpoint[EMA]), EMA
+    return checkpoint[MODEL], MODEL
 
 
 def save_checkpoint(state: dict, path: Path) -> None:

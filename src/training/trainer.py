@@ -3,9 +3,10 @@ a checkpoint at every epoch end and every `checkpoint_every_n_steps` steps.
 
 What the loop stands on lives beside it, one job per module: `checkpoints` (the run state
 saved and restored), `nan_guard` (non-finite losses, looked at where the host waits anyway),
-`best` (checkpoints/best.pt), `precision` (autocast and gradient scaling), `progress` (the
-console bar), `distributed` (DDP), `src.optim.freezing` (which groups train in which epoch)
-and `src.tracking.group_signals` (what a logged step shows of each group).
+`best` (checkpoints/best.pt), `ema` (the weights' moving average), `precision` (autocast and
+gradient scaling), `progress` (the console bar), `distributed` (DDP), `src.optim.freezing`
+(which groups train in which epoch), `src.tracking.group_signals` (what a logged step shows
+of each group) and `src.data.mixing` (Mixup and CutMix of a batch on the device).
 """
 
 from collections.abc import Iterator
@@ -23,7 +24,7 @@ from src.data.loading import Data
 from src.optim.freezing import set_trainable
 from src.tracking.group_signals import GroupSignals, learning_rates
 from src.tracking.logger import RunLogger
-from src.training import distributed, precision, progress
+from src.training import distributed, ema, precision, progress
 from src.training.best import BestCheckpoint
 from src.training.checkpoints import LOADER_RNG, Checkpointer, set_rng_states
 from src.training.nan_guard import NanGuard
@@ -63,8 +64,15 @@ class Trainer:
         self.parameters = list(model.parameters())  # what gradient clipping clips
         self.autocast = precision.autocast(options.precision, device)
         self.scaler = precision.grad_scaler(options.precision, device)
+        # The weights' EMA (trainer.ema_decay): a copy of the model, made here, after it moved to
+        # its device and memory layout.
+        self.ema = (
+            None
+            if options.ema_decay is None
+            else ema.WeightEma(model, options.ema_decay, options.ema_warmup)
+        )
         self.checkpointer = Checkpointer(
-            checkpoint_path, model, optimizer, scheduler, self.scaler, config
+            checkpoint_path, model, optimizer, scheduler, self.scaler, config, self.ema
         )
         self.nan_guard = NanGuard(optimizer, checkpoint_path)
         self.best = BestCheckpoint(options.monitor, checkpoint_path)
@@ -86,18 +94,17 @@ class Trainer:
 
     def fit(self) -> TrainingState:
         while self.state.epoch < self.options.max_epochs:
-            train_loss = self.train_epoch()
-            val_loss, val_acc = self.evaluate()
+            metrics = {"train/loss": self.train_epoch()}
+            metrics["val/loss"], metrics["val/acc"] = self.evaluate()
+            if self.ema is not None:
+                metrics["val_ema/loss"], metrics["val_ema/acc"] = self.evaluate(self.ema.module)
             self.state.epoch += 1
-            self.state.best_val_acc = max(self.state.best_val_acc, val_acc)
-            metrics = {"train/loss": train_loss, "val/loss": val_loss, "val/acc": val_acc}
+            self.state.best_val_acc = max(self.state.best_val_acc, metrics["val/acc"])
             self.state.history.append({"epoch": self.state.epoch, **metrics})
-            self.logger.scalars({"val/loss": val_loss, "val/acc": val_acc}, self.state.global_step)
-            print(
-                f"epoch {self.state.epoch}/{self.options.max_epochs}  train/loss "
-                f"{train_loss:.4f}  val/loss {val_loss:.4f}  val/acc {val_acc:.4f}",
-                flush=True,
-            )
+            evaluated = {key: value for key, value in metrics.items() if key != "train/loss"}
+            self.logger.scalars(evaluated, self.state.global_step)
+            shown = "  ".join(f"{key} {value:.4f}" for key, value in metrics.items())
+            print(f"epoch {self.state.epoch}/{self.options.max_epochs}  {shown}", flush=True)
             improved = self.best.update(self.state, metrics)
             self.save()
             if improved and distributed.is_main():
@@ -106,7 +113,9 @@ class Trainer:
 
     def train_epoch(self) -> float:
         """Train on the epoch's batches (after a resume, those its step checkpoint left);
-        returns the epoch's mean train/loss."""
+        returns the epoch's mean train/loss (against the targets trained on: mixed and
+        smoothed ones when dataset.mixup_alpha, cutmix_alpha or trainer.label_smoothing are
+        set)."""
         self.model.train()
         if set_trainable(self.model, self.optimizer, self.state.epoch):  # frozen groups, BN
             self.wrapped_model = self._wrap()  # e.g. a group unfrozen at this epoch
@@ -120,12 +129,18 @@ class Trainer:
             self._untrained_batches(loader), start=self.state.batches_in_epoch
         ):
             images = images.to(self.device, non_blocking=True, memory_format=self.memory_format)
-            labels = labels.to(self.device, non_blocking=True)
+            targets = labels.to(self.device, non_blocking=True)
+            if self.data.mixing is not None:  # Mixup/CutMix: soft targets, [batch, classes]
+                images, targets = self.data.mixing(images, targets)
             with self.autocast():
-                loss = F.cross_entropy(self.wrapped_model(images), labels)
+                loss = F.cross_entropy(
+                    self.wrapped_model(images),
+                    targets,
+                    label_smoothing=self.options.label_smoothing,
+                )
             self.nan_guard.track(loss, self.state.global_step)
             loss_sum += loss.detach()  # stays on the device: no sync per step
-            bar.advance(labels.shape[0])
+            bar.advance(targets.shape[0])
             self._backward(loss, batch_index, batches)
             if not self._ends_accumulation(batch_index, batches):
                 continue
@@ -189,6 +204,8 @@ class Trainer:
         before = self.group_signals.before_step() if measure_groups else None
         self.scaler.step(self.optimizer)
         self.scaler.update()
+        if self.ema is not None:
+            self.ema.update(self.model)
         self.optimizer.zero_grad(set_to_none=True)
         return self.group_signals.after_step(before) if measure_groups else {}
 
@@ -203,9 +220,11 @@ class Trainer:
         bar.show(train_loss, self.optimizer)
 
     @torch.no_grad()
-    def evaluate(self) -> tuple[float, float]:
-        """The validation loss and accuracy (under torchrun, over every rank's shard)."""
+    def evaluate(self, model: nn.Module | None = None) -> tuple[float, float]:
+        """The validation loss and accuracy of the model trained (or of `model`: the EMA's),
+        under torchrun over every rank's shard."""
         self.model.eval()
+        model = self.wrapped_model if model is None else model
         loss_sum = torch.zeros((), device=self.device)
         correct = torch.zeros((), device=self.device, dtype=torch.long)
         count = 0
@@ -213,7 +232,7 @@ class Trainer:
             images = images.to(self.device, non_blocking=True, memory_format=self.memory_format)
             labels = labels.to(self.device, non_blocking=True)
             with self.autocast():
-                logits = self.wrapped_model(images)
+                logits = model(images)
             loss_sum += F.cross_entropy(logits.float(), labels, reduction="sum")
             correct += (logits.argmax(1) == labels).sum()
             count += len(labels)
