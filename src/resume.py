@@ -6,14 +6,16 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from src.errors import GroupwiseError
-from src.training.checkpoints import CONFIG, load_checkpoint_or_explain
+from src.training.checkpoints import CONFIG, PROGRESS, load_checkpoint_or_explain
 
 # A resumed run must train the same network with the same groups on the same data as the one
 # it continues; the optimizer too, as its restored state would silently override a change.
 RESUME_MUST_MATCH = ("seed", "model", "dataset", "optimizer", "param_groups", "weight_decay_1d")
 
 
-def check_run_dir(run_dir: Path, checkpoint_path: Path, resume: bool, dry_run: bool) -> None:
+def check_run_dir(run_dir: Path, checkpoint_path: Path, resume: bool, dry_run: bool) -> bool:
+    """Whether `run_dir` holds a trained run (a checkpoint); refused when it does and this is
+    neither a resume nor a dry run (which writes nothing into it), or when a resume has none."""
     exists = checkpoint_path.exists()
     if resume and not exists:
         raise GroupwiseError(
@@ -25,6 +27,7 @@ def check_run_dir(run_dir: Path, checkpoint_path: Path, resume: bool, dry_run: b
             f"hydra.run.dir={run_dir} already holds a trained run; pass resume=true to "
             "continue it, or choose another hydra.run.dir (nothing was overwritten)"
         )
+    return exists
 
 
 def resume_state(checkpoint_path: Path, cfg: DictConfig) -> dict:
@@ -45,6 +48,13 @@ def resume_state(checkpoint_path: Path, cfg: DictConfig) -> dict:
             f"resume=true: the config differs from the run being resumed "
             f"({checkpoint_path}) in {'; '.join(differences)}; resume with the values "
             "it was started with, or start a new run in another hydra.run.dir"
+        )
+    trained, max_epochs = state[PROGRESS]["epoch"], cfg.trainer.max_epochs
+    if trained >= max_epochs:
+        raise GroupwiseError(
+            f"resume=true: the run has trained {trained} epochs already, and "
+            f"trainer.max_epochs={max_epochs} leaves nothing to train; pass "
+            f"trainer.max_epochs={trained + 1} or more to train on (nothing was written)"
         )
     return state
 

@@ -11,7 +11,8 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from src import errors
-from src.config import hydra_internals, resolvers, schema
+from src.config import hydra_internals, resolvers, run_dir, schema
+from src.config.launch_record import Record
 from src.tracking import hparams
 from src.tracking.sweep_summary import FailedJob
 
@@ -33,6 +34,8 @@ def main(cfg: DictConfig) -> float | None:
             # this one keeps its row in the sweep summary and the other jobs still run.
             errors.report(err)
             return FailedJob.of(err)
+        if isinstance(err, errors.GroupwiseError):
+            run_dir.remove_made_dirs()  # a refused run leaves nothing behind
         errors.exit_if_user_mistake(err)
         raise  # a bug (or HYDRA_FULL_ERROR=1): Hydra prints its traceback
     return metrics["val/acc"] if metrics else None
@@ -61,6 +64,7 @@ def _launch(cfg: DictConfig, hydra_cfg: DictConfig):
         # The basic launcher runs a sweep's jobs one after another; every other in parallel.
         parallel_sweep=hydra_cfg.mode == RunMode.MULTIRUN
         and hydra_cfg.runtime.choices["hydra/launcher"] != "basic",
+        record=Record(cfg, HydraConfig.instance().cfg, overrides, resume=cfg.resume),
     )
 
 

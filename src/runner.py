@@ -21,6 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 from src import resume
 from src.checks import CheckedRun, check_run
 from src.config.arguments import check_arguments
+from src.config.launch_record import Record
 from src.config.schema import TrainerConfig
 from src.data.loading import Data
 from src.models import export
@@ -48,6 +49,8 @@ class Launch:
     command: str | None = None  # the command line that reruns this run, atop the config card
     exclude_origin: str = ""  # where pretrained.exclude came from, when not the command line
     parallel_sweep: bool = False  # a sweep job beside others: no progress bar
+    # Hydra's record (.hydra/) and run.log, written once the run goes ahead (None: no Hydra)
+    record: Record | None = None
 
 
 class Runner:
@@ -75,13 +78,26 @@ class Runner:
         return self.checked
 
     def run(self) -> dict | None:
-        """Check, set up, write the reports, then explain (dry run) or train."""
+        """Check, set up, write the reports, then explain (dry run) or train. Nothing is
+        written before every check has passed; into a trained run, only by a resume."""
         self.check()
-        resume.check_run_dir(self.run_dir, self.checkpoint_path, self.cfg.resume, self.cfg.dry_run)
+        trained = resume.check_run_dir(
+            self.run_dir, self.checkpoint_path, self.cfg.resume, self.cfg.dry_run
+        )
         # Refused before anything is written into the run being resumed.
         if self.cfg.resume:
             self.resume_state = resume.resume_state(self.checkpoint_path, self.cfg)
         self.setup()
+        if self.cfg.dry_run and trained:
+            self.show_reports()
+            log.info(
+                "dry run: nothing trained, and nothing written into %s: it holds a trained "
+                "run, which only a resume (without dry_run) adds to",
+                self.run_dir,
+            )
+            return None
+        if self.launch.record is not None:
+            self.launch.record.write(self.run_dir)
         self.write_reports()
         if self.cfg.dry_run:
             log.info("dry run: nothing trained")
@@ -121,15 +137,20 @@ class Runner:
             max_epochs=self.options.max_epochs,
         )
 
-    def write_reports(self) -> None:
-        """The param-group and pretrained reports, for people (console) and scripts (JSON)."""
+    def show_reports(self) -> None:
+        """The param-group and pretrained reports, on the console."""
         log.info("param groups:\n%s", explain.format_explain(self.groups_info))
-        _write_json(self.run_dir / "param_groups.json", self.groups_info)
         if self.load_report is None:
             log.info("pretrained: none (training from scratch)")
-            return
-        log.info(pretrained.format_report(self.load_report))
-        _write_json(self.run_dir / "pretrained_report.json", self.load_report.to_json())
+        else:
+            log.info(pretrained.format_report(self.load_report))
+
+    def write_reports(self) -> None:
+        """The reports, for people (console) and scripts (JSON)."""
+        self.show_reports()
+        _write_json(self.run_dir / "param_groups.json", self.groups_info)
+        if self.load_report is not None:
+            _write_json(self.run_dir / "pretrained_report.json", self.load_report.to_json())
 
     def texts(self) -> dict[str, str]:
         """Markdown for TensorBoard's text tab: the resolved config and the two reports."""

@@ -180,6 +180,9 @@ class EvaluateConfig:
     checkpoint: str = option("best", "checkpoints/<name>.pt: best (by trainer.monitor) or last")
     device: str | None = option(None, "auto, cpu, cuda or cuda:N; null: the run's trainer.device")
     batch_size: int | None = option(None, "images per batch; null: the run's", ge=1)
+    output: str | None = option(
+        None, "the JSON to write; null: <run_dir>/eval_<split>.json (never overwritten)"
+    )
 
 
 @dataclass
