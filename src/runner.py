@@ -25,6 +25,7 @@ from src.config.launch_record import Record
 from src.config.schema import TrainerConfig
 from src.data.loading import Data
 from src.models import export
+from src.models.input_size import check_input_size
 from src.models.source import ModelSource, ParameterRoles
 from src.optim import explain, param_groups, resolve
 from src.optim.param_groups import ParamGroup
@@ -121,6 +122,8 @@ class Runner:
             self.launch.exclude_origin,
         )
         self.model.to(self.device)
+        # A size the model cannot take: refused now, not as a traceback once training starts.
+        check_input_size(self.model, self.data.input, self.device, source.preprocess())
         groups, self.groups_info = setup_param_groups(
             self.model, source.roles(self.model), checked, cfg.optimizer, cfg.weight_decay_1d
         )
@@ -195,7 +198,7 @@ class Runner:
             # The basic launcher runs sweep jobs in one process: every writer must be closed.
             logger.close()
         self.export()
-        metrics = _final_metrics(state, self.options.monitor)
+        metrics = state.final_metrics(self.options.monitor)
         _write_json(self.run_dir / "metrics.json", metrics)
         return metrics
 
@@ -266,15 +269,6 @@ def setup_param_groups(
     )
     info = explain.explain(resolution, groups, base_lr, weight_decay, weight_decay_1d)
     return groups, info
-
-
-def _final_metrics(state, monitor: str | None) -> dict:
-    last = state.history[-1] if state.history else {}
-    metrics = {k: v for k, v in last.items() if k != "epoch"}
-    metrics.update(epochs=state.epoch, best_val_acc=state.best_val_acc)
-    if monitor is not None:
-        metrics["best"] = {"metric": monitor, "value": state.best_score, "epoch": state.best_epoch}
-    return metrics
 
 
 def build(section: DictConfig, key: str, **kwargs):
