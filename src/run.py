@@ -3,6 +3,7 @@
 import gc
 import os
 import shlex
+import sys
 from pathlib import Path
 
 import hydra
@@ -28,8 +29,14 @@ def main(cfg: DictConfig) -> float | None:
     hydra_cfg = HydraConfig.get()  # Hydra's state, read here only
     try:
         metrics = Runner(cfg, Path(hydra_cfg.runtime.output_dir), _launch(cfg, hydra_cfg)).run()
+    except KeyboardInterrupt:  # before training started: nothing to resume
+        run_dir.remove_made_dirs()
+        errors.exit_with(
+            "interrupted before training started: no checkpoint to resume; rerun the command",
+            code=errors.INTERRUPTED,
+        )
     except Exception as err:
-        if hydra_cfg.mode == RunMode.MULTIRUN:
+        if hydra_cfg.mode == RunMode.MULTIRUN and not isinstance(err, errors.Interrupted):
             # Returned, not raised: Hydra's sweepers end the whole sweep at a job that raises;
             # this one keeps its row in the sweep summary and the other jobs still run.
             errors.report(err)
@@ -96,6 +103,9 @@ if __name__ == "__main__":
         distributed.setup()
         # Before Hydra names the run dir: every rank names it from rank 0's clock.
         resolvers.use_launch_time(distributed.rank_zero_time())
+    unknown = hydra_internals.unknown_flags(sys.argv[1:])
+    if unknown:
+        errors.exit_with(*unknown[:1])
     with hydra_internals.config_errors_as_one_line():
         main()
     # Everything is written and closed: the interpreter's last collections at exit would

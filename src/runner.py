@@ -15,12 +15,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from hydra.utils import get_object
 from omegaconf import DictConfig, OmegaConf
 
 from src import resume
 from src.checks import CheckedRun, check_run
-from src.config.arguments import check_arguments
+from src.config.arguments import build
 from src.config.launch_record import Record
 from src.config.schema import TrainerConfig
 from src.data.loading import Data
@@ -183,8 +182,8 @@ class Runner:
     def train(self) -> dict:
         config = OmegaConf.to_container(self.cfg, resolve=True)
         logger = RunLogger(self.run_dir) if distributed.is_main() else distributed.Silent()
+        trainer = self.build_trainer(logger, config)
         try:
-            trainer = self.build_trainer(logger, config)
             if self.resume_state is not None:
                 trainer.restore(self.resume_state)
                 log.info("resumed after epoch %d", trainer.state.epoch)
@@ -194,6 +193,14 @@ class Runner:
                 logger.hparams_start(self.launch.hparams)
             state = trainer.fit()
             logger.hparams_end(state.best_val_acc, state.global_step)
+        except KeyboardInterrupt:  # Ctrl-C: one line saying how to continue, exit 130
+            raise resume.interrupted(
+                trainer.state,
+                trainer.checkpointer.saved,
+                self.checkpoint_path,
+                self.run_dir,
+                self.launch.command,
+            ) from None
         finally:
             # The basic launcher runs sweep jobs in one process: every writer must be closed.
             logger.close()
@@ -269,18 +276,6 @@ def setup_param_groups(
     )
     info = explain.explain(resolution, groups, base_lr, weight_decay, weight_decay_1d)
     return groups, info
-
-
-def build(section: DictConfig, key: str, **kwargs):
-    """Call the section's `_target_` with its keys plus the run-time arguments given here
-    (objects such as the param groups or the model's preprocessing, passed as they are). Its
-    keys are checked against the target's signature first (a typo: one line naming `key`); an
-    error raised inside the call is the target's own: a GroupwiseError stays one line, anything
-    else keeps its traceback."""
-    arguments = OmegaConf.to_container(section, resolve=True)
-    target = get_object(arguments.pop("_target_"))
-    check_arguments(target, {**arguments, **kwargs}, key)
-    return target(**arguments, **kwargs)
 
 
 def _seed_everything(seed: int) -> None:

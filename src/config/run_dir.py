@@ -47,7 +47,7 @@ def _exit_unless_writable(directory: str | None, key: str) -> None:
         if directory is None or not str(directory).strip():
             raise GroupwiseError(
                 f"{key} is empty: the run would write into the current directory; name a "
-                f"directory, e.g. {key}=outputs/runs/my_run, or leave {key} out for a new "
+                f"directory, e.g. {key}=outputs/my_run, or leave {key} out for a new "
                 "timestamped one"
             )
         path = Path(directory)
