@@ -3,11 +3,14 @@ command of the bad-input catalogue, each dry run and each refused resume, evalua
 prediction, pointed at a finished run, leaves every byte of every file as it was."""
 
 import hashlib
+import json
+import subprocess
+import sys
 
 import pytest
 
 from src import evaluate, predict
-from tests.conftest import assert_one_clear_line, run_cli_here
+from tests.conftest import ROOT, assert_one_clear_line, run_cli_here
 from tests.test_bad_inputs import CASES, run_all_in_one_process
 
 pytestmark = pytest.mark.e2e  # every case runs the CLI
@@ -80,3 +83,20 @@ def test_evaluate_and_predict_never_overwrite_beside_a_finished_run(finished_run
     assert exit_.value.code == 2
     assert "none of its 1 file(s) could be read as an image" in capsys.readouterr().err
     assert hashes(finished_run) == before
+
+
+def test_evaluate_into_a_closed_pipe_still_writes_its_report(finished_run, tmp_path):
+    """`python -m src.evaluate ... | head -4`: the reader gone before the table is printed."""
+    output = tmp_path / "eval.json"
+    reader_gone = subprocess.Popen(
+        [sys.executable, "-m", "src.evaluate", f"run_dir={finished_run}", f"output={output}"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    reader_gone.stdout.close()  # as `head` exits
+    stderr = reader_gone.stderr.read()
+    assert reader_gone.wait(timeout=300) == 0, stderr
+    assert "BrokenPipeError" not in stderr and "Traceback" not in stderr
+    assert json.loads(output.read_text())["split"] == "test"
