@@ -30,7 +30,7 @@ from src.optim import explain, param_groups, resolve
 from src.optim.param_groups import ParamGroup
 from src.pretrained import load as pretrained
 from src.pretrained.report import LoadReport
-from src.tracking import config_text
+from src.tracking import config_text, follow_up
 from src.tracking.hparams import HParams
 from src.tracking.logger import RunLogger
 from src.training import distributed, progress
@@ -98,6 +98,7 @@ class Runner:
             return None
         if self.launch.record is not None:
             self.launch.record.write(self.run_dir)
+        log.info(follow_up.starting(self.run_dir))
         self.write_reports()
         if self.cfg.dry_run:
             log.info("dry run: nothing trained")
@@ -207,6 +208,8 @@ class Runner:
         self.export()
         metrics = state.final_metrics(self.options.monitor)
         _write_json(self.run_dir / "metrics.json", metrics)
+        has_best = self.checkpoint_path.with_name("best.pt").exists()
+        log.info(follow_up.finished(self.run_dir, self.data.test_loader is not None, has_best))
         return metrics
 
     def export(self) -> None:

@@ -42,9 +42,23 @@ def hashes(run_dir) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def finished_run(tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("finished") / "run"
-    run_cli_here(*TINY, "trainer.max_epochs=1", f"hydra.run.dir={run_dir}")
+    result = run_cli_here(*TINY, "trainer.max_epochs=1", f"hydra.run.dir={run_dir}")
+    (run_dir.parent / "console.txt").write_text(result.stdout)
     evaluate.main([f"run_dir={run_dir}", "split=val"])
     return run_dir
+
+
+def test_a_run_says_where_it_is_and_run_log_holds_what_the_console_showed(finished_run):
+    console = (finished_run.parent / "console.txt").read_text()
+    assert console.splitlines() == (finished_run / "run.log").read_text().splitlines()
+    for line in (
+        f"run dir: {finished_run}",
+        "epoch 1/1  train/loss ",
+        f"finished: {finished_run}",
+        f"  evaluate:    python -m src.evaluate run_dir={finished_run}\n",
+        f"  tensorboard: tensorboard --logdir {finished_run}",
+    ):
+        assert line in console, line
 
 
 def test_no_refused_command_or_dry_run_changes_a_byte_of_a_finished_run(finished_run, tmp_path):

@@ -8,6 +8,7 @@ console bar), `distributed` (DDP), `src.optim.freezing` (which groups train in w
 and `src.tracking.group_signals` (what a logged step shows of each group).
 """
 
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -28,6 +29,8 @@ from src.training.best import BestCheckpoint
 from src.training.checkpoints import LOADER_RNG, Checkpointer, set_rng_states
 from src.training.nan_guard import NanGuard
 from src.training.state import TrainingState
+
+log = logging.getLogger(__name__)
 
 
 class Trainer:
@@ -93,10 +96,9 @@ class Trainer:
             metrics = {"train/loss": train_loss, "val/loss": val_loss, "val/acc": val_acc}
             self.state.history.append({"epoch": self.state.epoch, **metrics})
             self.logger.scalars({"val/loss": val_loss, "val/acc": val_acc}, self.state.global_step)
-            print(
+            log.info(  # the console and run.log
                 f"epoch {self.state.epoch}/{self.options.max_epochs}  train/loss "
-                f"{train_loss:.4f}  val/loss {val_loss:.4f}  val/acc {val_acc:.4f}",
-                flush=True,
+                f"{train_loss:.4f}  val/loss {val_loss:.4f}  val/acc {val_acc:.4f}"
             )
             improved = self.best.update(self.state, metrics)
             self.save()
