@@ -12,7 +12,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from src import errors
-from src.config import hydra_internals, resolvers, run_dir, schema
+from src.config import hydra_internals, resolvers, run_dir, run_help, schema
 from src.config.launch_record import Record
 from src.tracking import hparams
 from src.tracking.sweep_summary import FailedJob
@@ -103,6 +103,9 @@ if __name__ == "__main__":
         distributed.setup()
         # Before Hydra names the run dir: every rank names it from rank 0's clock.
         resolvers.use_launch_time(distributed.rank_zero_time())
+    if {"-h", "--help"} & set(sys.argv[1:]):
+        print(run_help.usage())
+        sys.exit(0)
     unknown = hydra_internals.unknown_flags(sys.argv[1:])
     if unknown:
         errors.exit_with(*unknown[:1])
