@@ -123,7 +123,7 @@ class Runner:
         )
         self.model.to(self.device)
         # A size the model cannot take: refused now, not as a traceback once training starts.
-        check_input_size(self.model, self.data.input, self.device, source.preprocess())
+        check_input_size(self.model, self.data.input, self.device, source)
         groups, self.groups_info = setup_param_groups(
             self.model, source.roles(self.model), checked, cfg.optimizer, cfg.weight_decay_1d
         )

@@ -195,6 +195,7 @@ CASES = {
     ),
     "negative-checkpoint-steps": (["trainer.checkpoint_every_n_steps=-5"], "must be >= 1"),
     "model-key-of-another-source": (["model.name=resnet18"], "model.name: no such key"),
+    "empty-pretrained-path": (["pretrained.path=''"], "pretrained.path is empty"),
 }
 
 

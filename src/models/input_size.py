@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from src.errors import GroupwiseError
-from src.models.source import Preprocess
+from src.models.source import ModelSource
 
 KEY = "dataset.image_size"
 # Sizes tried, after the model's own, to tell the user one that works.
@@ -15,10 +15,10 @@ TRIED = (224, 32, 28, 64, 96, 256, 384)
 
 
 def check_input_size(
-    model: nn.Module, image_input: dict | None, device: torch.device, own: Preprocess | None
+    model: nn.Module, image_input: dict | None, device: torch.device, source: ModelSource
 ) -> None:
     """Raises when `model` cannot take the images `image_input` (the data's input
-    description) makes; `own`: how its pretrained weights' inputs were prepared, if known.
+    description) makes, with a size it takes: the one its source's metadata names first.
     Eval mode and no gradients: no state (BatchNorm statistics, random numbers) changes."""
     if image_input is None:
         return
@@ -26,10 +26,11 @@ def check_input_size(
     problem = _problem(model, channels, size, device)
     if problem is None:
         return
+    own = _own_size(source)
     fits = next(
         (
             s
-            for s in dict.fromkeys([own and own.size, *TRIED])
+            for s in dict.fromkeys([own, *TRIED])
             if s and s != size and not _fails(model, channels, s, device)
         ),
         None,
@@ -39,6 +40,16 @@ def check_input_size(
         f"{KEY}={size}: the model cannot take {channels}x{size}x{size} images ({problem}); "
         f"{hint} (checked with one blank image, before training)"
     )
+
+
+def _own_size(source: ModelSource) -> int | None:
+    """The size the model's metadata names; None without metadata, or where it cannot be read
+    (a Hugging Face dir without its image processor)."""
+    try:
+        own = source.preprocess()
+    except GroupwiseError:
+        return None
+    return own.size if own else None
 
 
 def _fails(model: nn.Module, channels: int, size: int, device: torch.device) -> bool:
