@@ -123,7 +123,13 @@ class Runner:
         )
         self.model.to(self.device)
         # A size the model cannot take: refused now, not as a traceback once training starts.
-        check_input_size(self.model, self.data.input, self.device, source)
+        check_input_size(
+            self.model,
+            self.data.input,
+            self.device,
+            source,
+            lambda: source.build(self.data.in_channels, self.data.num_classes),
+        )
         groups, self.groups_info = setup_param_groups(
             self.model, source.roles(self.model), checked, cfg.optimizer, cfg.weight_decay_1d
         )

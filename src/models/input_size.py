@@ -3,6 +3,8 @@ take (a kernel larger than the image, a ViT's patch grid or fixed size) is the u
 reported in one line naming `dataset.image_size` and a size the model takes, instead of a
 traceback from inside the model once training has started."""
 
+from collections.abc import Callable
+
 import torch
 from torch import nn
 
@@ -15,14 +17,23 @@ TRIED = (224, 32, 28, 64, 96, 256, 384)
 
 
 def check_input_size(
-    model: nn.Module, image_input: dict | None, device: torch.device, source: ModelSource
+    model: nn.Module,
+    image_input: dict | None,
+    device: torch.device,
+    source: ModelSource,
+    build: Callable[[], nn.Module],
 ) -> None:
     """Raises when `model` cannot take the images `image_input` (the data's input
     description) makes, with a size it takes: the one its source's metadata names first.
-    Eval mode and no gradients: no state (BatchNorm statistics, random numbers) changes."""
+    Tried first on a copy built by `build` on the meta device: shapes only, so the weights
+    of a memory-mapped checkpoint stay unread (a dry run's memory) and no random number is
+    drawn; meta tensors lack a few kernels, so the model itself confirms a failure, in eval
+    mode and without gradients (no BatchNorm statistics change)."""
     if image_input is None:
         return
     channels, size = image_input["channels"], image_input["size"]
+    if _takes_on_meta(build, channels, size):
+        return
     problem = _problem(model, channels, size, device)
     if problem is None:
         return
@@ -40,6 +51,16 @@ def check_input_size(
         f"{KEY}={size}: the model cannot take {channels}x{size}x{size} images ({problem}); "
         f"{hint} (checked with one blank image, before training)"
     )
+
+
+def _takes_on_meta(build: Callable[[], nn.Module], channels: int, size: int) -> bool:
+    try:
+        with torch.device("meta"):
+            return _problem(build(), channels, size, torch.device("meta")) is None
+    except GroupwiseError:
+        raise  # the source's own words (a ViT's size that its patches do not tile)
+    except Exception:  # a kernel meta tensors lack: the real model will tell
+        return False
 
 
 def _own_size(source: ModelSource) -> int | None:
