@@ -13,6 +13,7 @@ from typing import NoReturn
 
 USER_MISTAKE = 2  # exit code: the config or the input files need fixing
 JOBS_FAILED = 1  # exit code: a sweep ran to its end, and some of its jobs failed
+INTERRUPTED = 130  # exit code: Ctrl-C (128 + SIGINT, as shells report it)
 ERROR = "groupwise: error: "
 WARNING = "groupwise: warning: "
 # How a DataLoader worker hands an error back: the worker's traceback, with the message last.
@@ -29,6 +30,12 @@ class GroupwiseError(Exception):
     def __init__(self, *problems: str):
         self.problems = list(problems)
         super().__init__("\n".join(self.problems))
+
+
+class Interrupted(GroupwiseError):
+    """Ctrl-C: where the run stopped and how to continue it, one line, exit 130."""
+
+    code = INTERRUPTED
 
 
 def full_error() -> bool:
@@ -55,7 +62,7 @@ def exit_if_user_mistake(err: BaseException) -> None:
     """Ends the command if `err` is the user's mistake (its lines, exit 2), unless
     HYDRA_FULL_ERROR=1 asks for its traceback; otherwise returns, for the caller to raise."""
     if isinstance(err, GroupwiseError) and not full_error():
-        exit_with(*err.problems)
+        exit_with(*err.problems, code=getattr(err, "code", USER_MISTAKE))
 
 
 def warn(message: str) -> None:

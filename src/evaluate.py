@@ -2,11 +2,14 @@
 a checkpoint of the run evaluated on a split of its own data, rebuilt from its config.
 
 Prints the figures and a per-class table; writes `<run_dir>/eval_<split>.json` (with another
-checkpoint than best: `eval_<split>_<checkpoint>.json`) and puts the figures and the confusion
-matrix into the run's TensorBoard, at the checkpoint's step.
+checkpoint than best: `eval_<split>_<checkpoint>.json`; elsewhere with `output=`; an existing
+file is never overwritten) and puts the figures and the confusion matrix into the run's
+TensorBoard, at the checkpoint's step. Everything is written before the figures are printed,
+so a closed pipe (`| head`) loses only console lines.
 
-`sweep_dir=<a sweep's root>` instead: every finished job of the sweep, then the sweep's
-settings.csv, summary.csv, summary.md and sweep.png with the test split's figures added.
+`sweep_dir=<a sweep's root>` instead: every finished job of the sweep (one already evaluated
+keeps its eval_<split>.json), then the sweep's settings.csv, summary.csv, summary.md and
+sweep.png with the test split's figures added.
 """
 
 import json
@@ -28,6 +31,17 @@ DEFAULT_CHECKPOINT = "best"
 
 def evaluate(cfg: DictConfig) -> dict:
     run = open_run(cfg.run_dir, cfg.checkpoint)
+    suffix = "" if cfg.checkpoint == DEFAULT_CHECKPOINT else f"_{cfg.checkpoint}"
+    path = (
+        Path(cfg.output).expanduser()
+        if cfg.output
+        else run.run_dir / f"eval_{cfg.split}{suffix}.json"
+    )
+    if path.exists():
+        raise GroupwiseError(
+            f"output={path}: already exists (nothing was overwritten); pass another "
+            "output=<file>.json, or move that one away"
+        )
     data = run.data(cfg.batch_size)
     loader = {"val": data.val_loader, "test": data.test_loader}[cfg.split]
     if loader is None:
@@ -49,28 +63,30 @@ def evaluate(cfg: DictConfig) -> dict:
         "epoch": run.epoch,
         **classification_report(torch.cat(logits), torch.cat(labels), data.class_names),
     }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(report, indent=2) + "\n")
+    hint = _to_tensorboard(run, report, f"eval{suffix}/{cfg.split}")
     print(f"{cfg.split} split of {run.run_dir}, checkpoint {cfg.checkpoint} (epoch {run.epoch})")
     print(format_report(report))
-    suffix = "" if cfg.checkpoint == DEFAULT_CHECKPOINT else f"_{cfg.checkpoint}"
-    path = run.run_dir / f"eval_{cfg.split}{suffix}.json"
-    path.write_text(json.dumps(report, indent=2) + "\n")
     print(f"written: {path}")
-    _to_tensorboard(run, report, f"eval{suffix}/{cfg.split}")
+    if hint:
+        print(hint)
     return report
 
 
-def _to_tensorboard(run: TrainedRun, report: dict, prefix: str) -> None:
-    """Beside the run's training curves: the figures, and the matrix as a picture."""
+def _to_tensorboard(run: TrainedRun, report: dict, prefix: str) -> str:
+    """Beside the run's training curves: the figures, and the matrix as a picture; returns
+    what to install for the picture, when it could not be drawn."""
     logger = RunLogger(run.run_dir)
     try:
         figures = {f"{prefix}/{key}": report[key] for key in ("accuracy", "loss")}
         logger.scalars(figures, run.global_step)
         if not confusion_picture.available():
-            print(confusion_picture.INSTALL_HINT)
-            return
+            return confusion_picture.INSTALL_HINT
         title = f"{report['split']}: accuracy {report['accuracy']:.4f} (epoch {run.epoch})"
         picture = confusion_picture.draw(report["confusion_matrix"], report["classes"], title)
         logger.image(f"{prefix}/confusion_matrix", picture, run.global_step)
+        return ""
     finally:
         logger.close()
 
@@ -92,7 +108,7 @@ def evaluate_sweep(cfg: DictConfig) -> list[dict]:
             skipped.append(f"{row['run_dir']}: the job failed ({row['error']})")
             continue
         job = cfg.copy()
-        job.run_dir, job.sweep_dir = str(row["path"]), None
+        job.run_dir, job.sweep_dir, job.output = str(row["path"]), None, None
         try:
             reports.append(evaluate(job))
         except GroupwiseError as err:

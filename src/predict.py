@@ -72,6 +72,12 @@ def predict(cfg: DictConfig) -> Path:
             done += len(errors)
             bar.update(len(errors))
         bar.close()
+    if unreadable == len(files):  # nothing predicted: no file to keep
+        partial.unlink()
+        raise GroupwiseError(
+            f"inputs={cfg.inputs}: none of its {len(files)} file(s) could be read as an image "
+            "(see the warnings above); nothing was written; pass image files"
+        )
     os.replace(partial, output)
     failed = f"; {unreadable} could not be read (their error column says why)" if unreadable else ""
     print(f"predicted {len(files) - unreadable} of {len(files)} images{failed}: {output}")

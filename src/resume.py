@@ -1,19 +1,23 @@
 """What a run dir already holds decides what a run may do: a trained run is never overwritten;
 `resume=true` continues its checkpoint, with the config it was trained with."""
 
+import shlex
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from src.errors import GroupwiseError
-from src.training.checkpoints import CONFIG, load_checkpoint_or_explain
+from src.errors import GroupwiseError, Interrupted
+from src.training.checkpoints import CONFIG, PROGRESS, load_checkpoint_or_explain
+from src.training.state import TrainingState
 
 # A resumed run must train the same network with the same groups on the same data as the one
 # it continues; the optimizer too, as its restored state would silently override a change.
 RESUME_MUST_MATCH = ("seed", "model", "dataset", "optimizer", "param_groups", "weight_decay_1d")
 
 
-def check_run_dir(run_dir: Path, checkpoint_path: Path, resume: bool, dry_run: bool) -> None:
+def check_run_dir(run_dir: Path, checkpoint_path: Path, resume: bool, dry_run: bool) -> bool:
+    """Whether `run_dir` holds a trained run (a checkpoint); refused when it does and this is
+    neither a resume nor a dry run (which writes nothing into it), or when a resume has none."""
     exists = checkpoint_path.exists()
     if resume and not exists:
         raise GroupwiseError(
@@ -25,6 +29,7 @@ def check_run_dir(run_dir: Path, checkpoint_path: Path, resume: bool, dry_run: b
             f"hydra.run.dir={run_dir} already holds a trained run; pass resume=true to "
             "continue it, or choose another hydra.run.dir (nothing was overwritten)"
         )
+    return exists
 
 
 def resume_state(checkpoint_path: Path, cfg: DictConfig) -> dict:
@@ -46,7 +51,44 @@ def resume_state(checkpoint_path: Path, cfg: DictConfig) -> dict:
             f"({checkpoint_path}) in {'; '.join(differences)}; resume with the values "
             "it was started with, or start a new run in another hydra.run.dir"
         )
+    trained, max_epochs = state[PROGRESS]["epoch"], cfg.trainer.max_epochs
+    if trained >= max_epochs:
+        raise GroupwiseError(
+            f"resume=true: the run has trained {trained} epochs already, and "
+            f"trainer.max_epochs={max_epochs} leaves nothing to train; pass "
+            f"trainer.max_epochs={trained + 1} or more to train on (nothing was written)"
+        )
     return state
+
+
+def interrupted(
+    state: TrainingState,
+    saved: TrainingState | None,
+    checkpoint_path: Path,
+    run_dir: Path,
+    command: str | None,
+) -> Interrupted:
+    """Ctrl-C during training, in one line: where training stood, the checkpoint resume=true
+    would continue from (or that there is none), and the command that does it."""
+    where = f"interrupted in epoch {state.epoch + 1}, at step {state.global_step}"
+    command = command or "python -m src.run"
+    if saved is None:
+        return Interrupted(
+            f"{where}; no checkpoint had been written yet, so there is nothing to resume: "
+            f"rerun {command} to start again ({run_dir} keeps what the run made)"
+        )
+    inside = f" and {saved.batches_in_epoch} batches of epoch {saved.epoch + 1}"
+    return Interrupted(
+        f"{where}; resume=true continues from {checkpoint_path} (epoch {saved.epoch} done"
+        f"{inside if saved.batches_in_epoch else ''}, step {saved.global_step}): "
+        f"{resume_command(command, run_dir)}"
+    )
+
+
+def resume_command(command: str, run_dir: Path) -> str:
+    """`command` (the one that started the run) continuing it in `run_dir`."""
+    kept = [a for a in shlex.split(command) if not a.startswith(("hydra.run.dir=", "resume="))]
+    return shlex.join([*kept, f"hydra.run.dir={run_dir}", "resume=true"])
 
 
 class _Absent:

@@ -3,6 +3,7 @@
 import gc
 import os
 import shlex
+import sys
 from pathlib import Path
 
 import hydra
@@ -11,7 +12,8 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from src import errors
-from src.config import hydra_internals, resolvers, schema, sweep
+from src.config import hydra_internals, resolvers, run_dir, run_help, schema, sweep
+from src.config.launch_record import Record
 from src.tracking import hparams
 from src.tracking.sweep_summary import FailedJob
 
@@ -27,12 +29,20 @@ def main(cfg: DictConfig) -> float | None:
     hydra_cfg = HydraConfig.get()  # Hydra's state, read here only
     try:
         metrics = Runner(cfg, Path(hydra_cfg.runtime.output_dir), _launch(cfg, hydra_cfg)).run()
+    except KeyboardInterrupt:  # before training started: nothing to resume
+        run_dir.remove_made_dirs()
+        errors.exit_with(
+            "interrupted before training started: no checkpoint to resume; rerun the command",
+            code=errors.INTERRUPTED,
+        )
     except Exception as err:
-        if hydra_cfg.mode == RunMode.MULTIRUN:
+        if hydra_cfg.mode == RunMode.MULTIRUN and not isinstance(err, errors.Interrupted):
             # Returned, not raised: Hydra's sweepers end the whole sweep at a job that raises;
             # this one keeps its row in the sweep summary and the other jobs still run.
             errors.report(err)
             return FailedJob.of(err)
+        if isinstance(err, errors.GroupwiseError):
+            run_dir.remove_made_dirs()  # a refused run leaves nothing behind
         errors.exit_if_user_mistake(err)
         raise  # a bug (or HYDRA_FULL_ERROR=1): Hydra prints its traceback
     return metrics["val/acc"] if metrics else None
@@ -66,6 +76,7 @@ def _launch(cfg: DictConfig, hydra_cfg: DictConfig):
         # The basic launcher runs a sweep's jobs one after another; every other in parallel.
         parallel_sweep=hydra_cfg.mode == RunMode.MULTIRUN
         and hydra_cfg.runtime.choices["hydra/launcher"] != "basic",
+        record=Record(cfg, HydraConfig.instance().cfg, overrides, resume=cfg.resume),
     )
 
 
@@ -97,6 +108,12 @@ if __name__ == "__main__":
         distributed.setup()
         # Before Hydra names the run dir: every rank names it from rank 0's clock.
         resolvers.use_launch_time(distributed.rank_zero_time())
+    if {"-h", "--help"} & set(sys.argv[1:]):
+        print(run_help.usage())
+        sys.exit(0)
+    unknown = hydra_internals.unknown_flags(sys.argv[1:])
+    if unknown:
+        errors.exit_with(*unknown[:1])
     with hydra_internals.config_errors_as_one_line():
         main()
     # Everything is written and closed: the interpreter's last collections at exit would

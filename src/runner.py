@@ -15,22 +15,23 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from hydra.utils import get_object
 from omegaconf import DictConfig, OmegaConf
 
 from src import resume
 from src.checks import CheckedRun, check_run
-from src.config.arguments import check_arguments
+from src.config.arguments import build
+from src.config.launch_record import Record
 from src.config.schema import TrainerConfig
 from src.data import mixing
 from src.data.loading import Data
 from src.models import export
+from src.models.input_size import check_input_size
 from src.models.source import ModelSource, ParameterRoles
 from src.optim import explain, param_groups, resolve
 from src.optim.param_groups import ParamGroup
 from src.pretrained import load as pretrained
 from src.pretrained.report import LoadReport
-from src.tracking import config_text
+from src.tracking import config_text, follow_up
 from src.tracking.hparams import HParams
 from src.tracking.logger import RunLogger
 from src.training import distributed, progress
@@ -49,6 +50,8 @@ class Launch:
     command: str | None = None  # the command line that reruns this run, atop the config card
     exclude_origin: str = ""  # where pretrained.exclude came from, when not the command line
     parallel_sweep: bool = False  # a sweep job beside others: no progress bar
+    # Hydra's record (.hydra/) and run.log, written once the run goes ahead (None: no Hydra)
+    record: Record | None = None
 
 
 class Runner:
@@ -76,13 +79,27 @@ class Runner:
         return self.checked
 
     def run(self) -> dict | None:
-        """Check, set up, write the reports, then explain (dry run) or train."""
+        """Check, set up, write the reports, then explain (dry run) or train. Nothing is
+        written before every check has passed; into a trained run, only by a resume."""
         self.check()
-        resume.check_run_dir(self.run_dir, self.checkpoint_path, self.cfg.resume, self.cfg.dry_run)
+        trained = resume.check_run_dir(
+            self.run_dir, self.checkpoint_path, self.cfg.resume, self.cfg.dry_run
+        )
         # Refused before anything is written into the run being resumed.
         if self.cfg.resume:
             self.resume_state = resume.resume_state(self.checkpoint_path, self.cfg)
         self.setup()
+        if self.cfg.dry_run and trained:
+            self.show_reports()
+            log.info(
+                "dry run: nothing trained, and nothing written into %s: it holds a trained "
+                "run, which only a resume (without dry_run) adds to",
+                self.run_dir,
+            )
+            return None
+        if self.launch.record is not None:
+            self.launch.record.write(self.run_dir)
+        log.info(follow_up.starting(self.run_dir))
         self.write_reports()
         if self.cfg.dry_run:
             log.info("dry run: nothing trained")
@@ -107,6 +124,14 @@ class Runner:
             self.launch.exclude_origin,
         )
         self.model.to(self.device)
+        # A size the model cannot take: refused now, not as a traceback once training starts.
+        check_input_size(
+            self.model,
+            self.data.input,
+            self.device,
+            source,
+            lambda: source.build(self.data.in_channels, self.data.num_classes),
+        )
         groups, self.groups_info = setup_param_groups(
             self.model, source.roles(self.model), checked, cfg.optimizer, cfg.weight_decay_1d
         )
@@ -123,15 +148,20 @@ class Runner:
             max_epochs=self.options.max_epochs,
         )
 
-    def write_reports(self) -> None:
-        """The param-group and pretrained reports, for people (console) and scripts (JSON)."""
+    def show_reports(self) -> None:
+        """The param-group and pretrained reports, on the console."""
         log.info("param groups:\n%s", explain.format_explain(self.groups_info))
-        _write_json(self.run_dir / "param_groups.json", self.groups_info)
         if self.load_report is None:
             log.info("pretrained: none (training from scratch)")
-            return
-        log.info(pretrained.format_report(self.load_report))
-        _write_json(self.run_dir / "pretrained_report.json", self.load_report.to_json())
+        else:
+            log.info(pretrained.format_report(self.load_report))
+
+    def write_reports(self) -> None:
+        """The reports, for people (console) and scripts (JSON)."""
+        self.show_reports()
+        _write_json(self.run_dir / "param_groups.json", self.groups_info)
+        if self.load_report is not None:
+            _write_json(self.run_dir / "pretrained_report.json", self.load_report.to_json())
 
     def texts(self) -> dict[str, str]:
         """Markdown for TensorBoard's text tab: the resolved config and the two reports."""
@@ -161,8 +191,8 @@ class Runner:
     def train(self) -> dict:
         config = OmegaConf.to_container(self.cfg, resolve=True)
         logger = RunLogger(self.run_dir) if distributed.is_main() else distributed.Silent()
+        trainer = self.build_trainer(logger, config)
         try:
-            trainer = self.build_trainer(logger, config)
             if self.resume_state is not None:
                 trainer.restore(self.resume_state)
                 log.info("resumed after epoch %d", trainer.state.epoch)
@@ -172,12 +202,22 @@ class Runner:
                 logger.hparams_start(self.launch.hparams)
             state = trainer.fit()
             logger.hparams_end(state.best_val_acc, state.global_step)
+        except KeyboardInterrupt:  # Ctrl-C: one line saying how to continue, exit 130
+            raise resume.interrupted(
+                trainer.state,
+                trainer.checkpointer.saved,
+                self.checkpoint_path,
+                self.run_dir,
+                self.launch.command,
+            ) from None
         finally:
             # The basic launcher runs sweep jobs in one process: every writer must be closed.
             logger.close()
         self.export()
-        metrics = _final_metrics(state, self.options.monitor)
+        metrics = state.final_metrics(self.options.monitor)
         _write_json(self.run_dir / "metrics.json", metrics)
+        has_best = self.checkpoint_path.with_name("best.pt").exists()
+        log.info(follow_up.finished(self.run_dir, self.data.test_loader is not None, has_best))
         return metrics
 
     def export(self) -> None:
@@ -255,27 +295,6 @@ def setup_param_groups(
     )
     info = explain.explain(resolution, groups, base_lr, weight_decay, weight_decay_1d)
     return groups, info
-
-
-def _final_metrics(state, monitor: str | None) -> dict:
-    last = state.history[-1] if state.history else {}
-    metrics = {k: v for k, v in last.items() if k != "epoch"}
-    metrics.update(epochs=state.epoch, best_val_acc=state.best_val_acc)
-    if monitor is not None:
-        metrics["best"] = {"metric": monitor, "value": state.best_score, "epoch": state.best_epoch}
-    return metrics
-
-
-def build(section: DictConfig, key: str, **kwargs):
-    """Call the section's `_target_` with its keys plus the run-time arguments given here
-    (objects such as the param groups or the model's preprocessing, passed as they are). Its
-    keys are checked against the target's signature first (a typo: one line naming `key`); an
-    error raised inside the call is the target's own: a GroupwiseError stays one line, anything
-    else keeps its traceback."""
-    arguments = OmegaConf.to_container(section, resolve=True)
-    target = get_object(arguments.pop("_target_"))
-    check_arguments(target, {**arguments, **kwargs}, key)
-    return target(**arguments, **kwargs)
 
 
 def _seed_everything(seed: int) -> None:

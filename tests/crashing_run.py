@@ -2,8 +2,9 @@
 
     python -m tests.crashing_run step N [overrides]   # right after the N-th optimizer step
     python -m tests.crashing_run write N [overrides]  # halfway through writing the N-th checkpoint
+    python -m tests.crashing_run sigint N [overrides]  # Ctrl-C (SIGINT) right after the N-th step
 
-Counts are per process. Used by tests/test_resume.py.
+Counts are per process. Used by tests/test_resume.py and tests/test_interrupt.py.
 """
 
 import io
@@ -19,7 +20,7 @@ def die() -> None:
     os.kill(os.getpid(), signal.SIGKILL)
 
 
-def kill_after_step(n: int) -> None:
+def kill_after_step(n: int, end=die) -> None:
     step = torch.optim.SGD.step
     calls = 0
 
@@ -28,7 +29,7 @@ def kill_after_step(n: int) -> None:
         result = step(self, *args, **kwargs)
         calls += 1
         if calls == n:
-            die()
+            end()
         return result
 
     torch.optim.SGD.step = step_then_maybe_die
@@ -54,6 +55,10 @@ def kill_while_writing(n: int) -> None:
 
 if __name__ == "__main__":
     mode, n, *overrides = sys.argv[1:]
-    {"step": kill_after_step, "write": kill_while_writing}[mode](int(n))
+    {
+        "step": kill_after_step,
+        "write": kill_while_writing,
+        "sigint": lambda n: kill_after_step(n, lambda: os.kill(os.getpid(), signal.SIGINT)),
+    }[mode](int(n))
     sys.argv = [sys.argv[0], *overrides]
     runpy.run_module("src.run", run_name="__main__")  # as `python -m src.run` runs it

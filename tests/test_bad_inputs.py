@@ -149,17 +149,75 @@ CASES = {
     # run dirs
     "run-dir-is-a-file": (run_dir_is_a_file, "/run: cannot be created (File exists)"),
     "nothing-to-resume": (["resume=true"], "resume=true: no checkpoint at"),
+    # issue 20: inputs that did something else, or a traceback
+    "empty-run-dir": (["hydra.run.dir="], "hydra.run.dir is empty"),
+    "empty-pattern": ([FC3, "param_groups.fc3.pattern=''"], "matches every parameter name"),
+    "group-given-twice": (
+        ["optimizer=sgd", "optimizer.lr=0.1", "optimizer=adamw"],
+        "optimizer is given twice (optimizer=sgd ... optimizer=adamw)",
+    ),
+    "sweep-key-twice": (["-m", "seed=0,1", "seed=2,3"], "seed is given twice"),
+    "seed-too-large": (["seed=99999999999999999999"], "must be <= 9223372036854775807"),
+    "lenet-image-size-4": (["dataset.image_size=4"], "it takes e.g. dataset.image_size=32"),
+    "vit-image-size-30": (
+        ["model=vit_b_16", "pretrained=none", "dataset.image_size=30"],
+        "dataset.image_size=30: vit_b_16 cuts images into 16x16 patches",
+    ),
+    "unknown-flag": (["--epochs", "3"], "--epochs: no such flag; options are key=value"),
+    # issue 20: more of the same kinds
+    "blank-run-dir": (["hydra.run.dir=' '"], "hydra.run.dir is empty"),
+    "empty-sweep-dir": (["-m", "seed=0,1", "hydra.sweep.dir="], "hydra.sweep.dir is empty"),
+    "caret-pattern": ([FC3, "param_groups.fc3.pattern='^'"], "matches every parameter name"),
+    "alternation-pattern": ([FC3, "param_groups.fc3.pattern='fc3|'"], "write param_groups"),
+    "key-given-twice": (
+        ["trainer.max_epochs=1", "trainer.max_epochs=2"],
+        "trainer.max_epochs is given twice",
+    ),
+    "batch-size-twice": (["dataset.batch_size=8", "dataset.batch_size=16"], "given twice"),
+    "lenet-image-size-64": (["dataset.image_size=64"], "cannot take 1x64x64 images"),
+    "seed-2-to-the-64": (["seed=18446744073709551616"], "seed=18446744073709551616: must be <="),
+    "val-fraction-0": (["dataset.val_fraction=0"], "dataset.val_fraction=0: must be > 0"),
+    "test-fraction-1": (["dataset.test_fraction=1"], "dataset.test_fraction=1: must be < 1"),
+    "inf-lr": (["optimizer.lr=inf"], "optimizer.lr=inf: must be a finite number"),
+    "negative-weight-decay": (["optimizer.weight_decay=-1"], "weight_decay=-1: must be a finite"),
+    "epochs-in-exponent": (["trainer.max_epochs=1e3"], "must be an integer"),
+    "precision-fp16": (["trainer.precision=fp16"], "trainer.precision=fp16: must be one of"),
+    "digits-have-no-workers": (["dataset.num_workers=-1"], "dataset.num_workers: no such key"),
+    "negative-shots": (["dataset.shots_per_class=-2"], "shots_per_class=-2: must be >= 1"),
+    "no-such-optimizer-config": (["optimizer=lion"], "optimizer=lion: no such optimizer config"),
+    "scheduler-typo": (["scheduler=cosin"], "did you mean scheduler=cosine?"),
+    "negative-class": (["dataset.classes=[-1]"], "each item must be >= 0"),
+    "resume-text": (["resume=maybe"], "resume=maybe: must be true or false"),
+    "negative-grad-clip": (["trainer.grad_clip=-1"], "trainer.grad_clip=-1: must be > 0"),
+    "milestone-twice": (
+        ["scheduler=multistep", "scheduler.milestones=[3,3]"],
+        "must be listed once each",
+    ),
+    "negative-checkpoint-steps": (["trainer.checkpoint_every_n_steps=-5"], "must be >= 1"),
+    "model-key-of-another-source": (["model.name=resnet18"], "model.name: no such key"),
+    "empty-pretrained-path": (["pretrained.path=''"], "pretrained.path is empty"),
 }
 
 
-def run_all_in_one_process(tmp_path, names: list[str]) -> dict[str, subprocess.CompletedProcess]:
+def _where(overrides: list[str], case_run_dir, run_dir=None) -> list[str]:
+    """The case's run (or sweep) dir, unless the case names one itself."""
+    key = "hydra.sweep.dir" if "-m" in overrides else "hydra.run.dir"
+    if any(o.startswith(f"{key}=") or (o.startswith("-") and o != "-m") for o in overrides):
+        return []
+    return [f"{key}={run_dir or case_run_dir}"]
+
+
+def run_all_in_one_process(
+    tmp_path, names: list[str], run_dir=None
+) -> dict[str, subprocess.CompletedProcess]:
+    """Each case in `tmp_path/<name>`, into `tmp_path/<name>/run` or `run_dir` when given."""
     cases = []
     for name in names:
         overrides, _ = CASES[name]
         case_dir = tmp_path / name
         case_dir.mkdir(parents=True)
         overrides = overrides(case_dir) if callable(overrides) else overrides
-        cases.append([*overrides, f"hydra.run.dir={case_dir / 'run'}"])
+        cases.append([*overrides, *_where(overrides, case_dir / "run", run_dir)])
     (tmp_path / "cases.json").write_text(json.dumps(cases))
     subprocess.run(
         [sys.executable, "-m", "tests.cli_in_process", "cases.json", "results.json"],
@@ -177,7 +235,7 @@ def run_all_in_one_process(tmp_path, names: list[str]) -> dict[str, subprocess.C
 
 def test_every_bad_input_is_one_clear_line_and_writes_nothing(tmp_path):
     names = [n for n in CASES if not (n == "no-cuda" and torch.cuda.is_available())]
-    assert len(names) >= 40
+    assert len(names) >= 100
     results = run_all_in_one_process(tmp_path, names)
     failures = []
     for name, result in results.items():
@@ -185,12 +243,16 @@ def test_every_bad_input_is_one_clear_line_and_writes_nothing(tmp_path):
             assert_one_clear_line(result, CASES[name][1])
         except AssertionError as err:
             failures.append(f"{name}: {err}")
+        # A refused run leaves nothing: not even Hydra's record (.hydra/), run.log or the dir.
         run_dir = tmp_path / name / "run"
-        # Hydra's own record (.hydra/) and console log (run.log) are all a refused run leaves.
-        written = sorted({p.name for p in run_dir.glob("*")} - {".hydra", "run.log"})
-        if written:
-            failures.append(f"{name}: wrote {written}")
+        if run_dir.is_dir():
+            failures.append(f"{name}: left {run_dir}: {sorted(p.name for p in run_dir.iterdir())}")
     assert not (tmp_path / "code-carrying-file" / "pwned").exists()
+    # Nothing landed in the directory the cases ran in (an empty hydra.run.dir, a sweep).
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name not in names) == [
+        "cases.json",
+        "results.json",
+    ]
     assert not failures, "\n".join(failures)
 
 

@@ -13,6 +13,7 @@ from tests.conftest import assert_one_clear_line, run_cli, run_cli_here
 pytestmark = pytest.mark.e2e  # every test runs the CLI
 
 TINY = ["dataset.shots_per_class=8", "dataset.batch_size=8"]
+FC3 = "param_groups=fc3_boost"
 
 
 def test_hydra_full_error_shows_the_traceback(tmp_path):
@@ -68,9 +69,11 @@ def test_resume_with_a_changed_model_or_groups_is_refused_and_keeps_the_run(
 ):
     before = snapshot(finished_run)
     # Its own process: each attempt's Hydra record is named by the command's launch time.
+    # The run's own groups, unless the case changes them (a key given twice is refused).
+    groups = [] if any(o.startswith("param_groups=") for o in overrides) else [FC3]
     result = run_cli(
         *TINY,
-        "param_groups=fc3_boost",
+        *groups,
         *overrides,
         "trainer.max_epochs=2",
         "resume=true",
@@ -117,6 +120,15 @@ def test_a_non_finite_loss_stops_with_the_step_and_every_lr_and_keeps_the_last_c
     assert state[PROGRESS]["epoch"] == 1
     assert all(torch.isfinite(t).all() for t in state[MODEL].values())
     assert not (tmp_path / "metrics.json").exists()
+
+
+def test_a_non_finite_loss_before_any_checkpoint_claims_none(tmp_path):
+    result = run_cli_here(*TINY, "optimizer.lr=1000", f"hydra.run.dir={tmp_path}", check=False)
+    assert_one_clear_line(result, "train/loss is not finite (nan or inf) at step ")
+    assert "no checkpoint had been written yet" in result.stderr
+    assert "was kept" not in result.stderr
+    assert not (tmp_path / "checkpoints" / "last.pt").exists()
+    assert (tmp_path / "run.log").exists()  # a run that started keeps what it made
 
 
 def make_image_folder(root, broken: bool = False):

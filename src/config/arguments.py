@@ -1,10 +1,13 @@
-"""A section's keys checked against the signature of what it configures, before the call: a
+"""A section's keys checked against the signature of what it configures, before the call (`build`): a
 typo is the user's to fix (one line), and a TypeError raised inside the call is a bug (a
 traceback), never mistaken for the other."""
 
 import difflib
 import inspect
 from collections.abc import Mapping
+
+from hydra.utils import get_object
+from omegaconf import DictConfig, OmegaConf
 
 from src.errors import GroupwiseError
 
@@ -34,3 +37,15 @@ def check_arguments(target, kwargs: Mapping, section: str) -> None:
     ]
     if problems:
         raise GroupwiseError(*problems)
+
+
+def build(section: DictConfig, key: str, **kwargs):
+    """Call the section's `_target_` with its keys plus the run-time arguments given here
+    (objects such as the param groups or the model's preprocessing, passed as they are). Its
+    keys are checked against the target's signature first (a typo: one line naming `key`); an
+    error raised inside the call is the target's own: a GroupwiseError stays one line, anything
+    else keeps its traceback."""
+    arguments = OmegaConf.to_container(section, resolve=True)
+    target = get_object(arguments.pop("_target_"))
+    check_arguments(target, {**arguments, **kwargs}, key)
+    return target(**arguments, **kwargs)

@@ -6,8 +6,11 @@ They use Hydra's compose API rather than `hydra.main`: they read a run dir, they
 (no run dir, no .hydra record, no log file of their own).
 """
 
+import contextlib
+import os
 import re
-from collections.abc import Callable
+import sys
+from collections.abc import Callable, Iterator
 from dataclasses import fields
 from pathlib import Path
 
@@ -58,10 +61,45 @@ def run_command(
         print(usage(name, doc))
         return
     try:
-        action(compose_command(name, args))
+        with _console_may_close():
+            action(compose_command(name, args))
     except GroupwiseError as err:
         errors.exit_if_user_mistake(err)
         raise  # HYDRA_FULL_ERROR=1: with its traceback
+
+
+class _ClosablePipe:
+    """stdout that outlives its reader (`| head -4`): once the pipe is closed, what is printed
+    goes nowhere, and the command goes on to write its files, instead of a BrokenPipeError."""
+
+    def __init__(self, stream):
+        self.stream = stream
+
+    def write(self, text: str) -> int:
+        return self._guarded(self.stream.write, text) or len(text)
+
+    def flush(self) -> None:
+        self._guarded(self.stream.flush)
+
+    def __getattr__(self, name: str):
+        return getattr(self.stream, name)
+
+    def _guarded(self, call, *args):
+        try:
+            return call(*args)
+        except BrokenPipeError:
+            # The rest, and Python's own flush at exit, into /dev/null.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), self.stream.fileno())
+            return None
+
+
+@contextlib.contextmanager
+def _console_may_close() -> Iterator[None]:
+    stdout, sys.stdout = sys.stdout, _ClosablePipe(sys.stdout)
+    try:
+        yield
+    finally:
+        sys.stdout = stdout
 
 
 def usage(name: str, doc: str) -> str:

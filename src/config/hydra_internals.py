@@ -23,6 +23,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from hydra._internal import utils as hydra_internal_utils
+from hydra._internal.utils import get_args_parser
 
 from src import errors
 from src.config.hydra_errors import CONFIG_ERRORS, GRAMMAR, one_line
@@ -77,3 +78,15 @@ def _hydra_choked(err: Exception) -> str:
         f"({type(err).__name__}: {err}); check each against {GRAMMAR} (a config group takes "
         "one option name, e.g. trainer=default)"
     )
+
+
+def unknown_flags(args: list[str]) -> list[str]:
+    """`--epochs 3`: flags Hydra's own argument parser does not know, which it would answer
+    with its usage text; each a line pointing to key=value."""
+    _, unknown = get_args_parser().parse_known_args(args)
+    return [
+        f"{flag}: no such flag; options are key=value overrides, e.g. trainer.max_epochs=3 "
+        "(python -m src.run --help lists them)"
+        for flag in unknown
+        if flag.startswith("-")
+    ]

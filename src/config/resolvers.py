@@ -8,9 +8,6 @@ entry point, the tests and every sweep worker import it before a config is resol
   differ by seconds across nodes, and each rank would name a dir of its own. This one is
   Hydra's `now` (cached per config, so a sweep's jobs share their sweep's value), except that
   under torchrun every rank reads rank 0's clock (`use_launch_time`).
-- `${launch_record_dir:${resume}}`: where Hydra records this launch's config
-  (hydra.output_subdir): a resume records its own beside the record of how the run was
-  started, instead of overwriting it.
 - `${swept_keys:}`, `${sweep_job_name:...}`: what a sweep varies, and a job's name after it
   (src/config/sweep.py).
 """
@@ -31,13 +28,7 @@ def register() -> None:
     )
     OmegaConf.register_new_resolver(
         "launch_time",
-        lambda pattern: _launch_time().strftime(pattern),
-        use_cache=True,
-        replace=True,
-    )
-    OmegaConf.register_new_resolver(
-        "launch_record_dir",
-        lambda resume: f".hydra/resume_{_launch_time():%Y-%m-%d_%H-%M-%S}" if resume else ".hydra",
+        lambda pattern: launch_time().strftime(pattern),
         use_cache=True,
         replace=True,
     )
@@ -64,5 +55,5 @@ def use_launch_time(time: datetime) -> None:
     _shared_launch_time = time
 
 
-def _launch_time() -> datetime:
+def launch_time() -> datetime:
     return _shared_launch_time or datetime.now()

@@ -48,7 +48,9 @@ def option(default: Any = None, help: str = "", **limits: Any) -> Any:
 class RunConfig:
     """The top level of `conf/config.yaml`; each config group has its own schema below."""
 
-    seed: int = option(0, "seeds torch, Python's random, the data split and the data order", ge=0)
+    seed: int = option(
+        0, "seeds torch, Python's random, the data split and the data order", ge=0, le=2**63 - 1
+    )
     dry_run: bool = option(False, "build everything, print the tables, train nothing")
     resume: bool = option(False, "continue the run in hydra.run.dir from checkpoints/last.pt")
     weight_decay_1d: bool = option(False, "also decay biases, norm weights and other 1-D tensors")
@@ -233,6 +235,9 @@ class EvaluateConfig:
     checkpoint: str = option("best", "checkpoints/<name>.pt: best (by trainer.monitor) or last")
     device: str | None = option(None, "auto, cpu, cuda or cuda:N; null: the run's trainer.device")
     batch_size: int | None = option(None, "images per batch; null: the run's", ge=1)
+    output: str | None = option(
+        None, "the JSON to write; null: <run_dir>/eval_<split>.json (never overwritten)"
+    )
 
 
 @dataclass

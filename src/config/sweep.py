@@ -44,6 +44,19 @@ def repeated_values(task_overrides: list[str], sweeper_params: dict | None) -> l
     return repeated
 
 
+def given_twice(task_overrides: list[str]) -> list[str]:
+    """Keys the command line sets more than once (`optimizer=sgd ... optimizer=adamw`): Hydra
+    would apply the last without a word."""
+    seen: dict[str, str] = {}
+    twice = []
+    for override in OverridesParser.create().parse_overrides(task_overrides):
+        key = override.key_or_group
+        if key in seen and key not in {k for k, _ in twice}:
+            twice.append((key, f"{seen[key]} ... {override.input_line}"))
+        seen.setdefault(key, override.input_line)
+    return [f"{key} is given twice ({lines}); give it once" for key, lines in twice]
+
+
 def short_keys(keys: list[str]) -> dict[str, str]:
     """Each key's shortest dotted suffix that no other key ends with:
     `param_groups.fc3.lr_mult` -> `lr_mult`, but `fc3.lr_mult` beside `default.lr_mult`."""
@@ -78,9 +91,14 @@ def job_name(swept: list[str], job_overrides: list[str], job_num: int, sweeper: 
 
 class SweepCheck(Callback):
     """Resolves `${swept_keys:...}` in the launching process, before any job is composed, and
-    refuses a grid that lists a value twice (one clear line, exit 2)."""
+    refuses a grid that lists a value twice, and (a single run too) a key given twice on the
+    command line: one clear line, exit 2, before anything is made."""
+
+    def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
+        _exit_if_given_twice(config)
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        _exit_if_given_twice(config)
         _ = config.hydra.job.env_set.GROUPWISE_SWEPT_KEYS  # fills the cache the jobs copy
         if config.hydra.sweeper._target_ != BASIC_SWEEPER:
             return
@@ -90,6 +108,12 @@ class SweepCheck(Callback):
                 f"{repeated[0]}: the sweep lists a value twice, which would run the same job "
                 "twice into one dir; give each value once"
             )
+
+
+def _exit_if_given_twice(config: DictConfig) -> None:
+    twice = given_twice(list(config.hydra.overrides.task))
+    if twice:
+        errors.exit_with(twice[0])
 
 
 def _params(root: DictConfig) -> dict | None:

@@ -58,6 +58,13 @@ class TorchvisionSource(ModelSource):
             raise GroupwiseError(
                 f"model.name={self.name}: {err}; check the keys under model"
             ) from None
+        except AssertionError as err:  # a ViT's size that its patches do not tile
+            patch = self.name.rpartition("_")[2]
+            raise GroupwiseError(
+                f"dataset.image_size={self.image_size}: {self.name} cuts images into "
+                f"{patch}x{patch} patches and needs a multiple of {patch}, e.g. "
+                f"dataset.image_size=224 ({err})"
+            ) from None
         if in_channels != 3:
             _replace_first_conv(model, in_channels)
         return model

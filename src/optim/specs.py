@@ -157,6 +157,11 @@ def _layer(spec: Mapping, parsed: GroupSpec, where: str, problems: list) -> int 
     return layer
 
 
+# The one pattern that says "every parameter" on purpose; any other that matches the empty
+# string (`''`, `^`, `fc3|`) matches every name too, and is taken for a slip.
+EVERY_PARAMETER = ".*"
+
+
 def _patterns(raw, where: str, layer_decay: bool, problems: list) -> list[re.Pattern]:
     """A group's pattern or list of patterns, compiled; a layer-decay group's must capture
     the layer number in exactly one group."""
@@ -169,6 +174,13 @@ def _patterns(raw, where: str, layer_decay: bool, problems: list) -> list[re.Pat
             regex = re.compile(pattern)
         except (re.error, TypeError) as err:
             problems.append(f"{where}.pattern={pattern!r}: invalid regex ({err}); fix or escape it")
+            continue
+        if regex.search("") and pattern != EVERY_PARAMETER:
+            problems.append(
+                f"{where}.pattern={pattern!r}: matches every parameter name (it matches the "
+                f"empty string); to mean every parameter, write {where}.pattern='.*'; else name "
+                "what it should match, e.g. '^fc3\\.'"
+            )
             continue
         compiled.append(regex)
         if layer_decay and regex.groups != 1:

@@ -57,6 +57,11 @@ def locate(path: str | Path) -> Located | None:
     """The files behind a directory or a hub-cache name; None for what `files` reads as is."""
     text = str(path)
     where = f"pretrained.path={text}"
+    if not text.strip():  # Path('') would be the current directory
+        raise GroupwiseError(
+            "pretrained.path is empty; name a checkpoint file, or set pretrained=none to "
+            "train from scratch"
+        )
     if text.startswith(HUB_PREFIX):
         repo_id, _, revision = text.removeprefix(HUB_PREFIX).partition("@")
         folder = _hub_snapshot(repo_id, revision or None, where, required=True)

@@ -53,6 +53,7 @@ class Checkpointer:
         self.grad_scaler = grad_scaler
         self.config = config
         self.ema = ema
+        self.saved: TrainingState | None = None  # where the checkpoint at `path` stands
 
     def save(self, state: TrainingState, loader_rng: torch.Tensor) -> None:
         save_checkpoint(
@@ -68,6 +69,7 @@ class Checkpointer:
             },
             self.path,
         )
+        self.saved = TrainingState(**asdict(state))
 
     def restore(self, checkpoint: dict) -> tuple[TrainingState, dict]:
         """Load weights, optimizer, schedule, grad scale and EMA from a checkpoint `save` wrote;
@@ -82,6 +84,7 @@ class Checkpointer:
         # A run resumed with trainer.ema_decay newly set starts its EMA at the resumed weights.
         if self.ema is not None and checkpoint.get(EMA):
             self.ema.load_state_dict(checkpoint[EMA])
+        self.saved = TrainingState(**checkpoint[PROGRESS])
         return TrainingState(**checkpoint[PROGRESS]), checkpoint[RNG]
 
 
@@ -99,11 +102,15 @@ def save_checkpoint(state: dict, path: Path) -> None:
     `path` always holds either the previous checkpoint or the new one, complete."""
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("wb") as f:
-        torch.save(state, f)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    try:
+        with tmp.open("wb") as f:
+            torch.save(state, f)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:  # Ctrl-C too: no half-written file is left beside the checkpoint
+        tmp.unlink(missing_ok=True)
+        raise
     # The rename itself lives in the directory: flush that too, or a power cut may undo it.
     directory = os.open(path.parent, os.O_RDONLY)
     try:

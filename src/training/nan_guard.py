@@ -45,9 +45,14 @@ class NanGuard:
         lr_text = ", ".join(
             f"{name}={lr:.3g}" for name, lr in dict(zip(names, lrs, strict=True)).items()
         )
+        kept = (
+            f"the last good checkpoint, {self.checkpoint_path}, was kept"
+            if self.checkpoint_path.exists()
+            else f"no checkpoint had been written yet (what the run made is in "
+            f"{self.checkpoint_path.parent.parent})"
+        )
         raise GroupwiseError(
             f"train/loss is not finite (nan or inf) at step {step} (epoch {epoch + 1}); lr per "
             f"group: {lr_text}; a too-large lr is the usual cause: lower optimizer.lr or a "
-            f"group's lr_mult and start a new run; the last good checkpoint, "
-            f"{self.checkpoint_path}, was kept"
+            f"group's lr_mult and start a new run; {kept}"
         )

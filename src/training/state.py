@@ -16,3 +16,16 @@ class TrainingState:
     # trained, and the sum of their losses (for the epoch's mean train/loss).
     batches_in_epoch: int = 0
     train_loss_sum: float = 0.0
+
+    def final_metrics(self, monitor: str | None) -> dict:
+        """metrics.json: the last epoch's figures, epochs trained, the best (by `monitor`)."""
+        last = self.history[-1] if self.history else {}
+        metrics = {k: v for k, v in last.items() if k != "epoch"}
+        metrics.update(epochs=self.epoch, best_val_acc=self.best_val_acc)
+        if monitor is not None:
+            metrics["best"] = {
+                "metric": monitor,
+                "value": self.best_score,
+                "epoch": self.best_epoch,
+            }
+        return metrics

@@ -9,6 +9,7 @@ gradient scaling), `progress` (the console bar), `distributed` (DDP), `src.optim
 of each group) and `src.data.mixing` (Mixup and CutMix of a batch on the device).
 """
 
+import logging
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -29,6 +30,8 @@ from src.training.best import BestCheckpoint
 from src.training.checkpoints import LOADER_RNG, Checkpointer, set_rng_states
 from src.training.nan_guard import NanGuard
 from src.training.state import TrainingState
+
+log = logging.getLogger(__name__)
 
 
 class Trainer:
@@ -104,7 +107,7 @@ class Trainer:
             evaluated = {key: value for key, value in metrics.items() if key != "train/loss"}
             self.logger.scalars(evaluated, self.state.global_step)
             shown = "  ".join(f"{key} {value:.4f}" for key, value in metrics.items())
-            print(f"epoch {self.state.epoch}/{self.options.max_epochs}  {shown}", flush=True)
+            log.info(f"epoch {self.state.epoch}/{self.options.max_epochs}  {shown}")  # and run.log
             improved = self.best.update(self.state, metrics)
             self.save()
             if improved and distributed.is_main():
