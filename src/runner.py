@@ -26,9 +26,9 @@ from src.data import mixing
 from src.data.loading import Data
 from src.models import export
 from src.models.input_size import check_input_size
-from src.models.source import ModelSource, ParameterRoles
-from src.optim import explain, param_groups, resolve
-from src.optim.param_groups import ParamGroup
+from src.models.source import ModelSource
+from src.optim import explain
+from src.optim.built import build_param_groups
 from src.pretrained import load as pretrained
 from src.pretrained.report import LoadReport
 from src.tracking import config_text, follow_up
@@ -132,8 +132,13 @@ class Runner:
             source,
             lambda: source.build(self.data.in_channels, self.data.num_classes),
         )
-        groups, self.groups_info = setup_param_groups(
-            self.model, source.roles(self.model), checked, cfg.optimizer, cfg.weight_decay_1d
+        groups, self.groups_info = build_param_groups(
+            self.model,
+            checked.group_specs,
+            source.roles(self.model),
+            cfg.optimizer.lr,
+            cfg.optimizer.get("weight_decay", 0.0),
+            cfg.weight_decay_1d,
         )
         distributed.check_same_on_every_rank(self.groups_info, "param groups")
         self.optimizer = build(cfg.optimizer, "optimizer", params=groups)
@@ -278,23 +283,6 @@ def setup_model(
     return pretrained.build_with_pretrained(
         make_model, pretrained_path, exclude_origin=exclude_origin, **pretrained_options
     )
-
-
-def setup_param_groups(
-    model: torch.nn.Module,
-    roles: ParameterRoles,
-    checked: CheckedRun,
-    optimizer: DictConfig,
-    weight_decay_1d: bool,
-) -> tuple[list[ParamGroup], dict]:
-    """The optimizer's param groups, built once, and their explanation for the reports."""
-    resolution = resolve.resolve(model, checked.group_specs, roles)
-    base_lr, weight_decay = optimizer.lr, optimizer.get("weight_decay", 0.0)
-    groups = param_groups.optimizer_groups(
-        resolution.groups, base_lr, weight_decay, weight_decay_1d, roles.no_weight_decay
-    )
-    info = explain.explain(resolution, groups, base_lr, weight_decay, weight_decay_1d)
-    return groups, info
 
 
 def _seed_everything(seed: int) -> None:
