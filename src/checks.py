@@ -7,7 +7,6 @@ group rules against that optimizer's keys, the pretrained key rules, the model s
 arguments, its name), the device. All problems are reported together, one line each.
 """
 
-import importlib
 import math
 from dataclasses import dataclass
 
@@ -15,7 +14,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from src.config import checks as schema_checks
-from src.config.arguments import check_arguments
+from src.config.arguments import check_arguments, locate
 from src.errors import GroupwiseError
 from src.models.source import ModelSource, model_source
 from src.optim.specs import GroupSpec, accepted_keys, parse_specs
@@ -81,13 +80,7 @@ def resolve_device(name: str, key: str = "trainer.device") -> torch.device:
 
 def optimizer_class(target: str) -> type:
     """The optimizer's class, before it is built: it tells which keys a param group may set."""
-    module, _, name = str(target).rpartition(".")
-    try:
-        return getattr(importlib.import_module(module), name)
-    except (ImportError, ValueError, AttributeError):
-        raise GroupwiseError(
-            f"optimizer._target_={target}: no such class; use e.g. torch.optim.AdamW"
-        ) from None
+    return locate(target, "optimizer", "no such class; use e.g. torch.optim.AdamW")
 
 
 def _optimizer_problems(optimizer: DictConfig) -> tuple[type | None, list[str]]:

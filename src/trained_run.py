@@ -3,6 +3,7 @@
 by the runner's own steps."""
 
 from dataclasses import dataclass, fields
+from functools import cached_property
 from pathlib import Path
 
 import torch
@@ -46,19 +47,20 @@ class TrainedRun:
             print(f"the run's trainer.device={self.cfg.trainer.device} is not here: using {device}")
             return device
 
+    @cached_property
     def source(self) -> ModelSource:
-        """The run's model source, from its model config."""
+        """The run's model source, from its model config (made once: it may read files)."""
         return model_source(OmegaConf.to_container(self.cfg.model, resolve=True))
 
     def data(self, batch_size: int | None = None) -> Data:
         """The run's data, split as it was trained (the split follows from its seed)."""
         if batch_size is not None:
             self.cfg.dataset.batch_size = batch_size
-        return setup_data(_with_new_options(self.cfg.dataset), self.cfg.seed, self.source())
+        return setup_data(_with_new_options(self.cfg.dataset), self.cfg.seed, self.source)
 
     def model(self, in_channels: int, num_classes: int, device: torch.device) -> torch.nn.Module:
         """The run's model with the checkpoint's weights, in eval mode on `device`."""
-        model = self.source().build(in_channels, num_classes)
+        model = self.source.build(in_channels, num_classes)
         model.load_state_dict(self.weights)
         return model.to(device).eval()
 

@@ -9,7 +9,7 @@ from hydra.utils import get_object
 from omegaconf import DictConfig, ListConfig, OmegaConf
 
 from src.checks import check_run
-from src.runner import build
+from src.config.arguments import build
 from tests.conftest import ROOT
 from tests.model_families import hf_config_dir
 

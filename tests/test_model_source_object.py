@@ -196,7 +196,7 @@ def broken_scheduler(optimizer, steps_per_epoch: int, max_epochs: int, factor: f
 
 
 def test_a_typo_under_a_section_is_one_line_and_a_bug_inside_a_builder_keeps_its_traceback():
-    from src.runner import build
+    from src.config.arguments import build
 
     section = OmegaConf.create({"_target_": f"{__name__}.broken_scheduler", "factr": 0.5})
     with pytest.raises(

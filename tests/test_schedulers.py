@@ -1,9 +1,9 @@
 import pytest
 import torch
 
+from src.config.arguments import build
 from src.errors import GroupwiseError
 from src.optim import schedulers
-from src.runner import build
 from tests.conftest import ROOT
 
 STEPS_PER_EPOCH, MAX_EPOCHS = 4, 5

@@ -3,10 +3,10 @@ typo is the user's to fix (one line), and a TypeError raised inside the call is 
 traceback), never mistaken for the other."""
 
 import difflib
+import importlib
 import inspect
 from collections.abc import Mapping
 
-from hydra.utils import get_object
 from omegaconf import DictConfig, OmegaConf
 
 from src.errors import GroupwiseError
@@ -39,6 +39,16 @@ def check_arguments(target, kwargs: Mapping, section: str) -> None:
         raise GroupwiseError(*problems)
 
 
+def locate(target: str, key: str, hint: str):
+    """The class or function the dotted path `target` names, or one line at `key` with `hint`.
+    (Hydra's get_object logs its own lines before raising: not one line.)"""
+    module, _, name = str(target).rpartition(".")
+    try:
+        return getattr(importlib.import_module(module), name)
+    except (ImportError, ValueError, AttributeError):
+        raise GroupwiseError(f"{key}._target_={target}: {hint}") from None
+
+
 def build(section: DictConfig, key: str, **kwargs):
     """Call the section's `_target_` with its keys plus the run-time arguments given here
     (objects such as the param groups or the model's preprocessing, passed as they are). Its
@@ -46,6 +56,6 @@ def build(section: DictConfig, key: str, **kwargs):
     error raised inside the call is the target's own: a GroupwiseError stays one line, anything
     else keeps its traceback."""
     arguments = OmegaConf.to_container(section, resolve=True)
-    target = get_object(arguments.pop("_target_"))
+    target = locate(arguments.pop("_target_"), key, "no such class or function")
     check_arguments(target, {**arguments, **kwargs}, key)
     return target(**arguments, **kwargs)

@@ -17,7 +17,6 @@ line, which questions it cannot answer. A source class that names metadata for
 (src/models/__init__.py imports the built-in ones).
 """
 
-import importlib
 import inspect
 import re
 from collections.abc import Mapping
@@ -26,7 +25,7 @@ from typing import ClassVar
 
 from torch import nn
 
-from src.config.arguments import check_arguments
+from src.config.arguments import check_arguments, locate
 from src.errors import GroupwiseError
 
 # What torchvision's ImageNet classifiers were trained on; a folder of photos without a
@@ -214,7 +213,12 @@ def model_source(config: Mapping) -> ModelSource:
     kwargs = dict(config)
     target = str(kwargs.pop("_target_", None))
     target = FORMER_TARGETS.get(target, target)
-    builder = _locate(target)
+    builder = locate(
+        target,
+        "model",
+        "no such class or function; name a source from conf/model/ or your own nn.Module as "
+        "package.module.Class",
+    )
     if not (isinstance(builder, type) and issubclass(builder, ModelSource)):
         return CustomSource(target, builder, kwargs)
     drop_path_rate = kwargs.pop(DROP_PATH_KEY.partition(".")[2], None)
@@ -237,17 +241,6 @@ def preprocess_named(name: str) -> Preprocess:
         if name.startswith(prefix):
             return ModelSource.registered[prefix].preprocess_named(name.removeprefix(prefix))
     raise GroupwiseError(f"dataset.transform_from={name}: no model source reads it")
-
-
-def _locate(target: str):
-    module, _, name = target.rpartition(".")
-    try:
-        return getattr(importlib.import_module(module), name)
-    except (ImportError, ValueError, AttributeError):
-        raise GroupwiseError(
-            f"model._target_={target}: no such class or function; name a source from conf/model/ "
-            "or your own nn.Module as package.module.Class"
-        ) from None
 
 
 def _keyword_arguments(builder) -> set[str] | None:
