@@ -53,7 +53,9 @@ def evaluate(cfg: DictConfig) -> dict:
     device = run.device(cfg.device)
     model = run.model(data.in_channels, data.num_classes, device)
     logits, labels = [], []
-    for batch_logits, batch_labels in outputs(model, loader, device, run.autocast(device)):
+    for batch_logits, batch_labels in outputs(
+        model, loader, device, run.autocast(device), data.eval_on_device
+    ):
         logits.append(batch_logits)
         labels.append(batch_labels)
     report = {

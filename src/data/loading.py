@@ -23,6 +23,11 @@ class Data:
     # Mixup/CutMix of each training batch on the device (`src.data.mixing`), set by the runner
     # from the dataset section's options; None: batches train as they are.
     mixing: Callable | None = None
+    # What a batch gets on the device before the model when the loaders yield uint8 images
+    # (`dataset.cache=true`: src.data.device_augmentation), in training and in evaluation;
+    # None: batches arrive as the model's input.
+    train_on_device: Callable | None = None
+    eval_on_device: Callable | None = None
 
 
 @dataclass

@@ -11,13 +11,21 @@ from torch.utils.data import DataLoader
 
 @torch.no_grad()
 def outputs(
-    model: nn.Module, loader: DataLoader, device: torch.device, autocast: Callable
+    model: nn.Module,
+    loader: DataLoader,
+    device: torch.device,
+    autocast: Callable,
+    on_device: Callable | None = None,
 ) -> Iterator[tuple[torch.Tensor, object]]:
-    """(float32 logits on the CPU, the batch's second item: labels, paths, ...) per batch."""
+    """(float32 logits on the CPU, the batch's second item: labels, paths, ...) per batch.
+    `on_device`: what a batch gets on the device first (`Data.eval_on_device`)."""
     model.eval()
     for images, rest in loader:
+        images = images.to(device, non_blocking=True)
+        if on_device is not None:
+            images = on_device(images)
         with autocast():
-            logits = model(images.to(device, non_blocking=True))
+            logits = model(images)
         yield logits.float().cpu(), rest
 
 

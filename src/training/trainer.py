@@ -131,7 +131,7 @@ class Trainer:
         for batch_index, (images, labels) in enumerate(
             self._untrained_batches(loader), start=self.state.batches_in_epoch
         ):
-            images = images.to(self.device, non_blocking=True, memory_format=self.memory_format)
+            images = self._to_device(images, self.data.train_on_device)
             targets = labels.to(self.device, non_blocking=True)
             if self.data.mixing is not None:  # Mixup/CutMix: soft targets, [batch, classes]
                 images, targets = self.data.mixing(images, targets)
@@ -180,6 +180,14 @@ class Trainer:
             set_rng_states(self._rng_to_restore)
             self._rng_to_restore = None
         return iterator
+
+    def _to_device(self, images: torch.Tensor, on_device) -> torch.Tensor:
+        """A batch as the model takes it: on the device, in the model's memory layout, after
+        what the data asks done there (`on_device`: augmentation of uint8 images)."""
+        if on_device is None:
+            return images.to(self.device, non_blocking=True, memory_format=self.memory_format)
+        images = on_device(images.to(self.device, non_blocking=True))
+        return images.contiguous(memory_format=self.memory_format)
 
     def _backward(self, loss: torch.Tensor, batch_index: int, batches: int) -> None:
         n = self.options.accumulate_grad_batches
@@ -232,7 +240,7 @@ class Trainer:
         correct = torch.zeros((), device=self.device, dtype=torch.long)
         count = 0
         for images, labels in self.data.val_loader:
-            images = images.to(self.device, non_blocking=True, memory_format=self.memory_format)
+            images = self._to_device(images, self.data.eval_on_device)
             labels = labels.to(self.device, non_blocking=True)
             with self.autocast():
                 logits = model(images)
