@@ -9,6 +9,7 @@ saves and restores, so a resumed run draws what an uninterrupted one would (on a
 
 import torch
 
+from src.data.transforms import Augmentation
 from src.models.source import Preprocess
 
 
@@ -30,3 +31,13 @@ class DeviceAugmentation:
         # torchvision's own kernels: the numbers of the CPU pipeline's ToDtype and Normalize.
         images = F.to_dtype(images, torch.float32, scale=True)
         return F.normalize(images, self.mean, self.std, inplace=True)
+
+
+def device_stages(
+    pre: Preprocess, augmentation: Augmentation
+) -> tuple[DeviceAugmentation, DeviceAugmentation]:
+    """(training's, evaluation's) device stage for uint8 images that arrive cropped to the
+    model's size: `Data.train_on_device` and `Data.eval_on_device`."""
+    return DeviceAugmentation(pre, flip=augmentation.name != "none"), DeviceAugmentation(
+        pre, flip=False
+    )
