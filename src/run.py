@@ -12,7 +12,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from src import errors
-from src.config import hydra_internals, resolvers, run_dir, run_help, schema, sweep
+from src.config import command, hydra_internals, resolvers, run_dir, run_help, schema, sweep
 from src.config.launch_record import Record
 from src.tracking import hparams
 from src.tracking.sweep_summary import FailedJob
@@ -114,7 +114,9 @@ if __name__ == "__main__":
     unknown = hydra_internals.unknown_flags(sys.argv[1:])
     if unknown:
         errors.exit_with(*unknown[:1])
-    with hydra_internals.config_errors_as_one_line():
+    # `python -m src.run | head`: the run goes on once the reader has gone, run.log keeps
+    # every line, and no logging error is printed per line.
+    with hydra_internals.config_errors_as_one_line(), command.console_may_close():
         main()
     # Everything is written and closed: the interpreter's last collections at exit would
     # walk every object again (the default run's exit: 1.8 s, 0.5 s frozen); the OS frees them.

@@ -1,6 +1,8 @@
 """The real CLI, end to end, on the embedded digits: outputs, TensorBoard values, sweeps, errors."""
 
 import json
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -82,6 +84,25 @@ def test_default_run_fine_tunes_digits_5_to_9_to_at_least_90_percent(tmp_path):
     metrics = json.loads((tmp_path / "metrics.json").read_text())
     assert metrics["val/acc"] >= 0.90, result.stdout
     assert "loaded         8 tensors" in result.stdout
+
+
+def test_a_run_into_a_closed_pipe_trains_to_the_end_quietly(tmp_path):
+    """`python -m src.run | head -2`: the reader gone after the first lines; the run goes on,
+    run.log keeps every line, and stderr carries no logging error per line."""
+    reader_gone = subprocess.Popen(
+        [sys.executable, "-m", "src.run", f"hydra.run.dir={tmp_path}", "trainer.max_epochs=2"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    reader_gone.stdout.readline()
+    reader_gone.stdout.close()  # as `head` exits
+    stderr = reader_gone.stderr.read()
+    assert reader_gone.wait(timeout=300) == 0, stderr
+    assert "Logging error" not in stderr and "Traceback" not in stderr, stderr
+    assert json.loads((tmp_path / "metrics.json").read_text())["val/acc"] > 0.5
+    assert f"finished: {tmp_path}" in (tmp_path / "run.log").read_text()
 
 
 # `python -m src.run`, reporting the garbage collector's state at the first optimizer step.

@@ -61,7 +61,7 @@ def run_command(
         print(usage(name, doc))
         return
     try:
-        with _console_may_close():
+        with console_may_close():
             action(compose_command(name, args))
     except GroupwiseError as err:
         errors.exit_if_user_mistake(err)
@@ -94,7 +94,9 @@ class _ClosablePipe:
 
 
 @contextlib.contextmanager
-def _console_may_close() -> Iterator[None]:
+def console_may_close() -> Iterator[None]:
+    """stdout that outlives its reader, for the body of the `with` (the logging handlers
+    configured inside it write to it too)."""
     stdout, sys.stdout = sys.stdout, _ClosablePipe(sys.stdout)
     try:
         yield
