@@ -12,7 +12,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from src import errors
-from src.config import command, hydra_internals, resolvers, run_dir, run_help, schema, sweep
+from src.config import checks, command, hydra_internals, resolvers, run_dir, run_help, schema, sweep
 from src.config.launch_record import Record
 from src.tracking import hparams
 from src.tracking.sweep_summary import FailedJob
@@ -53,6 +53,9 @@ def _launch(cfg: DictConfig, hydra_cfg: DictConfig):
     from src.runner import Launch
 
     overrides = list(hydra_cfg.overrides.task)
+    loose = checks.loose_booleans(cfg, overrides)
+    if loose:
+        raise errors.GroupwiseError(*loose)
     typed_exclude = any(o.lstrip("+~").startswith("pretrained.exclude") for o in overrides)
     run_hparams = hparams.for_run(
         overrides,

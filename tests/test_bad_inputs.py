@@ -70,6 +70,9 @@ CASES = {
     "exclude-not-list": (["pretrained.exclude=3"], "pretrained.exclude: must be a list"),
     "seed-text": (["seed=x"], "seed=x: must be an integer"),
     "dry-run-text": (["dry_run=maybe"], "dry_run=maybe: must be true or false"),
+    # OmegaConf reads any number but 0 as true: 2 is not a switch's value.
+    "bool-number": (["trainer.channels_last=2"], "trainer.channels_last=2: must be true or false"),
+    "bool-number-top": (["weight_decay_1d=-1"], "weight_decay_1d=-1: must be true or false"),
     "class-text": (["dataset.classes=[a]"], "dataset.classes[0]=a: must be an integer"),
     # ranges and choices
     "zero-epochs": (["trainer.max_epochs=0"], "trainer.max_epochs=0: must be >= 1"),

@@ -21,6 +21,9 @@ RULES = {
     "lt": (lambda value, limit: value < limit, "< {}"),
 }
 
+# What OmegaConf reads as a boolean: words, and the numbers 0 and 1 (and null where allowed).
+BOOLEAN_WORDS = {"true", "false", "yes", "no", "on", "off", "1", "0", "null"}
+
 
 @dataclass(frozen=True)
 class Option:
@@ -49,6 +52,25 @@ def problems(cfg: DictConfig) -> list[str]:
             if isinstance(value, ListConfig):
                 value = OmegaConf.to_container(value)
             found += _check(Option(key, value, limits))
+    return found
+
+
+def loose_booleans(cfg: DictConfig, overrides: list[str]) -> list[str]:
+    """Command-line values of boolean options that OmegaConf took as true without a word
+    (`trainer.channels_last=2`: any number but 0); what it reads as words stays accepted."""
+    found = []
+    for override in overrides:
+        key, given, value = override.lstrip("+").partition("=")
+        if override.startswith("~") or not given:
+            continue
+        section, _, name = key.rpartition(".")
+        node = OmegaConf.select(cfg, section) if section else cfg
+        cfg_type = OmegaConf.get_type(node) if isinstance(node, DictConfig) else None
+        if not is_dataclass(cfg_type):
+            continue
+        field = {f.name: f for f in fields(cfg_type)}.get(name)
+        if field and field.type in (bool, bool | None) and value.lower() not in BOOLEAN_WORDS:
+            found.append(f"{key}={value}: must be true or false; {field.metadata.get('help', '')}")
     return found
 
 
