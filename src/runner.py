@@ -97,8 +97,10 @@ class Runner:
                 self.run_dir,
             )
             return None
-        if self.launch.record is not None:
+        if self.launch.record is not None and distributed.is_main():
             self.launch.record.write(self.run_dir)
+        elif self.launch.record is not None:
+            self.launch.record.drop_log()
         log.info(follow_up.starting(self.run_dir))
         self.write_reports()
         if self.cfg.dry_run:

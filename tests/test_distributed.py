@@ -49,6 +49,8 @@ def test_two_gloo_processes_match_one_process_with_the_same_global_batch(make_cf
     assert len(list(two.glob("events.out.tfevents.*"))) == 1
     assert [s for s, _ in read_scalars(two)["lr/default"]] == [0]  # steps 0..9, every 10th
     assert result.stdout.count("epoch 2/2") == 1
+    # ... and wrote run.log and the launch record alone.
+    assert (two / "run.log").read_text().count("epoch 2/2") == 1
 
 
 def test_run_dirs_are_named_from_the_shared_launch_time_once_there_is_one(monkeypatch):

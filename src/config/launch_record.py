@@ -59,9 +59,20 @@ class Record:
             ("overrides.yaml", OmegaConf.create(self.overrides)),
         ):
             (directory / name).write_text(OmegaConf.to_yaml(content), encoding="utf-8")
-        for handler in logging.getLogger().handlers:
-            if isinstance(handler, HeldFileHandler):
-                handler.start()
+        for handler in _held_handlers():
+            handler.start()
+
+    @staticmethod
+    def drop_log() -> None:
+        """What a rank other than rank 0 does instead of `write` under torchrun: all ranks share
+        the run dir, rank 0 writes it, and the others' log lines stay out of its `run.log`."""
+        for handler in _held_handlers():
+            logging.getLogger().removeHandler(handler)
+            handler.close()
+
+
+def _held_handlers() -> list[HeldFileHandler]:
+    return [h for h in logging.getLogger().handlers if isinstance(h, HeldFileHandler)]
 
 
 def record_dir(resume: bool) -> str:
