@@ -97,10 +97,8 @@ class Runner:
                 self.run_dir,
             )
             return None
-        if self.launch.record is not None and distributed.is_main():
-            self.launch.record.write(self.run_dir)
-        elif self.launch.record is not None:
-            self.launch.record.drop_log()
+        if self.launch.record is not None:
+            self.launch.record.go_ahead(self.run_dir, writes=distributed.is_main())
         log.info(follow_up.starting(self.run_dir))
         self.write_reports()
         if self.cfg.dry_run:
@@ -143,7 +141,9 @@ class Runner:
             cfg.weight_decay_1d,
         )
         distributed.check_same_on_every_rank(self.groups_info, "param groups")
-        self.optimizer = build(cfg.optimizer, "optimizer", params=groups)
+        self.optimizer = build(
+            cfg.optimizer, "optimizer", target=checked.optimizer_class, params=groups
+        )
         self.scheduler = build(
             cfg.scheduler,
             "scheduler",

@@ -49,13 +49,14 @@ def locate(target: str, key: str, hint: str):
         raise GroupwiseError(f"{key}._target_={target}: {hint}") from None
 
 
-def build(section: DictConfig, key: str, **kwargs):
-    """Call the section's `_target_` with its keys plus the run-time arguments given here
-    (objects such as the param groups or the model's preprocessing, passed as they are). Its
-    keys are checked against the target's signature first (a typo: one line naming `key`); an
-    error raised inside the call is the target's own: a GroupwiseError stays one line, anything
-    else keeps its traceback."""
+def build(section: DictConfig, key: str, target=None, **kwargs):
+    """Call the section's `_target_` (or `target`, when the checks have located it already)
+    with its keys plus the run-time arguments given here (objects such as the param groups or
+    the model's preprocessing, passed as they are). Its keys are checked against the target's
+    signature first (a typo: one line naming `key`); an error raised inside the call is the
+    target's own: a GroupwiseError stays one line, anything else keeps its traceback."""
     arguments = OmegaConf.to_container(section, resolve=True)
-    target = locate(arguments.pop("_target_"), key, "no such class or function")
+    named = arguments.pop("_target_")
+    target = target or locate(named, key, "no such class or function")
     check_arguments(target, {**arguments, **kwargs}, key)
     return target(**arguments, **kwargs)

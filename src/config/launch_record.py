@@ -5,7 +5,7 @@ Hydra writes both as the job starts, before any groupwise code can look at the r
 refused for bad input would leave a timestamped dir holding only them, and a run refused
 because its dir holds a trained run would rewrite that run's record. So conf/config.yaml
 turns Hydra's record off (`hydra.output_subdir: null`) and gives `run.log` the handler below,
-which holds the log in memory; the runner calls `Record.write` once every check has passed,
+which holds the log in memory; the runner calls `Record.go_ahead` once every check has passed,
 before its first file. A run refused before that writes nothing.
 """
 
@@ -48,9 +48,15 @@ class Record:
     overrides: list[str]
     resume: bool
 
-    def write(self, run_dir: Path) -> None:
-        """The record (a resume's beside the record of how the run started), and `run.log`
-        from its first line."""
+    def go_ahead(self, run_dir: Path, writes: bool) -> None:
+        """The run goes ahead: the process that `writes` the run dir (under torchrun, rank 0:
+        all ranks share it) writes the record (a resume's beside the record of how the run
+        started) and `run.log` from its first line; any other keeps its log lines out of it."""
+        if not writes:
+            for handler in _held_handlers():
+                logging.getLogger().removeHandler(handler)
+                handler.close()
+            return
         directory = Path(run_dir) / record_dir(self.resume)
         directory.mkdir(parents=True, exist_ok=True)
         for name, content in (
@@ -61,14 +67,6 @@ class Record:
             (directory / name).write_text(OmegaConf.to_yaml(content), encoding="utf-8")
         for handler in _held_handlers():
             handler.start()
-
-    @staticmethod
-    def drop_log() -> None:
-        """What a rank other than rank 0 does instead of `write` under torchrun: all ranks share
-        the run dir, rank 0 writes it, and the others' log lines stay out of its `run.log`."""
-        for handler in _held_handlers():
-            logging.getLogger().removeHandler(handler)
-            handler.close()
 
 
 def _held_handlers() -> list[HeldFileHandler]:
