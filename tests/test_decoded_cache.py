@@ -215,3 +215,17 @@ def test_stored_sizes_cap_the_short_side_and_never_upscale():
     assert decode.stored_size(300, 400, 37) == (37, 49)
     assert decode.stored_size(400, 300, 256) == (341, 256)
     assert decode.stored_size(30, 40, 37) == (30, 40)
+
+
+def test_cached_evaluation_batches_match_the_uncached_pipelines(tmp_path):
+    """The same images, resized and centre-cropped from the cache (then the device stage) or
+    from the files (PIL, torchvision's transforms): equal but for the resize kernels' rounding."""
+    root = write_image_folder(tmp_path / "data", per_class=3, size=(60, 44))
+    cached = cached_data(root, tmp_path / "cache", augment="none")
+    uncached = build_folder(root=str(root), batch_size=4, seed=0, augment="none")
+    (images, labels), (expected, expected_labels) = (
+        next(iter(data.val_loader)) for data in (cached, uncached)
+    )
+    assert torch.equal(labels, expected_labels)
+    difference = (cached.eval_on_device(images) - expected).abs()
+    assert difference.mean() < 0.02 and difference.max() < 0.3

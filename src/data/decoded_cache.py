@@ -4,7 +4,8 @@ of a sweep read without decoding (FFCV's idea: store once at `max_resolution`, r
 
 One cache per folder, colour mode, short side and interpolation, in
 `<cache_dir>/<folder name>-<hash of those>/`:
-- `pixels.u8`: the images one after another, each [channels, height, width], uint8;
+- `pixels.u8`: the images one after another, each [height, width, channels] (channels last:
+  torchvision's uint8 resize is about 1.5x faster on that layout), uint8;
 - `index.npy`: int64 [images, 3]: each image's offset in pixels.u8, height and width;
 - `key.json`: the format and version, and every file's relative path, size and modification
   time. A folder whose key differs (a file added, removed, replaced or touched) is rebuilt; an
@@ -85,7 +86,7 @@ class CachedImages(torch.utils.data.Dataset):
             self._pixels = np.memmap(self.pixels_path, np.uint8, mode="r")
         offset, height, width = (int(v) for v in self.index[i])
         flat = np.array(self._pixels[offset : offset + self.channels * height * width])
-        image = torch.from_numpy(flat).view(self.channels, height, width)
+        image = torch.from_numpy(flat).view(height, width, self.channels).permute(2, 0, 1)
         return self.transform(image), self.targets[i]
 
     def __getstate__(self) -> dict:
@@ -166,7 +167,7 @@ def build(spec: CacheSpec, folder: Path, files: list[Path], path: Path, key: dic
         with open(building / PIXELS, "wb") as out:
             for i, image in enumerate(decoded_in_order(files, decoder, spec.workers, folder)):
                 index[i] = (offset, image.shape[1], image.shape[2])
-                out.write(image.numpy().tobytes())
+                out.write(image.permute(1, 2, 0).numpy().tobytes())  # channels last
                 offset += image.numel()
             _sync(out)
         with open(building / INDEX, "wb") as out:
