@@ -5,7 +5,9 @@ On the CPU, torchvision.io decodes JPEG, PNG, GIF and WebP (libjpeg-turbo, libpn
 every other format ImageFolder accepts (BMP, TIFF, PPM). On a CUDA machine, JPEGs are decoded
 in batches by nvJPEG (`torchvision.io.decode_jpeg(list, device="cuda")`) and resized there.
 EXIF orientation is not applied, as torchvision's ImageFolder loader (PIL) does not apply it:
-the cached image is the uncached pipeline's image.
+the cached image is the uncached pipeline's image. torchvision 0.29 deprecates its decoders
+in favour of TorchCodec (a DeprecationWarning), which this environment does not have; they
+still decode, and only this module calls them.
 """
 
 from pathlib import Path
