@@ -3,7 +3,9 @@ colour photos and grayscale digits, at their strongest settings too."""
 
 import pytest
 import torch
+from omegaconf import OmegaConf
 from PIL import Image
+from timm.data import auto_augment as timm_aa
 from torchvision.transforms import v2
 
 from src.config.schema import AUGMENT_POLICIES, ImageFolderConfig, TorchvisionDatasetConfig
@@ -13,7 +15,7 @@ from src.data.transforms import Augmentation, train_and_eval_transforms
 from src.errors import GroupwiseError
 from src.models.source import IMAGENET_MEAN, IMAGENET_STD, Preprocess
 from src.runner import Runner
-from tests.conftest import with_schema_defaults
+from tests.conftest import ROOT, with_schema_defaults
 from tests.generated_data import write_idx, write_image_folder
 
 image_folder = with_schema_defaults(image_folder_module.image_folder, ImageFolderConfig)
@@ -121,3 +123,23 @@ def test_a_run_trained_before_the_policies_existed_still_evaluates(make_cfg, tmp
     run = TrainedRun(tmp_path, OmegaConf.create(old), "best", {}, epoch=1, global_step=1)
     data = run.data()
     assert len(data.val_loader.dataset) > 0 and data.mixing is None
+
+
+@pytest.mark.parametrize("experiment", ["vit_finetune", "convnet_finetune"])
+def test_the_recipes_randaugment_is_timms_m9_on_torchvisions_scale(experiment):
+    """MAE's and ConvNeXt's `rand-m9-mstd0.5-inc1` count magnitude 9 of timm's 0-10;
+    torchvision's RandAugment counts 0-30, so the recipes set 27: each operation's strength as
+    timm's at m9 (by both libraries' own tables of operation strengths)."""
+    config = OmegaConf.load(ROOT / "conf" / "experiment" / f"{experiment}.yaml")
+    magnitude = config.dataset.randaugment_magnitude
+    space = v2.RandAugment._AUGMENTATION_SPACE  # name -> (strengths of 31 bins, signed)
+    size, hparams = 32, {"translate_pct": 0.45}
+    timm_m9 = {
+        "Rotate": timm_aa._rotate_level_to_arg(9, hparams)[0],
+        "ShearX": timm_aa._shear_level_to_arg(9, hparams)[0],
+        "TranslateX": timm_aa._translate_rel_level_to_arg(9, hparams)[0] * size,
+        "Brightness": timm_aa._enhance_increasing_level_to_arg(9, hparams)[0] - 1,
+    }
+    for name, strength in timm_m9.items():
+        ours = float(space[name][0](31, size, size)[magnitude])
+        assert ours == pytest.approx(abs(strength), rel=0.01), name

@@ -22,6 +22,14 @@ VIT = {
     "embeddings": pytest.approx(0.75**13, rel=1e-5),  # one step below block 0 of 12
     **{f"blocks.{i}": pytest.approx(0.75 ** (12 - i)) for i in range(12)},
 }
+
+
+def by_block(n: int) -> dict:
+    """convnext_block_layer_decay on n blocks: as timm's param_groups_layer_decay."""
+    blocks = {f"blocks.{i}": pytest.approx(0.75 ** (n - i)) for i in range(n)}
+    return {"default": 1, "stem": pytest.approx(0.75 ** (n + 1)), **blocks}
+
+
 # family -> its layer-decay preset and the multipliers it gives, group by group
 LAYER_DECAY = {
     "timm_vit": ("vit_layer_decay", VIT),
@@ -29,6 +37,8 @@ LAYER_DECAY = {
     "hf_dinov2": ("vit_layer_decay", VIT),
     "timm_convnext": ("convnext_layer_decay", {"default": 1, "stem": 0.75**4, **STAGES}),
     "hf_convnext": ("convnext_layer_decay", {"default": 1, "stem": 0.75**4, **STAGES}),
+    "timm_convnext_blocks": ("convnext_block_layer_decay", by_block(18)),  # 3 + 3 + 9 + 3
+    "hf_convnext_blocks": ("convnext_block_layer_decay", by_block(5)),  # 1 + 1 + 2 + 1
     "timm_resnet": ("resnet_layer_decay", {"default": 1, "stem": 0.75**4, **STAGES}),
     "hf_resnet": ("resnet_layer_decay", {"default": 1, "stem": 0.75**4, **STAGES}),
 }  # fmt: skip
@@ -57,8 +67,10 @@ def groups_on(family: str, name: str):
 @pytest.mark.parametrize("family", list(LAYER_DECAY))
 def test_layer_decay_presets_give_each_layer_of_each_library_its_multiplier(family):
     name, expected = LAYER_DECAY[family]
-    groups = groups_on(family, name)
+    groups = groups_on(family.removesuffix("_blocks"), name)
     assert {g.name: g.lr_mult for g in groups} == expected
+    if family.endswith("_blocks"):  # a stage spans blocks; tests/test_layer_decay_vs_timm.py
+        return  # compares them tensor by tensor with timm's
     layers = [g for g in groups if g.name.split(".")[-1].isdigit()]
     ids = [int(g.name.split(".")[-1]) for g in layers]
     assert ids == sorted(ids) and len(ids) == len(set(ids))
@@ -85,11 +97,11 @@ def test_head_presets_find_the_classifier_of_each_library(family):
     ("family", "presets"),
     [
         ("timm_vit", ["head_boost", "backbone_frozen", "vit_layer_decay"]),
-        ("timm_convnext", ["convnext_layer_decay"]),
+        ("timm_convnext", ["convnext_layer_decay", "convnext_block_layer_decay"]),
         ("timm_resnet", ["resnet_layer_decay"]),
         ("hf_vit", ["vit_layer_decay"]),
         ("hf_dinov2", ["vit_layer_decay"]),
-        ("hf_convnext", ["convnext_layer_decay"]),
+        ("hf_convnext", ["convnext_layer_decay", "convnext_block_layer_decay"]),
     ],
 )
 def test_a_dry_run_of_each_preset_on_each_family_shows_its_groups(

@@ -171,13 +171,22 @@ def _side(size) -> int:
 def transformers_roles(model: nn.Module) -> ParameterRoles:
     """By transformers' names under the base model (`vit.`, `dinov2.`, `convnext.`): its
     embeddings (a ResNet's embedder), its layers or stages (`vit.layers.N`,
-    `dinov2.encoder.layer.N`, `convnext.encoder.stages.N`), the classifier."""
+    `dinov2.encoder.layer.N`, `convnext.encoder.stages.N`), each stage's layers (a stage's
+    downsampling with its first layer, as timm does), the norm after them (`layernorm`: a
+    ViT's over all tokens; a ConvNeXt's over the pooled features, which timm calls
+    `head.norm`), the classifier."""
     base = re.escape(model.base_model_prefix)
+    blocks = rf"{base}\.(?:encoder\.)?(?:layers?|stages)\.(\d+)\."
     return roles_from_patterns(
         model,
         f"transformers ({type(model).__name__})",
         head=r"classifier\.",
         embeddings=rf"{base}\.(?:embeddings|embedder)\.",
-        blocks=rf"{base}\.(?:encoder\.)?(?:layers?|stages)\.(\d+)\.",
+        blocks=blocks,
+        fine_blocks=[
+            (rf"{blocks}downsampling_layer\.", (0,)),
+            (rf"{blocks}(?:layers\.(\d+)\.)?", None),
+        ],
+        final_norm=rf"{base}\.layernorm\.",
         no_weight_decay=rf"{base}\.embeddings\.(?:cls_token|mask_token|position_embeddings|register_tokens|distillation_token)$",
     )

@@ -7,7 +7,8 @@ A source answers, for the model it builds:
 - `preprocess`: how its inputs are prepared (size, resize, crop, interpolation, mean/std), as
   its pretrained weights were trained to see them; None when it has no such metadata;
 - `roles`: its parameters' roles (head, embeddings, blocks with a layer id and the number of
-  layers, tensors that take no weight decay), for the param-group presets;
+  layers, the same finer where blocks group into stages, the final norm, tensors that take no
+  weight decay), for the param-group presets;
 - `architecture` and `export_files`: how an export rebuilds it without groupwise.
 
 conf/model/*.yaml name a source class as `_target_` and give its arguments. Any other
@@ -53,12 +54,24 @@ class ParameterRoles:
     head: frozenset[str] | None = None
     embeddings: frozenset[str] | None = None  # stem, patch and position embeddings, tokens
     blocks: Mapping[str, int] | None = None  # a block's parameter -> its block, 0..num_layers-1
+    # Every block on its own where `blocks` are stages (a ConvNeXt's or ResNet's residual
+    # blocks, a downsample with the block after it): timm's group_matcher(coarse=False), by
+    # which timm's param_groups_layer_decay decays. A ViT's are its blocks.
+    fine_blocks: Mapping[str, int] | None = None
+    # The norm right after the last block (a ViT's `norm`), in no block: timm's layer decay
+    # puts it with the last block, groupwise's presets with the head unless a group takes it.
+    final_norm: frozenset[str] | None = None
     no_weight_decay: frozenset[str] = frozenset()  # beside 1-D tensors: position embeddings, ...
     missing: str = "it has no metadata for it"
 
     @property
     def num_layers(self) -> int | None:
-        return None if not self.blocks else max(self.blocks.values()) + 1
+        return self.layers_of("blocks")
+
+    def layers_of(self, role: str) -> int | None:
+        """How many layers the blocks role (`blocks`, `fine_blocks`) numbers; None: unknown."""
+        blocks = getattr(self, role)
+        return None if not blocks else max(blocks.values()) + 1
 
     def members(self, role: str, where: str) -> frozenset[str]:
         """The parameters of `role` (head, embeddings, blocks), or one line saying that this
@@ -79,37 +92,60 @@ def roles_from_patterns(
     embeddings: str | None = None,
     blocks: str | None = None,
     no_weight_decay: str | None = None,
+    fine_blocks: str | list[tuple[str, tuple | None]] | None = None,
+    final_norm: str | None = None,
 ) -> ParameterRoles:
     """Roles by regexes on parameter names (re.match); `blocks` captures the block number in
-    its groups, and blocks are numbered 0.. in the order of their captured numbers."""
+    its groups, and blocks are numbered 0.. in the order of their captured numbers.
+    `fine_blocks`: a pattern or rules as `number_blocks` reads them; without it, the blocks."""
     names = [name for name, _ in model.named_parameters()]
 
     def matching(pattern: str | None) -> frozenset[str] | None:
         return None if pattern is None else frozenset(n for n in names if re.match(pattern, n))
 
+    numbered = None if blocks is None else number_blocks(names, [(blocks, None)])[0]
+    if isinstance(fine_blocks, str):
+        fine_blocks = [(fine_blocks, None)]
     return ParameterRoles(
         source,
         head=matching(head),
         embeddings=matching(embeddings),
-        blocks=None if blocks is None else number_blocks(names, [(blocks, None)]),
+        blocks=numbered,
+        fine_blocks=numbered if fine_blocks is None else number_blocks(names, fine_blocks)[0],
+        final_norm=matching(final_norm),
         no_weight_decay=matching(no_weight_decay) or frozenset(),
     )
 
 
-def number_blocks(names: list[str], rules: list[tuple[str, tuple | None]]) -> dict[str, int]:
-    """Parameter -> block number for the names a rule (regex, fixed id or None) matches with
-    captured numbers; a rule with a fixed id (timm's final norm, `(99999,)`) is no block.
-    Captured numbers are ranked, so `layer1..layer4` are blocks 0..3."""
-    captured = {}
+# timm's MATCH_PREV_GROUP: a rule whose fixed id is this joins the layer before it.
+JOINS_PREVIOUS = 99999
+
+
+def number_blocks(
+    names: list[str], rules: list[tuple[str, tuple | None]]
+) -> tuple[dict[str, int], frozenset[str]]:
+    """Parameter -> block number for the names a rule (regex, fixed ids or None) matches, as
+    timm's `group_with_matcher` numbers layers: by the captured numbers then the rule's fixed
+    ids, ranked (`layer1..layer4` are blocks 0..3; a ConvNeXt's `downsample`, fixed `(0,)`,
+    joins block 0 of its stage); a rule fixed at timm's 99999 joins the block before it. The
+    names that join the last block so (timm's final norm) come apart, as the final norm."""
+    keys = {}
     for name in names:
         for pattern, fixed in rules:
             match = re.match(pattern, name)
             if match:
-                if fixed is None and match.groups():
-                    captured[name] = tuple(int(g) for g in match.groups() if g is not None)
+                ids = (*(int(g) for g in match.groups() if g is not None), *(fixed or ()))
+                if ids:  # a rule that neither captures nor fixes an id numbers nothing
+                    keys[name] = ids
                 break
-    rank = {ids: i for i, ids in enumerate(sorted(set(captured.values())))}
-    return {name: rank[ids] for name, ids in captured.items()}
+    rank, layer = {}, -1
+    for ids in sorted(set(keys.values())):
+        if layer < 0 or ids[-1] != JOINS_PREVIOUS:
+            layer += 1
+        rank[ids] = layer
+    last = max((rank[ids] for ids in keys.values() if ids[-1] != JOINS_PREVIOUS), default=None)
+    final = {n for n, ids in keys.items() if ids[-1] == JOINS_PREVIOUS and rank[ids] == last}
+    return {n: rank[ids] for n, ids in keys.items() if n not in final}, frozenset(final)
 
 
 class ModelSource:

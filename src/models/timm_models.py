@@ -73,20 +73,23 @@ class TimmSource(ModelSource):
     def roles(self, model: nn.Module) -> ParameterRoles:
         """The classifier module (`pretrained_cfg['classifier']`, as a top-level module: timm's
         ConvNeXt `head` holds its final norm too), the stem and blocks of `group_matcher` (by
-        stage where it has stages), and `no_weight_decay()`."""
+        stage where it has stages; every block with `coarse=False`, as timm's layer decay
+        numbers them), the final norm it joins to the last block, and `no_weight_decay()`."""
         names = [name for name, _ in model.named_parameters()]
         classifier = self.pretrained_cfg.get("classifier")
         head = None if classifier is None else classifier.split(".")[0] + "."
-        matcher = model.group_matcher(coarse=True) if hasattr(model, "group_matcher") else {}
-        stem, rules = matcher.get("stem"), matcher.get("blocks")
-        if isinstance(rules, str):
-            rules = [(rules, None)]
+        stem, blocks, final_norm = _grouped(model, names, coarse=True)
+        _, fine_blocks, fine_final_norm = _grouped(model, names, coarse=False)
+        if fine_final_norm is not None:  # a ConvNeXt's `norm_pre` has a rule when fine only
+            final_norm = (final_norm or frozenset()) | fine_final_norm
         skip = set(model.no_weight_decay()) if hasattr(model, "no_weight_decay") else set()
         return ParameterRoles(
             f"timm ({self.name})",
             head=None if head is None else frozenset(n for n in names if n.startswith(head)),
-            embeddings=None if stem is None else frozenset(n for n in names if _matches(stem, n)),
-            blocks=None if not rules else number_blocks(names, rules),
+            embeddings=stem,
+            blocks=blocks,
+            fine_blocks=fine_blocks,
+            final_norm=final_norm,
             no_weight_decay=frozenset(n for n in names if n in skip),
             missing=f"timm's {self.name} has no group_matcher or classifier for it",
         )
@@ -100,8 +103,21 @@ class TimmSource(ModelSource):
         self.create_arguments["drop_path_rate"] = rate
 
 
-def _matches(pattern: str, name: str) -> bool:
-    return re.match(pattern, name) is not None
+def _grouped(model: nn.Module, names: list[str], coarse: bool):
+    """The stem, the numbered blocks and the final norm by timm's `group_matcher(coarse)`; each
+    None where the model has no matcher. A name the stem matches is in no block (timm tries
+    the stem's rule first)."""
+    if not hasattr(model, "group_matcher"):
+        return None, None, None
+    matcher = model.group_matcher(coarse=coarse)
+    stem, rules = matcher.get("stem"), matcher.get("blocks")
+    stem_names = None if stem is None else frozenset(n for n in names if re.match(stem, n))
+    if not rules:
+        return stem_names, None, None
+    if isinstance(rules, str):
+        rules = [(rules, None)]
+    blocks, final_norm = number_blocks([n for n in names if n not in (stem_names or ())], rules)
+    return stem_names, blocks, final_norm
 
 
 def _pretrained_cfg(timm, name: str, key: str) -> dict | None:

@@ -14,11 +14,13 @@ FAMILY_ROLES = {
     r"vit_": {
         "embeddings": r"(?:conv_proj\.|class_token$|encoder\.pos_embedding$)",
         "blocks": r"encoder\.layers\.encoder_layer_(\d+)\.",
+        "final_norm": r"encoder\.ln\.",
         "no_weight_decay": r"(?:class_token|encoder\.pos_embedding)$",
     },
     r"(?:resnet|resnext|wide_resnet)\d": {
         "embeddings": r"(?:conv1|bn1)\.",
         "blocks": r"layer(\d+)\.",
+        "fine_blocks": r"layer(\d+)\.(\d+)\.",
     },
 }
 HEAD = r"(?:fc|heads?|classifier)\."  # torchvision's classifier module names

@@ -9,7 +9,8 @@ sets `layer_decay` is split into one group per layer, `<group>.<index>`, at
 A group may select by a role instead (`role: blocks`): the parameters the model source names
 so (`ParameterRoles`). Blocks carry their block number, so `layer_decay` splits them as a
 captured number would, counting to the model's number of layers; a group with `layer: -1`
-sits one step below block 0 on the same scale, whatever the model's depth.
+sits one step below block 0 on the same scale, whatever the model's depth. The scale is the
+config's: its `fine_blocks` (every block of a ConvNeXt) if a group selects them, else `blocks`.
 """
 
 import difflib
@@ -21,7 +22,7 @@ from torch import nn
 
 from src.errors import GroupwiseError
 from src.models.source import ParameterRoles
-from src.optim.specs import GroupSpec
+from src.optim.specs import BLOCK_ROLES, GroupSpec
 
 
 @dataclass
@@ -127,7 +128,12 @@ def resolve(
                 shadowed.setdefault((group, owner), []).append(param_name)
 
     for (group_name, pattern), count in zip(rules, hits, strict=True):
-        if count == 0:
+        if count == 0 and isinstance(pattern, RoleMatcher):
+            problems.append(
+                f"param_groups.{group_name}.role={pattern.role}: the model source {roles.source} "
+                f"names no {pattern.role} parameters in this model; drop the group"
+            )
+        elif count == 0:
             close = difflib.get_close_matches(
                 pattern.pattern.strip("^$\\."), all_names, n=3, cutoff=0.3
             )
@@ -149,11 +155,12 @@ def resolve(
             f"({', '.join(described)}); move the group earlier or narrow the other patterns"
         )
     groups = []
+    scale = "fine_blocks" if any(s.role == "fine_blocks" for s in specs) else "blocks"
     for spec in specs:
         if spec.layer_decay is None:
             groups.append(_group(spec.name, spec, spec.lr_mult, owned[spec.name]))
         else:
-            groups += _layer_groups(spec, owned[spec.name], roles, problems)
+            groups += _layer_groups(spec, owned[spec.name], roles, scale, problems)
     groups = [g for g in groups if g.params]
     if groups and all(g.trains_from_epoch != 0 for g in groups):
         problems.append(
@@ -175,7 +182,7 @@ def _matchers(spec: GroupSpec, roles: ParameterRoles, problems: list) -> list:
     except GroupwiseError as err:
         problems += err.problems
         return []
-    blocks = dict(roles.blocks) if spec.role == "blocks" else {}
+    blocks = dict(getattr(roles, spec.role)) if spec.role in BLOCK_ROLES else {}
     return [RoleMatcher(spec.role, members, blocks)]
 
 
@@ -209,20 +216,21 @@ def _group(name: str, spec: GroupSpec, lr_mult: float, owned: list) -> ResolvedG
 
 
 def _layer_groups(
-    spec: GroupSpec, owned: list, roles: ParameterRoles, problems: list
+    spec: GroupSpec, owned: list, roles: ParameterRoles, scale: str, problems: list
 ) -> list[ResolvedGroup]:
     """One group per captured layer number, the last layer at the group's own lr_mult; a
     group placed at one `layer`, or selecting the model's blocks, counts to the model's last
-    block instead."""
-    if spec.layer is not None or spec.role == "blocks":
-        if roles.num_layers is None:
+    block instead (of its `scale`: `blocks` or `fine_blocks`)."""
+    if spec.layer is not None or spec.role in BLOCK_ROLES:
+        num_layers = roles.layers_of(spec.role if spec.role in BLOCK_ROLES else scale)
+        if num_layers is None:
             problems.append(
                 f"param_groups.{spec.name}: the model source {roles.source} cannot say how many "
                 f"layers the model has ({roles.missing}); use a pattern that captures the layer "
                 "number, and lr_mult for the rest"
             )
             return []
-        last = roles.num_layers - 1
+        last = num_layers - 1
         if spec.layer is not None:
             return [
                 _group(

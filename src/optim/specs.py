@@ -17,7 +17,9 @@ from src.errors import GroupwiseError
 
 DEFAULT = "default"
 # What a group may select by instead of a pattern: the parameters the model source names.
-ROLES = ("head", "embeddings", "blocks")
+ROLES = ("head", "embeddings", "blocks", "fine_blocks", "final_norm")
+# The roles whose parameters carry their block number: `layer_decay` splits them per block.
+BLOCK_ROLES = ("blocks", "fine_blocks")
 RULE_KEYS = {
     "pattern",
     "role",
@@ -137,10 +139,11 @@ def _role(spec: Mapping, where: str, problems: list) -> str | None:
 
 def _layer(spec: Mapping, parsed: GroupSpec, where: str, problems: list) -> int | None:
     """`layer: -1` puts the group one step below the model's first block, whatever its depth:
-    its lr is lr_mult * layer_decay^(num_layers - 1 - layer), as block `layer` would get."""
+    its lr is lr_mult * layer_decay^(num_layers - 1 - layer), as block `layer` would get,
+    counting the blocks of the config's `fine_blocks` group if it has one, else `blocks`."""
     layer = spec.get("layer")
     if layer is None:
-        if parsed.layer_decay is not None and parsed.role in ("head", "embeddings"):
+        if parsed.layer_decay is not None and parsed.role not in (None, *BLOCK_ROLES):
             problems.append(
                 f"{where}: layer_decay on role={parsed.role} needs its layer, e.g. "
                 f"{where}.layer=-1 (one step below the first block)"
