@@ -16,6 +16,7 @@ import pytest
 import torch
 
 from tests.conftest import ROOT, SHIPPED_WEIGHTS, CreatesFile, assert_one_clear_line, run_cli
+from tests.generated_data import write_image_folder
 
 pytestmark = pytest.mark.e2e  # every case runs the CLI
 
@@ -51,6 +52,52 @@ def a_directory(tmp_path):
 def run_dir_is_a_file(tmp_path):
     (tmp_path / "run").touch()  # where the case's hydra.run.dir points
     return []
+
+
+def cached_folder(case_dir, *overrides: str) -> list[str]:
+    """An image folder read through a decoded cache in `case_dir/cache`."""
+    root = write_image_folder(case_dir / "data", per_class=2)
+    cache_dir = case_dir / "cache"
+    return [
+        "dataset=image_folder",
+        f"dataset.root={root}",
+        "dataset.cache=true",
+        f"dataset.cache_dir={cache_dir}",
+        *overrides,
+    ]
+
+
+def cache_dir_is_a_file(tmp_path):
+    overrides = cached_folder(tmp_path)
+    (tmp_path / "cache").write_text("")
+    return overrides
+
+
+def damaged_cache(tmp_path):
+    """A cache built by the library's own code, then cut short."""
+    from src.config.schema import ImageFolderConfig
+    from src.data.image_folder import image_folder
+    from tests.conftest import with_schema_defaults
+
+    overrides = cached_folder(tmp_path)
+    build = with_schema_defaults(image_folder, ImageFolderConfig)
+    build(
+        root=str(tmp_path / "data"),
+        cache_dir=str(tmp_path / "cache"),
+        batch_size=2,
+        seed=0,
+        cache=True,
+    )
+    (cache,) = (tmp_path / "cache").iterdir()
+    with open(cache / "pixels.u8", "r+b") as pixels:
+        pixels.truncate(10)
+    return overrides
+
+
+def unreadable_image_cached(tmp_path):
+    overrides = cached_folder(tmp_path)
+    (tmp_path / "data" / "red" / "broken.jpg").write_bytes(b"\xff\xd8 not a jpeg")
+    return overrides
 
 
 CASES = {
@@ -196,6 +243,14 @@ CASES = {
     "negative-checkpoint-steps": (["trainer.checkpoint_every_n_steps=-5"], "must be >= 1"),
     "model-key-of-another-source": (["model.name=resnet18"], "model.name: no such key"),
     "empty-pretrained-path": (["pretrained.path=''"], "pretrained.path is empty"),
+    # issue 22: the decoded cache
+    "cache-resolution-0": (
+        lambda case_dir: cached_folder(case_dir, "dataset.cache_resolution=0"),
+        "dataset.cache_resolution=0: must be >= 1",
+    ),
+    "cache-dir-is-a-file": (cache_dir_is_a_file, "/cache: cannot write a cache there"),
+    "cache-damaged": (damaged_cache, "pixels.u8 holds 10 bytes, its index says"),
+    "cache-unreadable-image": (unreadable_image_cached, "broken.jpg (UnidentifiedImageError)"),
 }
 
 

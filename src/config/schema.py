@@ -169,6 +169,16 @@ class FileDatasetConfig(LoaderConfig):
 @dataclass
 class ImageFolderConfig(FileDatasetConfig):
     val_fraction: float = option(0.2, "used only when root has no train/ and val/", gt=0, lt=1)
+    # The decoded cache (src/data/decoded_cache.py, README "The decoded cache").
+    cache: bool = option(
+        False, "decode every image once into a memory-mapped uint8 cache; later epochs read it"
+    )
+    cache_dir: str | None = option(
+        None, "where caches are kept; null: $XDG_CACHE_HOME/groupwise/decoded (~/.cache/...)"
+    )
+    cache_resolution: int | None = option(
+        None, "the cached images' short side (never upscaled); null: the evaluation resize", ge=1
+    )
 
 
 @dataclass

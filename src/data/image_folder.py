@@ -4,7 +4,8 @@ from pathlib import Path
 
 from torch.utils.data import Subset
 
-from src.data import transforms
+from src.data import cached_folder, transforms
+from src.data.device_augmentation import device_stages
 from src.data.loading import Data, Loading, stratified_split
 from src.data.transforms import DEFAULT_SIZE, preprocess_for
 from src.errors import GroupwiseError
@@ -25,13 +26,18 @@ def image_folder(
     random_erasing: float,
     randaugment_num_ops: int,
     randaugment_magnitude: int,
+    cache: bool,
+    cache_dir: str | None,
+    cache_resolution: int | None,
     model_preprocess: Preprocess | None = None,
     **loading,
 ) -> Data:
     """Images in class folders: `root/train/<class>/*` and `root/val/<class>/*` (and a held-out
     `root/test/<class>/*` when there is one), or `root/<class>/*` split into train and val by
     `val_fraction` (stratified, fixed by `seed`). `model_preprocess`: the model source's own
-    (see `transforms.preprocess_for`)."""
+    (see `transforms.preprocess_for`). `cache`: read the images from their decoded cache
+    (`src.data.cached_folder`), as uint8 crops that the device stages turn into the model's
+    input."""
     from torchvision.datasets import ImageFolder
 
     load = Loading(batch_size, seed, **loading)
@@ -48,7 +54,11 @@ def image_folder(
     augmentation = transforms.Augmentation(
         augment, random_erasing, randaugment_num_ops, randaugment_magnitude
     )
-    train_tf, val_tf = transforms.train_and_eval_transforms(pre, "photo", None, augmentation)
+    if cache:
+        train_tf, val_tf = cached_folder.crop_transforms(pre, augmentation)
+        spec = cached_folder.cache_spec(root, cache_dir, cache_resolution, pre, load.num_workers)
+    else:
+        train_tf, val_tf = transforms.train_and_eval_transforms(pre, "photo", None, augmentation)
 
     def scan(folder: Path, transform) -> ImageFolder:
         try:
@@ -64,12 +74,17 @@ def image_folder(
         _check_same_classes(root, train, val=val, test=test)
     else:
         train, val, test = scan(root_path, train_tf), scan(root_path, val_tf), None
-    classes = train.classes
-    if train.root == val.root:  # one folder: split it
+    classes, one_folder = train.classes, train.root == val.root
+    if cache:
+        train, val, test = (
+            None if split is None else cached_folder.cached(spec, split, split.transform)
+            for split in (train, val, test)
+        )
+    if one_folder:  # split it
         train_idx, val_idx = stratified_split(train.targets, val_fraction, seed)
         train, val = Subset(train, train_idx), Subset(val, val_idx)
     train_loader, val_loader, test_loader = load.loaders(train, val, test)
-    return Data(
+    data = Data(
         train_loader,
         val_loader,
         len(classes),
@@ -78,6 +93,9 @@ def image_folder(
         input=transforms.input_description(pre, "photo"),
         test_loader=test_loader,
     )
+    if cache:
+        data.train_on_device, data.eval_on_device = device_stages(pre, augmentation)
+    return data
 
 
 def _check_same_classes(root: str, train, **others) -> None:
