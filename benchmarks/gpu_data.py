@@ -47,6 +47,15 @@ class OnDeviceBatches:
             yield images[index], labels[index]
 
 
+def on_device_overrides(images: int, size: int, batch: int, device: str) -> list[str]:
+    """The run's dataset replaced by random images held on `device` (gpu_data.on_device)."""
+    return [
+        "~dataset",
+        f"+dataset={{_target_: benchmarks.gpu_data.on_device, batch_size: {batch}, images: "
+        f"{images}, image_size: {size}, classes: 10, device: {device}}}",
+    ]
+
+
 def on_device(
     batch_size: int, images: int, image_size: int, classes: int, device: str, seed: int
 ) -> Data:

@@ -106,14 +106,18 @@ def plain_contestant(runner: Runner, model: torch.nn.Module):
         (lambda: torch.autocast(device.type, dtype=dtype)) if dtype else contextlib.nullcontext
     )
     scaler = torch.amp.GradScaler(device.type) if dtype is torch.float16 else None
-    loader = runner.data.train_loader
+    loader, on_device = runner.data.train_loader, runner.data.train_on_device
 
     def train(epochs: int) -> tuple[float, float]:
         watch = Stopwatch(device)
         model.train()
         for _ in range(epochs):
             for images, labels in loader:
-                images = images.to(device, non_blocking=True, memory_format=memory_format)
+                if on_device is None:
+                    images = images.to(device, non_blocking=True, memory_format=memory_format)
+                else:  # uint8 batches (a decoded cache): augmented and normalised on the device
+                    images = on_device(images.to(device, non_blocking=True))
+                    images = images.contiguous(memory_format=memory_format)
                 labels = labels.to(device, non_blocking=True)
                 with autocast():
                     loss = F.cross_entropy(forward(images), labels)

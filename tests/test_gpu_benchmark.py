@@ -24,6 +24,7 @@ def test_every_part_of_the_gpu_benchmark_runs_in_smoke_mode(tmp_path):
     assert set(throughput) == {
         "resnet_bf16_data_on_gpu",
         "resnet_bf16_dataloader",
+        "resnet_bf16_cached_folder",
         "vit_b16_bf16_layer_decay",
         "resnet_bf16_compile",
         "resnet_fp16_gradscaler",

@@ -1,4 +1,4 @@
-"""What groupwise takes from torch's and transformers' private code still holds.
+"""What groupwise takes from torch's, torchvision's and transformers' private code still holds.
 
 Each test fails saying what changed, and where groupwise reads it, when a release moves or
 changes it. (Hydra's: tests/test_hydra_internals.py.)
@@ -83,6 +83,28 @@ def vit():
     )  # fmt: skip
     with torch.device("meta"):
         return ViTForImageClassification(config)
+
+
+def test_torchvisions_policies_still_draw_and_apply_where_the_device_stage_reads_them():
+    """src/data/device_augmentation.py draws each image's operations from a v2 policy's
+    augmentation space and applies them with its own kernel method."""
+    import torchvision
+    from torchvision.transforms import v2
+
+    where = (
+        f"torchvision {torchvision.__version__} changed underneath "
+        "src/data/device_augmentation.py, which draws per image as the v2 policies draw: "
+    )
+    for policy in (v2.RandAugment(), v2.TrivialAugmentWide(), v2.AutoAugment()):
+        for name in ("_AUGMENTATION_SPACE", "_apply_image_or_video_transform", "_fill"):
+            assert hasattr(policy, name), where + f"{type(policy).__name__}.{name} is gone"
+        magnitudes_fn, signed = policy._AUGMENTATION_SPACE["Rotate"]
+        assert isinstance(signed, bool) and len(magnitudes_fn(10, 32, 32)) == 10, (
+            where + "an augmentation space entry is no longer (magnitudes(bins, h, w), signed)"
+        )
+    assert hasattr(v2.AutoAugment(), "_policies") and hasattr(v2.RandAugment(), "_get_random_item")
+    drawn = inspect.getsource(v2.RandAugment.forward)
+    assert "torch.rand(()) <= 0.5" in drawn, where + "RandAugment draws its sign differently"
 
 
 @renames
