@@ -5,8 +5,7 @@
 1. `loader`: images/s delivered as training batches at 224 pixels (ResNet's preprocessing:
    resize 256, crop 224) from a folder of 400x300 JPEGs: today's loader (PIL decode,
    torchvision's transforms, float batches) against the cached path (uint8 crops from the
-   memory-mapped cache, then the device stage, in the loader workers as a run on the CPU
-   does it: `Data.stages_in_workers`), the same DataLoader workers.
+   memory-mapped cache, then the device stage, here on the CPU), the same DataLoader workers.
    Epoch 1 of the cache includes its build; epochs 2+ read it. `uint8`: the cached loader's
    batches without the device stage (what the loader delivers to a GPU, which then does that
    stage). The contestants alternate epoch by epoch, so a load from other processes falls on
@@ -81,15 +80,13 @@ def loader_throughput(work: Path, sizes: dict) -> dict:
         if cached is None:  # epoch 1: the build, then the first pass
             start = time.perf_counter()
             cached = build_folder(root, work / "cache", cache=True, **common)
-            cached.stages_in_workers()  # as the runner trains on the CPU
             build_s = time.perf_counter() - start
-            uint8 = build_folder(root, work / "cache", cache=True, **common)  # reads that cache
             n = len(cached.train_loader.dataset)
             first = epoch_images_per_s(cached)
             runs["cached"].append(n / (build_s + n / first))
         else:
             runs["cached"].append(epoch_images_per_s(cached))
-        runs["uint8"].append(epoch_images_per_s(uint8, device_stage=False))
+        runs["uint8"].append(epoch_images_per_s(cached, device_stage=False))
     later = {name: statistics.median(values[1:]) for name, values in runs.items()}
     return {
         "images": len(today.train_loader.dataset),

@@ -113,8 +113,6 @@ class Runner:
         self.device = distributed.device(checked.device)
         source = checked.source
         self.data = setup_data(cfg.dataset, cfg.seed, source)
-        if self.device.type == "cpu":  # no accelerator: the workers' cores run the stages
-            self.data.stages_in_workers()
         self.data.mixing = mixing.batch_mixing(self.data.num_classes, cfg.dataset)
         # Pretrained weights go in before the optimizer exists, and before the model moves
         # to its device, so the checkpoint is read into CPU memory once.
@@ -256,8 +254,9 @@ class Runner:
 
 
 def setup_data(dataset: DictConfig, seed: int, source: ModelSource) -> Data:
-    """The dataset's loaders (batch mixing is the training loop's: `setup`); a dataset that
-    prepares images by a model's metadata (`transform_from`) gets the model source's."""
+    """The dataset's loaders (its batch-mixing options are the training loop's: `setup`); a
+    dataset that prepares images by a model's metadata (`transform_from`) gets the model
+    source's."""
     model_input = {"model_preprocess": source.preprocess()} if "transform_from" in dataset else {}
     loader_keys = [key for key in dataset if key not in mixing.MIXING_KEYS]
     data = build(OmegaConf.masked_copy(dataset, loader_keys), "dataset", seed=seed, **model_input)

@@ -43,10 +43,10 @@ def uint8_images(n: int, seed: int) -> TensorDataset:
     return TensorDataset(images, labels)
 
 
-def in_memory_data(seen: list, workers: int = 0) -> Data:
+def in_memory_data(seen: list) -> Data:
     """What a cached image folder hands the run: uint8 loaders and the device stages (the
     stages wrapped to record what they are given)."""
-    train_loader, val_loader = Loading(4, 0, workers, False, False).loaders(
+    train_loader, val_loader = Loading(4, 0, 0, False, False).loaders(
         uint8_images(24, 0), uint8_images(12, 1)
     )
     train, evaluation = device_stages(PRE, Augmentation("randaugment", 0.5, 2, 9))
@@ -101,28 +101,3 @@ def test_uint8_batches_train_through_policy_erasing_and_mixing_and_resume_bit_id
         shutil.copy(every_checkpoint[step], run_dir / "checkpoints/last.pt")
         Runner(make_cfg(*OVERRIDES, "resume=true"), run_dir).run()
         assert_same_state(final, load_checkpoint(run_dir / "checkpoints/last.pt"))
-
-
-def test_on_the_cpu_the_stages_run_in_the_loader_workers_and_resume_bit_identical(
-    make_cfg, tmp_path, every_checkpoint, monkeypatch
-):
-    """No accelerator: the workers' cores run the device stages on each batch they collate;
-    the training process receives float batches, and a resume replays the workers' draws."""
-    monkeypatch.setattr(src.runner, "setup_data", lambda *args: in_memory_data([], workers=1))
-    arrived = []
-    to_device = src.runner.Trainer._to_device
-
-    def recording(self, images, on_device):
-        arrived.append((images.dtype, on_device))
-        return to_device(self, images, on_device)
-
-    monkeypatch.setattr(src.runner.Trainer, "_to_device", recording)
-    overrides = [*OVERRIDES, "trainer.device=cpu"]
-    Runner(make_cfg(*overrides), tmp_path / "whole").run()
-    assert set(arrived) == {(torch.float32, None)}  # normalised already, nothing left to do
-    final = load_checkpoint(tmp_path / "whole/checkpoints/last.pt")
-    run_dir = tmp_path / "from8"
-    (run_dir / "checkpoints").mkdir(parents=True)
-    shutil.copy(every_checkpoint[8], run_dir / "checkpoints/last.pt")
-    Runner(make_cfg(*overrides, "resume=true"), run_dir).run()
-    assert_same_state(final, load_checkpoint(run_dir / "checkpoints/last.pt"))

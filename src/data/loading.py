@@ -29,29 +29,6 @@ class Data:
     train_on_device: Callable | None = None
     eval_on_device: Callable | None = None
 
-    def stages_in_workers(self) -> None:
-        """Training on the CPU: the device stages of the train and val loaders run in their
-        worker processes, on each collated batch, beside the training process (as the uncached
-        pipeline's transforms do), instead of in it, one core. Without workers nothing moves.
-        The draws then come from the workers' seeded generators, which a resume replays."""
-        for loader, stage in ((self.train_loader, "train"), (self.val_loader, "eval")):
-            on_device = getattr(self, f"{stage}_on_device")
-            if on_device is not None and loader.num_workers > 0:
-                loader.collate_fn = StagedCollate(loader.collate_fn, on_device)
-                setattr(self, f"{stage}_on_device", None)
-
-
-class StagedCollate:
-    """A loader's collate function, then a device stage on the batch's images (in the worker
-    process that made the batch)."""
-
-    def __init__(self, collate: Callable, stage: Callable):
-        self.collate, self.stage = collate, stage
-
-    def __call__(self, samples: list):
-        images, labels = self.collate(samples)
-        return self.stage(images), labels
-
 
 @dataclass
 class Loading:
