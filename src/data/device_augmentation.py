@@ -200,16 +200,18 @@ class DeviceAugmentation:
 
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
         if self.flip:
-            mirrored = (torch.rand(len(images)) < 0.5).to(images.device)
-            images = torch.where(mirrored.view(-1, 1, 1, 1), images.flip(-1), images)
+            mirrored = (torch.rand(len(images)) < 0.5).nonzero().flatten().to(images.device)
+            # Only the drawn images are copied, mirrored: half the batch's bytes, not all twice.
+            images = images.index_copy(0, mirrored, images[mirrored].flip(-1))
         from torchvision.transforms.v2 import functional as F  # start-up time: when used
 
         if self.channels == 3 and images.shape[1] == 1:  # v2.RGB(): grayscale to colour
             images = F.grayscale_to_rgb(images)
         if self.policy is not None:
             images = self.policy(images)
-        # torchvision's own kernels: the numbers of the CPU pipeline's ToDtype and Normalize.
-        images = F.to_dtype(images, torch.float32, scale=True)
+        # torchvision's own kernels: the numbers of the CPU pipeline's ToDtype and Normalize,
+        # on a contiguous batch (crops stored channels-last normalise ~1.6x slower as they are).
+        images = F.to_dtype(images.contiguous(), torch.float32, scale=True)
         images = F.normalize(images, self.mean, self.std, inplace=True)
         return images if self.erasing is None else self.erasing(images)
 
