@@ -1,14 +1,12 @@
 """Whole runs on a cached image folder: resumed exactly, and the cache built once."""
 
-import shutil
-
 import pytest
 
 from src.runner import Runner
 from src.training.checkpoints import load_checkpoint
 from tests.conftest import ROOT, run_python
 from tests.generated_data import write_image_folder
-from tests.test_resume import assert_same_state
+from tests.test_resume import assert_same_state, resumed_from
 
 pytestmark = pytest.mark.e2e  # whole runs
 
@@ -36,11 +34,9 @@ def test_a_cached_run_with_augmentation_resumed_mid_epoch_ends_bit_identical(
     final = load_checkpoint(tmp_path / "whole/checkpoints/last.pt")
     assert sorted(every_checkpoint) == list(range(1, 16))
     for step in (7, 13):  # inside epochs 2 and 3
-        run_dir = tmp_path / f"from{step}"
-        (run_dir / "checkpoints").mkdir(parents=True)
-        shutil.copy(every_checkpoint[step], run_dir / "checkpoints/last.pt")
-        Runner(make_cfg(*overrides, "resume=true"), run_dir).run()
-        assert_same_state(final, load_checkpoint(run_dir / "checkpoints/last.pt"))
+        cfg = make_cfg(*overrides, "resume=true")
+        resumed = resumed_from(every_checkpoint[step], tmp_path / f"from{step}", cfg)
+        assert_same_state(final, resumed)
 
 
 def test_two_torchrun_processes_build_the_cache_once_and_train_on_it(tmp_path):

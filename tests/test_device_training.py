@@ -2,8 +2,6 @@
 random erasing and scaling on the device, then Mixup/CutMix; trained, evaluated,
 checkpointed and resumed bit-identical (a data source built by hand, in memory)."""
 
-import shutil
-
 import pytest
 import torch
 from torch.utils.data import TensorDataset
@@ -16,7 +14,7 @@ from src.models.source import IMAGENET_MEAN, IMAGENET_STD, Preprocess
 from src.runner import Runner
 from src.training.checkpoints import load_checkpoint
 from tests.conftest import read_scalars
-from tests.test_resume import assert_same_state
+from tests.test_resume import assert_same_state, resumed_from
 
 pytestmark = pytest.mark.e2e  # whole runs
 
@@ -96,8 +94,6 @@ def test_uint8_batches_train_through_policy_erasing_and_mixing_and_resume_bit_id
     assert [step for step, _ in scalars["val/acc"]] == [6, 12]
     final = load_checkpoint(tmp_path / "whole/checkpoints/last.pt")
     for step in (3, 8):  # inside epochs 1 and 2: the augmentations after the resume are the same
-        run_dir = tmp_path / f"from{step}"
-        (run_dir / "checkpoints").mkdir(parents=True)
-        shutil.copy(every_checkpoint[step], run_dir / "checkpoints/last.pt")
-        Runner(make_cfg(*OVERRIDES, "resume=true"), run_dir).run()
-        assert_same_state(final, load_checkpoint(run_dir / "checkpoints/last.pt"))
+        cfg = make_cfg(*OVERRIDES, "resume=true")
+        resumed = resumed_from(every_checkpoint[step], tmp_path / f"from{step}", cfg)
+        assert_same_state(final, resumed)

@@ -3,7 +3,6 @@ average; val_ema/* beside val/*; best.pt and the export follow the EMA when the 
 a resumed EMA run ends bit-identical."""
 
 import json
-import shutil
 
 import pytest
 import torch
@@ -16,7 +15,7 @@ from src.runner import Runner
 from src.training.checkpoints import EMA, load_checkpoint
 from src.training.ema import WeightEma, ema_weights
 from tests.conftest import read_scalars
-from tests.test_resume import TINY, assert_same_state
+from tests.test_resume import TINY, assert_same_state, resumed_from
 
 
 def small_net() -> nn.Module:
@@ -106,11 +105,8 @@ def test_a_resumed_ema_run_ends_bit_identical(make_cfg, tmp_path, every_checkpoi
     Runner(make_cfg(*overrides), tmp_path / "whole").run()
     final = load_checkpoint(tmp_path / "whole/checkpoints/last.pt")
     for step in (2, 7):
-        run_dir = tmp_path / f"from{step}"
-        (run_dir / "checkpoints").mkdir(parents=True)
-        shutil.copy(every_checkpoint[step], run_dir / "checkpoints/last.pt")
-        Runner(make_cfg(*overrides, "resume=true"), run_dir).run()
-        resumed = load_checkpoint(run_dir / "checkpoints/last.pt")
+        cfg = make_cfg(*overrides, "resume=true")
+        resumed = resumed_from(every_checkpoint[step], tmp_path / f"from{step}", cfg)
         assert_same_state(final, resumed)
         assert final[EMA].keys() == resumed[EMA].keys()
         for key, value in final[EMA].items():

@@ -1,8 +1,6 @@
 """Mixup, CutMix and label smoothing: torchvision's mixes for the same draw, the loss a
 training step takes, and a mixed run that resumes bit-identical."""
 
-import shutil
-
 import pytest
 import torch
 from torch.nn import functional as F
@@ -12,7 +10,7 @@ from src.data.mixing import batch_mixing
 from src.errors import GroupwiseError
 from src.runner import Runner
 from src.training.checkpoints import load_checkpoint
-from tests.test_resume import TINY, assert_same_state
+from tests.test_resume import TINY, assert_same_state, resumed_from
 
 CLASSES = 5
 
@@ -117,8 +115,6 @@ def test_a_mixed_smoothed_run_trains_on_soft_targets_and_resumes_bit_identical(
     assert all(len(shape) == 1 for shape, smoothing in seen if smoothing is None)
     final = load_checkpoint(tmp_path / "whole/checkpoints/last.pt")
     for step in (2, 7):  # inside epochs 1 and 2: the mixes after the resume are the same
-        run_dir = tmp_path / f"from{step}"
-        (run_dir / "checkpoints").mkdir(parents=True)
-        shutil.copy(every_checkpoint[step], run_dir / "checkpoints/last.pt")
-        Runner(make_cfg(*overrides, "resume=true"), run_dir).run()
-        assert_same_state(final, load_checkpoint(run_dir / "checkpoints/last.pt"))
+        cfg = make_cfg(*overrides, "resume=true")
+        resumed = resumed_from(every_checkpoint[step], tmp_path / f"from{step}", cfg)
+        assert_same_state(final, resumed)

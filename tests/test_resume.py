@@ -4,6 +4,7 @@ one; checkpoints are atomic; a changed model or param groups is refused."""
 import json
 import shutil
 import subprocess
+from pathlib import Path
 
 import pytest
 import torch
@@ -42,6 +43,15 @@ def assert_same_state(expected: dict, actual: dict) -> None:
     assert expected[OPTIMIZER]["param_groups"] == actual[OPTIMIZER]["param_groups"]
     assert expected[SCHEDULER] == actual[SCHEDULER]
     assert expected[PROGRESS] == actual[PROGRESS]
+
+
+def resumed_from(step_checkpoint: Path, run_dir: Path, cfg) -> dict:
+    """The last checkpoint of a run resumed (`cfg` has resume=true) in `run_dir` from a copy of
+    an uninterrupted run's step checkpoint."""
+    (run_dir / "checkpoints").mkdir(parents=True)
+    shutil.copy(step_checkpoint, run_dir / "checkpoints/last.pt")
+    Runner(cfg, run_dir).run()
+    return load_checkpoint(run_dir / "checkpoints/last.pt")
 
 
 def test_a_run_killed_at_several_points_and_resumed_ends_bit_identical(tmp_path):
@@ -108,8 +118,6 @@ def test_resuming_from_any_step_checkpoint_restores_dropout_rng_and_data_order(
     final = load_checkpoint(tmp_path / "whole/checkpoints/last.pt")
     assert sorted(every_checkpoint) == list(range(1, 16))
     for step in (2, 7, 13):  # inside epochs 1, 2 and 3
-        run_dir = tmp_path / f"from{step}"
-        (run_dir / "checkpoints").mkdir(parents=True)
-        shutil.copy(every_checkpoint[step], run_dir / "checkpoints/last.pt")
-        Runner(make_cfg(*overrides, "resume=true"), run_dir).run()
-        assert_same_state(final, load_checkpoint(run_dir / "checkpoints/last.pt"))
+        cfg = make_cfg(*overrides, "resume=true")
+        resumed = resumed_from(every_checkpoint[step], tmp_path / f"from{step}", cfg)
+        assert_same_state(final, resumed)
