@@ -8,6 +8,7 @@ from pathlib import Path
 from omegaconf import DictConfig, OmegaConf
 
 from src.config import schema
+from src.data.transforms import augment_policy
 from src.errors import GroupwiseError, Interrupted
 from src.training.checkpoints import CONFIG, PROGRESS, load_checkpoint_or_explain
 from src.training.state import TrainingState
@@ -46,8 +47,8 @@ def resume_state(checkpoint_path: Path, cfg: DictConfig) -> dict:
         f"{key}: {old!r} -> {new!r}"
         for part in RESUME_MUST_MATCH
         for key, old, new in _differences(
-            _as_today(state[CONFIG].get(part), config.get(part)),
-            _as_today(config.get(part), config.get(part)),
+            _as_today(state[CONFIG].get(part), config.get(part), _schema_of(cfg, part)),
+            _as_today(config.get(part), config.get(part), _schema_of(cfg, part)),
             part,
         )
     ]
@@ -97,37 +98,22 @@ def resume_command(command: str, run_dir: Path) -> str:
     return shlex.join([*kept, f"hydra.run.dir={run_dir}", "resume=true"])
 
 
-# Values that options took before they grew more choices, and the choice that means the same
-# (dataset.augment was a bool before issue 23; true given today reaches a str option as 'True').
-_BASIC, _NONE = {True: "basic", "True": "basic"}, {False: "none", "False": "none"}
-FORMER_VALUES = {"augment": {**_BASIC, **_NONE}}
-
-
-def _as_today(old, new):
+def _as_today(old, new, node: type):
     """A config section of a run trained before some of today's options existed, read as
-    today's: an option it lacks is its schema default (the run trained without it, as the
-    default does), a former value is today's name for it. `new`: the section today, by whose
-    options its schema is found."""
-    if not isinstance(old, dict) or not isinstance(new, dict):
+    today's: an option it lacks is its schema's default (the run trained without it, as the
+    default does), and `augment: true/false` is `basic`/`none`. `new`: the section today;
+    `node`: its schema's type (none for a section without one: `old` as it is)."""
+    if not isinstance(old, dict) or not dataclasses.is_dataclass(node):
         return old
-    defaults = _schema_defaults(new)
-    filled = {k: defaults[k] for k in new if k not in old and k in defaults}
-    renamed = {k: FORMER_VALUES[k].get(v, v) for k, v in old.items() if k in FORMER_VALUES}
-    return {**old, **filled, **renamed}
+    written = schema.defaults(node)
+    filled = {k: written[k] for k in new if k not in old and k in written}
+    former = {"augment": augment_policy(old["augment"])} if "augment" in old else {}
+    return {**old, **filled, **former}
 
 
-def _schema_defaults(section: dict) -> dict:
-    """The defaults of the schema whose options are exactly `section`'s; {} when none is."""
-    for node in schema.SCHEMAS.values():
-        options = dataclasses.fields(node)
-        if {f.name for f in options} == set(section):
-            return {
-                f.name: f.default
-                if f.default_factory is dataclasses.MISSING
-                else f.default_factory()
-                for f in options
-            }
-    return {}
+def _schema_of(cfg: DictConfig, part: str) -> type | None:
+    section = cfg.get(part)
+    return OmegaConf.get_type(section) if isinstance(section, DictConfig) else None
 
 
 class _Absent:

@@ -2,7 +2,6 @@
 check how it refuses bad input, read TensorBoard event files back."""
 
 import builtins
-import dataclasses
 import gc
 import inspect
 import os
@@ -19,6 +18,7 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from tensorboard.plugins.hparams import metadata as hparams_metadata
 
 import src.run  # noqa: F401  registers the config resolvers
+from src.config.schema import defaults as schema_defaults
 from src.data.mixing import MIXING_KEYS
 from src.training import checkpoints
 from src.training.checkpoints import PROGRESS
@@ -60,11 +60,7 @@ def with_schema_defaults(builder, schema: type):
     """`builder` (a dataset's) called as the config files call it: every option it is not
     given takes the schema's default, the one place defaults are written (the batch-mixing
     options are the runner's, not the builder's)."""
-    defaults = {
-        f.name: f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
-        for f in dataclasses.fields(schema)
-        if not f.name.startswith("_") and f.default != "???" and f.name not in MIXING_KEYS
-    }
+    defaults = {k: v for k, v in schema_defaults(schema).items() if k not in MIXING_KEYS}
     signature = inspect.signature(builder)
     var_keyword = next(
         (p.name for p in signature.parameters.values() if p.kind is p.VAR_KEYWORD), None

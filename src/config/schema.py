@@ -10,7 +10,7 @@ Sections whose keys are a constructor's arguments (`model`, `optimizer`) stay op
 checked against the signature of their `_target_` instead.
 """
 
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field, fields
 from typing import Any
 
 from hydra.core.config_store import ConfigStore
@@ -264,6 +264,15 @@ class PredictConfig:
     device: str | None = option(None, "auto, cpu, cuda or cuda:N; null: the run's trainer.device")
     batch_size: int = option(64, "images per batch", ge=1)
     num_workers: int = option(0, "worker processes decoding images", ge=0)
+
+
+def defaults(node: type) -> dict:
+    """Each option's default (a factory's value made); required and private ones left out."""
+    return {
+        f.name: f.default if f.default_factory is MISSING else f.default_factory()
+        for f in fields(node)
+        if not f.name.startswith("_") and f.default != "???"
+    }
 
 
 SCHEMAS = {

@@ -43,6 +43,8 @@ def header_size(path: Path, root: str) -> tuple[int, int]:
 
 
 def unreadable(root: str, path: Path, err: Exception) -> GroupwiseError:
+    """A file of the folder that cannot be read as an image: the user's to replace or delete
+    (the cache's decoders and the uncached loader say it alike)."""
     return GroupwiseError(
         f"dataset.root={root}: cannot read the image {path} ({type(err).__name__}); "
         "replace or delete the file"

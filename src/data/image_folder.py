@@ -5,6 +5,7 @@ from pathlib import Path
 from torch.utils.data import Subset
 
 from src.data import cached_folder, transforms
+from src.data.decode import unreadable
 from src.data.device_augmentation import device_stages
 from src.data.loading import Data, Loading, stratified_split
 from src.data.transforms import DEFAULT_SIZE, preprocess_for
@@ -120,7 +121,4 @@ class ImageReader:
         try:
             return default_loader(path)
         except (OSError, ValueError) as err:  # PIL's UnidentifiedImageError is an OSError
-            raise GroupwiseError(
-                f"dataset.root={self.root}: cannot read the image {path} ({type(err).__name__}); "
-                "replace or delete the file"
-            ) from None
+            raise unreadable(self.root, path, err) from None

@@ -34,6 +34,12 @@ def preprocess_for(
     return replace(pre, size=image_size, resize=round(image_size * pre.resize / pre.size))
 
 
+def augment_policy(value) -> str:
+    """dataset.augment's policy: true and false (its only values before it had policies, kept
+    by older runs' configs as booleans) read as basic and none."""
+    return {"True": "basic", "False": "none"}.get(str(value), str(value))
+
+
 @dataclass(frozen=True)
 class Augmentation:
     """The dataset's augmentation options (`FileDatasetConfig` has their help)."""
@@ -46,8 +52,7 @@ class Augmentation:
     @property
     def name(self) -> str:
         """The policy, true/false read as basic/none."""
-        policy = str(self.policy)
-        return {"True": "basic", "False": "none"}.get(policy, policy)
+        return augment_policy(self.policy)
 
 
 # Long: one pipeline per style and policy, written out in order as it runs
