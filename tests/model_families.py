@@ -14,8 +14,8 @@ from transformers import (
     ViTImageProcessor,
 )
 
+from src.models.contract import ParameterRoles
 from src.models.hf_models import transformers_roles
-from src.models.source import ParameterRoles
 from src.models.timm_models import TimmSource
 from src.models.torchvision_models import TorchvisionSource
 

@@ -17,7 +17,7 @@ from src import evaluate
 from src import predict as predict_command
 from src.config.command import compose_command
 from src.data.digits import read_digits
-from src.models.source import IMAGENET_MEAN, IMAGENET_STD
+from src.models.contract import IMAGENET_MEAN, IMAGENET_STD
 from src.predict import predict
 from src.runner import Runner
 from src.training.checkpoints import MODEL, load_checkpoint

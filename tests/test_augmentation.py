@@ -13,7 +13,7 @@ from src.data import image_folder as image_folder_module
 from src.data import torchvision_datasets
 from src.data.transforms import Augmentation, train_and_eval_transforms
 from src.errors import GroupwiseError
-from src.models.source import IMAGENET_MEAN, IMAGENET_STD, Preprocess
+from src.models.contract import IMAGENET_MEAN, IMAGENET_STD, Preprocess
 from src.runner import Runner
 from tests.conftest import ROOT, with_schema_defaults
 from tests.generated_data import write_idx, write_image_folder

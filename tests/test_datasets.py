@@ -8,7 +8,7 @@ from src.data import image_folder as image_folder_module
 from src.data import torchvision_datasets
 from src.data.transforms import preprocess_for
 from src.errors import GroupwiseError
-from src.models.source import IMAGENET_MEAN
+from src.models.contract import IMAGENET_MEAN
 from tests.conftest import with_schema_defaults
 from tests.generated_data import COLOURS, write_idx, write_image_folder
 

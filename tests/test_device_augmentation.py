@@ -14,7 +14,7 @@ from src.data.device_augmentation import (
     device_stages,
 )
 from src.data.transforms import Augmentation, train_and_eval_transforms
-from src.models.source import IMAGENET_MEAN, IMAGENET_STD, Preprocess
+from src.models.contract import IMAGENET_MEAN, IMAGENET_STD, Preprocess
 
 PRE = Preprocess(8, 9, (0.4, 0.5, 0.6), (0.2, 0.25, 0.3), 3)
 POLICIES = ["randaugment", "trivialaugment", "autoaugment"]

@@ -10,7 +10,7 @@ import src.runner
 from src.data.device_augmentation import device_stages
 from src.data.loading import Data, Loading
 from src.data.transforms import Augmentation, input_description
-from src.models.source import IMAGENET_MEAN, IMAGENET_STD, Preprocess
+from src.models.contract import IMAGENET_MEAN, IMAGENET_STD, Preprocess
 from src.runner import Runner
 from src.training.checkpoints import load_checkpoint
 from tests.conftest import read_scalars

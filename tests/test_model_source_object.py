@@ -12,7 +12,8 @@ from torch import nn
 
 from src.data.transforms import preprocess_for
 from src.errors import GroupwiseError
-from src.models.source import ModelSource, Preprocess, model_source, roles_from_patterns
+from src.models.contract import Preprocess, roles_from_patterns
+from src.models.source import ModelSource, model_source
 from src.models.timm_models import TimmSource
 from src.optim.resolve import resolve
 from src.optim.specs import parse_specs

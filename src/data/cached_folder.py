@@ -16,7 +16,7 @@ from pathlib import Path
 
 from src.data.decoded_cache import CachedImages, CacheSpec, cached_images
 from src.data.transforms import Augmentation
-from src.models.source import Preprocess
+from src.models.contract import Preprocess
 
 
 def default_cache_dir() -> Path:

@@ -32,7 +32,7 @@ from collections import defaultdict
 import torch
 
 from src.data.transforms import Augmentation
-from src.models.source import Preprocess
+from src.models.contract import Preprocess
 
 # Interpolations torchvision's tensor kernels have; the PIL-only filters (lanczos, box,
 # hamming) rotate and shear with bicubic, the nearest smooth one.

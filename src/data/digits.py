@@ -11,7 +11,7 @@ from torch.utils.data import DataLoader, TensorDataset
 from src.data.loading import Data
 from src.data.transforms import input_description
 from src.errors import GroupwiseError
-from src.models.source import Preprocess
+from src.models.contract import Preprocess
 
 
 def digits(

@@ -10,7 +10,7 @@ from src.data.device_augmentation import device_stages
 from src.data.loading import Data, Loading, stratified_split
 from src.data.transforms import DEFAULT_SIZE, preprocess_for
 from src.errors import GroupwiseError
-from src.models.source import IMAGENET_MEAN, IMAGENET_STD, Preprocess
+from src.models.contract import IMAGENET_MEAN, IMAGENET_STD, Preprocess
 
 PHOTO_NATIVE = Preprocess(DEFAULT_SIZE, 37, IMAGENET_MEAN, IMAGENET_STD, 3)
 

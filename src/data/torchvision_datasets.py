@@ -12,7 +12,7 @@ from src.data import transforms
 from src.data.loading import Data, Loading, stratified_split
 from src.data.transforms import preprocess_for
 from src.errors import GroupwiseError
-from src.models.source import Preprocess
+from src.models.contract import Preprocess
 
 # The seed's CIFAR-10 normalisation (measured on its PNG export), and MNIST's usual ones.
 CIFAR10_NATIVE = Preprocess(32, 32, (0.4948, 0.4857, 0.4468), (0.2458, 0.2424, 0.2603), 3)

@@ -4,7 +4,8 @@ else from the dataset's own; training adds augmentation."""
 
 from dataclasses import dataclass, replace
 
-from src.models.source import Preprocess, preprocess_named
+from src.models.contract import Preprocess
+from src.models.source import preprocess_named
 
 # LeNet's input size: what a model without metadata gets unless dataset.image_size says otherwise.
 DEFAULT_SIZE = 32

@@ -11,16 +11,15 @@ from pathlib import Path
 from torch import nn
 
 from src.errors import GroupwiseError
-from src.models.extras import import_extra
-from src.models.source import (
-    DROP_PATH_KEY,
+from src.models.contract import (
     IMAGENET_MEAN,
     IMAGENET_STD,
-    ModelSource,
     ParameterRoles,
     Preprocess,
     roles_from_patterns,
 )
+from src.models.extras import import_extra
+from src.models.source import DROP_PATH_KEY, ModelSource
 
 CONFIG_FILE = "config.json"  # an export rebuilds the model from it
 DEFAULT_SIZE = 224  # a processor config without a size

@@ -2,7 +2,8 @@
 
 from torch import nn
 
-from src.models.source import ModelSource, ParameterRoles, roles_from_patterns
+from src.models.contract import ParameterRoles, roles_from_patterns
+from src.models.source import ModelSource
 
 
 class LeNet(nn.Module):

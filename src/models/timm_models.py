@@ -11,8 +11,9 @@ import re
 from torch import nn
 
 from src.errors import GroupwiseError
+from src.models.contract import ParameterRoles, Preprocess, number_blocks
 from src.models.extras import import_extra
-from src.models.source import ModelSource, ParameterRoles, Preprocess, number_blocks
+from src.models.source import ModelSource
 
 # PIL's resampling filters by name: what evaluation can use.
 PIL_FILTERS = ("nearest", "lanczos", "bilinear", "bicubic", "box", "hamming")

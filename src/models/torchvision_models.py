@@ -6,7 +6,8 @@ from dataclasses import replace
 from torch import nn
 
 from src.errors import GroupwiseError
-from src.models.source import ModelSource, ParameterRoles, Preprocess, roles_from_patterns
+from src.models.contract import ParameterRoles, Preprocess, roles_from_patterns
+from src.models.source import ModelSource
 
 # Parameter roles by family (model names matching the key), as regexes on parameter names.
 # torchvision's models carry no such metadata; a family not listed answers head only.

@@ -3,7 +3,7 @@ source's roles, with their explanation for the reports (which describes these gr
 
 from torch import nn
 
-from src.models.source import ParameterRoles
+from src.models.contract import ParameterRoles
 from src.optim import explain, param_groups, resolve
 from src.optim.param_groups import ParamGroup
 from src.optim.specs import GroupSpec

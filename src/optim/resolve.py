@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from torch import nn
 
 from src.errors import GroupwiseError
-from src.models.source import ParameterRoles
+from src.models.contract import ParameterRoles
 from src.optim.specs import BLOCK_ROLES, GroupSpec
 
 
