@@ -3,8 +3,11 @@ was parsed on the way: the steps build from a `CheckedRun`, so nothing is checke
 
 The schema's own ranges and choices (`src.config.checks`), then what only the parts
 themselves can tell: the optimizer's arguments (by building it on one dummy tensor), the param
-group rules against that optimizer's keys, the pretrained key rules, the model source (its
-arguments, its name), the device. All problems are reported together, one line each.
+group rules against that optimizer's keys, the dataset's options (splits, classes, shots, the
+folder's layout: no image read), the pretrained key rules, the model source (its arguments,
+its name), the device, and every group's patterns and roles matched against the model's
+parameter names (the model built on the meta device: no weights, no memory). All problems are
+reported together, one line each.
 """
 
 import math
@@ -15,8 +18,10 @@ from omegaconf import DictConfig, OmegaConf
 
 from src.config import checks as schema_checks
 from src.config.arguments import check_arguments, locate
+from src.data import build as data_build
 from src.errors import GroupwiseError
 from src.models.source import ModelSource, model_source
+from src.optim.resolve import resolve
 from src.optim.specs import GroupSpec, accepted_keys, parse_specs
 from src.pretrained.load import check_options
 
@@ -42,12 +47,18 @@ def check_run(cfg: DictConfig) -> CheckedRun:
             parse_specs, OmegaConf.to_container(cfg.param_groups), accepted_keys(optimizer_class)
         )
         problems += found
+    # An option out of range is told once, by the schema's checks; what follows from it is not.
+    if not _at(problems, "dataset"):
+        problems += data_build.problems(cfg.dataset, cfg.seed)
     pretrained, found = _parsed(check_options, OmegaConf.to_container(cfg.pretrained, resolve=True))
     problems += found
     source, found = None, _required_model_keys(cfg.model)
     if not found:
         source, found = _parsed(model_source, OmegaConf.to_container(cfg.model, resolve=True))
     problems += found
+    if source is not None and specs is not None:
+        classes = None if _at(problems, "dataset") else data_build.num_classes(cfg.dataset)
+        problems += _group_problems(source, specs, classes)
     device, found = _parsed(resolve_device, cfg.trainer.device)
     problems += found + _monitor_problems(cfg.trainer)
     if problems:
@@ -111,6 +122,24 @@ def _optimizer_problems(optimizer: DictConfig) -> tuple[type | None, list[str]]:
     return cls, problems
 
 
+def _group_problems(source: ModelSource, specs: list[GroupSpec], classes: int | None) -> list[str]:
+    """Every group's patterns and roles against the model's parameter names: a pattern that
+    matches nothing, a group shadowed by an earlier one, a role the source cannot name. The
+    model is built on the meta device; input channels and classes do not change a name, so
+    where the data alone can tell its classes any number stands in."""
+    in_channels, num_classes = 3, classes or 2
+    try:
+        try:
+            with torch.device("meta"):
+                model = source.build(in_channels, num_classes)
+        except (RuntimeError, NotImplementedError):  # a constructor that computes with tensors
+            model = source.build(in_channels, num_classes)
+        resolve(model, specs, source.roles(model))
+    except GroupwiseError as err:
+        return err.problems
+    return []
+
+
 def _monitor_problems(trainer: DictConfig) -> list[str]:
     """val_ema/* is scored only when there is an EMA."""
     if str(trainer.monitor).startswith("val_ema/") and trainer.ema_decay is None:
@@ -138,6 +167,11 @@ def _finite_non_negative(value) -> bool:
         and math.isfinite(value)
         and value >= 0
     )
+
+
+def _at(problems: list[str], section: str) -> bool:
+    """Whether a problem names a key of `section`."""
+    return any(problem.startswith(f"{section}.") for problem in problems)
 
 
 def _parsed(check, *args) -> tuple[object, list[str]]:

@@ -23,7 +23,9 @@ from src.config.arguments import build
 from src.config.launch_record import Record
 from src.config.schema import TrainerConfig
 from src.data import mixing
+from src.data.build import build_data
 from src.data.loading import Data
+from src.data.mixing import BatchMixing
 from src.models import export
 from src.models.input_size import check_input_size
 from src.models.source import ModelSource
@@ -66,6 +68,7 @@ class Runner:
         self.options: TrainerConfig | None = None
         self.device: torch.device | None = None
         self.data: Data | None = None
+        self.mixing: BatchMixing | None = None  # Mixup/CutMix of training batches: None, off
         self.model: torch.nn.Module | None = None
         self.load_report: LoadReport | None = None  # None: trained from scratch
         self.groups_info: dict | None = None  # the param groups explained (param_groups.json)
@@ -81,13 +84,15 @@ class Runner:
     def run(self) -> dict | None:
         """Check, set up, write the reports, then explain (dry run) or train. Nothing is
         written before every check has passed; into a trained run, only by a resume."""
-        self.check()
         trained = resume.check_run_dir(
             self.run_dir, self.checkpoint_path, self.cfg.resume, self.cfg.dry_run
         )
-        # Refused before anything is written into the run being resumed.
+        # A resume trains on with the config the run started with: what differs from it is the
+        # one thing to fix (another model's parameters would not match the groups either), so
+        # it is told before the config's own checks.
         if self.cfg.resume:
             self.resume_state = resume.resume_state(self.checkpoint_path, self.cfg)
+        self.check()
         self.setup()
         if self.cfg.dry_run and trained:
             self.show_reports()
@@ -112,8 +117,8 @@ class Runner:
         _seed_everything(cfg.seed)
         self.device = distributed.device(checked.device)
         source = checked.source
-        self.data = setup_data(cfg.dataset, cfg.seed, source)
-        self.data.mixing = mixing.batch_mixing(self.data.num_classes, cfg.dataset)
+        self.data = _rank_share(build_data(cfg.dataset, cfg.seed, source))
+        self.mixing = mixing.batch_mixing(self.data.num_classes, cfg.dataset)
         # Pretrained weights go in before the optimizer exists, and before the model moves
         # to its device, so the checkpoint is read into CPU memory once.
         self.model, self.load_report = setup_model(
@@ -192,6 +197,7 @@ class Runner:
             checkpoint_path=self.checkpoint_path,
             config=config,
             options=self.options,
+            mixing=self.mixing,
             progress_bars=progress.wanted(self.launch.parallel_sweep),
         )
 
@@ -253,17 +259,12 @@ class Runner:
         )
 
 
-def setup_data(dataset: DictConfig, seed: int, source: ModelSource) -> Data:
-    """The dataset's loaders (its batch-mixing options are the training loop's: `setup`); a
-    dataset that prepares images by a model's metadata (`transform_from`) gets the model
-    source's."""
-    model_input = {"model_preprocess": source.preprocess()} if "transform_from" in dataset else {}
-    loader_keys = [key for key in dataset if key not in mixing.MIXING_KEYS]
-    data = build(OmegaConf.masked_copy(dataset, loader_keys), "dataset", seed=seed, **model_input)
-    # Under torchrun each rank trains and evaluates on its share (no-ops otherwise).
-    data.train_loader = distributed.shard(data.train_loader, pad=True)
-    data.val_loader = distributed.shard(data.val_loader, pad=False)
-    return data
+def _rank_share(data: Data) -> Data:
+    """Under torchrun each rank trains and evaluates on its share (the same data otherwise)."""
+    return data.with_loaders(
+        distributed.shard(data.train_loader, pad=True),
+        distributed.shard(data.val_loader, pad=False),
+    )
 
 
 def setup_model(

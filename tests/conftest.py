@@ -3,7 +3,6 @@ check how it refuses bad input, read TensorBoard event files back."""
 
 import builtins
 import gc
-import inspect
 import os
 import shutil
 import subprocess
@@ -18,8 +17,9 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from tensorboard.plugins.hparams import metadata as hparams_metadata
 
 import src.run  # noqa: F401  registers the config resolvers
-from src.config.schema import defaults as schema_defaults
-from src.data.mixing import MIXING_KEYS
+from src.config.schema import FileDatasetConfig
+from src.data import build as data_build
+from src.errors import GroupwiseError
 from src.training import checkpoints
 from src.training.checkpoints import PROGRESS
 
@@ -56,20 +56,20 @@ def every_checkpoint(monkeypatch, tmp_path):
     return copies
 
 
-def with_schema_defaults(builder, schema: type):
-    """`builder` (a dataset's) called as the config files call it: every option it is not
-    given takes the schema's default, the one place defaults are written (the batch-mixing
-    options are the runner's, not the builder's)."""
-    defaults = {k: v for k, v in schema_defaults(schema).items() if k not in MIXING_KEYS}
-    signature = inspect.signature(builder)
-    var_keyword = next(
-        (p.name for p in signature.parameters.values() if p.kind is p.VAR_KEYWORD), None
-    )
+def built_as_a_run_builds(builder):
+    """`builder` (a dataset's) called as a run's data step calls it (`src.data.build`): the
+    options given as keywords, every other at its schema default, checked first as the check
+    pass checks them (a problem raises the check pass's GroupwiseError)."""
 
-    def call(*args, **kwargs):
-        given = dict(signature.bind_partial(*args, **kwargs).arguments)
-        given.update(given.pop(var_keyword, {}) if var_keyword else {})
-        return builder(**{**defaults, **given})
+    def call(seed: int = 0, model_preprocess=None, **options):
+        section = {"_target_": f"{builder.__module__}.{builder.__name__}", **options}
+        problems = data_build.problems(section, seed)
+        if problems:
+            raise GroupwiseError(*problems)
+        _, typed = data_build.dataset_options(section)
+        if isinstance(typed, FileDatasetConfig):
+            return builder(typed, seed, model_preprocess=model_preprocess)
+        return builder(typed, seed)
 
     return call
 

@@ -8,18 +8,19 @@ from PIL import Image
 from timm.data import auto_augment as timm_aa
 from torchvision.transforms import v2
 
-from src.config.schema import AUGMENT_POLICIES, ImageFolderConfig, TorchvisionDatasetConfig
+from src.config.schema import AUGMENT_POLICIES
 from src.data import image_folder as image_folder_module
 from src.data import torchvision_datasets
 from src.data.transforms import Augmentation, train_and_eval_transforms
 from src.errors import GroupwiseError
 from src.models.contract import IMAGENET_MEAN, IMAGENET_STD, Preprocess
+from src.models.lenet import LeNetSource
 from src.runner import Runner
-from tests.conftest import ROOT, with_schema_defaults
+from tests.conftest import ROOT, built_as_a_run_builds
 from tests.generated_data import write_idx, write_image_folder
 
-image_folder = with_schema_defaults(image_folder_module.image_folder, ImageFolderConfig)
-mnist = with_schema_defaults(torchvision_datasets.mnist, TorchvisionDatasetConfig)
+image_folder = built_as_a_run_builds(image_folder_module.image_folder)
+mnist = built_as_a_run_builds(torchvision_datasets.mnist)
 PHOTO = Preprocess(32, 37, IMAGENET_MEAN, IMAGENET_STD, 3)
 POLICY_CLASS = {
     "randaugment": v2.RandAugment,
@@ -86,13 +87,22 @@ def test_random_erasing_comes_last_and_erases_to_the_mean(tmp_path):
 
 def test_the_options_reach_the_file_datasets(tmp_path):
     write_image_folder(tmp_path / "photos", per_class=4)
-    data = image_folder(str(tmp_path / "photos"), 4, 0, augment="randaugment", random_erasing=0.25)
+    data = image_folder(
+        root=str(tmp_path / "photos"),
+        batch_size=4,
+        seed=0,
+        augment="randaugment",
+        random_erasing=0.25,
+    )
     train = data.train_loader.dataset.dataset.transform
     assert v2.RandAugment in kinds(train) and isinstance(train.transforms[-1], v2.RandomErasing)
     write_idx(tmp_path, "MNIST", n_train=20, n_test=10)
-    digits = mnist(str(tmp_path), batch_size=4, seed=0, augment="autoaugment")
+    lenet = LeNetSource().preprocess()  # the default model names its size: 32
+    digits = mnist(
+        root=str(tmp_path), batch_size=4, seed=0, augment="autoaugment", model_preprocess=lenet
+    )
     images, _ = next(iter(digits.train_loader))
-    assert images.shape == (4, 1, 32, 32)  # LeNet's size, the default model's
+    assert images.shape == (4, 1, 32, 32)  # LeNet's size, from its source
     policy = next(
         t
         for t in digits.train_loader.dataset.dataset.transform.transforms
@@ -102,7 +112,7 @@ def test_the_options_reach_the_file_datasets(tmp_path):
 
 
 def test_an_unknown_policy_is_one_clear_line(make_cfg, tmp_path):
-    cfg = make_cfg("dataset=image_folder", "dataset.root=x", "dataset.augment=randaug")
+    cfg = make_cfg("dataset=image_folder", f"dataset.root={tmp_path}", "dataset.augment=randaug")
     with pytest.raises(GroupwiseError) as err:
         Runner(cfg, tmp_path).check()
     (problem,) = err.value.problems
@@ -122,7 +132,7 @@ def test_a_run_trained_before_the_policies_existed_still_evaluates(make_cfg, tmp
     old["dataset"]["augment"] = True  # as such a run's checkpoint holds it
     run = TrainedRun(tmp_path, OmegaConf.create(old), "best", {}, epoch=1, global_step=1)
     data = run.data()
-    assert len(data.val_loader.dataset) > 0 and data.mixing is None
+    assert len(data.val_loader.dataset) > 0 and data.train_on_device is None
 
 
 @pytest.mark.parametrize("experiment", ["vit_finetune", "convnet_finetune"])

@@ -75,12 +75,11 @@ def cache_dir_is_a_file(tmp_path):
 
 def damaged_cache(tmp_path):
     """A cache built by the library's own code, then cut short."""
-    from src.config.schema import ImageFolderConfig
     from src.data.image_folder import image_folder
-    from tests.conftest import with_schema_defaults
+    from tests.conftest import built_as_a_run_builds
 
     overrides = cached_folder(tmp_path)
-    build = with_schema_defaults(image_folder, ImageFolderConfig)
+    build = built_as_a_run_builds(image_folder)
     build(
         root=str(tmp_path / "data"),
         cache_dir=str(tmp_path / "cache"),

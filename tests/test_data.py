@@ -1,13 +1,12 @@
 import pytest
 import torch
 
-from src.config.schema import DigitsConfig
 from src.data import digits as digits_module
 from src.errors import GroupwiseError
-from tests.conftest import with_schema_defaults
+from tests.conftest import built_as_a_run_builds
 
 # The builder as the config files call it: the schema's defaults for what a test leaves out.
-digits = with_schema_defaults(digits_module.digits, DigitsConfig)
+digits = built_as_a_run_builds(digits_module.digits)
 
 
 def keys(images) -> set[bytes]:
@@ -20,7 +19,7 @@ def all_of(loader):
 
 
 def test_digits_are_real_resized_scaled_and_split_without_overlap():
-    data = digits(list(range(10)), batch_size=32, seed=0, test_fraction=0.0)
+    data = digits(classes=list(range(10)), batch_size=32, seed=0, test_fraction=0.0)
     train_x, train_y = all_of(data.train_loader)
     val_x, val_y = all_of(data.val_loader)
     assert len(train_y) + len(val_y) == 1797
@@ -31,25 +30,27 @@ def test_digits_are_real_resized_scaled_and_split_without_overlap():
 
 
 def test_split_is_fixed_by_the_seed():
-    first = all_of(digits([5, 6], 16, seed=1).val_loader)[0]
-    again = all_of(digits([5, 6], 16, seed=1).val_loader)[0]
-    other = all_of(digits([5, 6], 16, seed=2).val_loader)[0]
+    first = all_of(digits(classes=[5, 6], batch_size=16, seed=1).val_loader)[0]
+    again = all_of(digits(classes=[5, 6], batch_size=16, seed=1).val_loader)[0]
+    other = all_of(digits(classes=[5, 6], batch_size=16, seed=2).val_loader)[0]
     assert torch.equal(first, again) and not torch.equal(first, other)
 
 
 def test_classes_are_remapped_in_the_order_given():
-    data = digits([9, 5], 16, seed=0)
+    data = digits(classes=[9, 5], batch_size=16, seed=0)
     labels = all_of(data.train_loader)[1]
     assert set(labels.tolist()) == {0, 1} and data.num_classes == 2
     assert data.class_names == ["9", "5"]
-    nines = digits([9], 16, seed=0)
+    nines = digits(classes=[9], batch_size=16, seed=0)
     # The images labelled 0 are nines.
     assert keys(all_of(data.train_loader)[0][labels == 0]) == keys(all_of(nines.train_loader)[0])
 
 
 def test_few_shot_subsets_are_nested_and_exact():
-    five = all_of(digits([5, 6, 7], 16, seed=0, shots_per_class=5).train_loader)
-    twenty = all_of(digits([5, 6, 7], 16, seed=0, shots_per_class=20).train_loader)
+    five = all_of(digits(classes=[5, 6, 7], batch_size=16, seed=0, shots_per_class=5).train_loader)
+    twenty = all_of(
+        digits(classes=[5, 6, 7], batch_size=16, seed=0, shots_per_class=20).train_loader
+    )
     assert torch.bincount(five[1]).tolist() == [5, 5, 5]
     assert keys(five[0]) <= keys(twenty[0])
 
@@ -61,8 +62,8 @@ def test_more_shots_than_a_class_has_is_a_clear_error():
 
 
 def test_a_test_split_is_held_out_without_changing_val_or_the_first_training_shots():
-    without = digits([5, 6, 7], 16, seed=0, test_fraction=0.0)
-    data = digits([5, 6, 7], 16, seed=0, test_fraction=0.2)
+    without = digits(classes=[5, 6, 7], batch_size=16, seed=0, test_fraction=0.0)
+    data = digits(classes=[5, 6, 7], batch_size=16, seed=0, test_fraction=0.2)
     assert without.test_loader is None
     train, val, test = (
         all_of(data.train_loader),
@@ -79,9 +80,14 @@ def test_a_test_split_is_held_out_without_changing_val_or_the_first_training_sho
     assert (
         torch.bincount(test[1]).tolist() == torch.bincount(val[1]).tolist()
     )  # stratified: 20% each
-    assert keys(all_of(digits([5, 6, 7], 16, 1, test_fraction=0.2).test_loader)[0]) != keys(test[0])
+    assert keys(
+        all_of(digits(classes=[5, 6, 7], batch_size=16, seed=1, test_fraction=0.2).test_loader)[0]
+    ) != keys(test[0])
     shots = [
-        digits([5, 6, 7], 16, 0, shots_per_class=5, test_fraction=f).train_loader for f in (0, 0.2)
+        digits(
+            classes=[5, 6, 7], batch_size=16, seed=0, shots_per_class=5, test_fraction=f
+        ).train_loader
+        for f in (0, 0.2)
     ]
     assert torch.equal(all_of(shots[0])[0], all_of(shots[1])[0])
 
@@ -90,13 +96,13 @@ def test_val_and_test_fractions_must_leave_training_images():
     with pytest.raises(
         GroupwiseError, match=r"val_fraction=0.5 and dataset.test_fraction=0.5 leave no training"
     ):
-        digits([5, 6], 16, seed=0, val_fraction=0.5, test_fraction=0.5)
+        digits(classes=[5, 6], batch_size=16, seed=0, val_fraction=0.5, test_fraction=0.5)
 
 
 def test_the_default_run_has_a_test_split(make_cfg):
     from src.checks import check_run
-    from src.runner import setup_data
+    from src.data.build import build_data
 
     cfg = make_cfg()
-    data = setup_data(cfg.dataset, 0, check_run(cfg).source)
+    data = build_data(cfg.dataset, 0, check_run(cfg).source)
     assert len(data.test_loader.dataset) == 179 and len(data.val_loader.dataset) == 179

@@ -14,15 +14,14 @@ import pytest
 import torch
 from PIL import Image
 
-from src.config.schema import ImageFolderConfig
 from src.data import decode
 from src.data.decoded_cache import INDEX, KEY, PIXELS
 from src.data.image_folder import image_folder
 from src.errors import GroupwiseError
-from tests.conftest import ROOT, with_schema_defaults
+from tests.conftest import ROOT, built_as_a_run_builds
 from tests.generated_data import write_image_folder
 
-build_folder = with_schema_defaults(image_folder, ImageFolderConfig)
+build_folder = built_as_a_run_builds(image_folder)
 
 
 def cached_data(root: Path, cache_dir: Path, **options):
@@ -113,13 +112,13 @@ import sys, time
 from src.data import decode
 from src.data.image_folder import image_folder
 from src.config.schema import ImageFolderConfig
-from tests.conftest import with_schema_defaults
+from tests.conftest import built_as_a_run_builds
 decode_file = decode.Decoder.__call__
 def slow(self, path):
     time.sleep(0.05)
     return decode_file(self, path)
 decode.Decoder.__call__ = slow
-with_schema_defaults(image_folder, ImageFolderConfig)(
+built_as_a_run_builds(image_folder)(
     root=sys.argv[1], cache_dir=sys.argv[2], batch_size=4, seed=0, cache=True
 )
 """

@@ -72,7 +72,7 @@ def test_uint8_batches_train_through_policy_erasing_and_mixing_and_resume_bit_id
     make_cfg, tmp_path, every_checkpoint, monkeypatch
 ):
     seen = []
-    monkeypatch.setattr(src.runner, "setup_data", lambda *args: in_memory_data(seen))
+    monkeypatch.setattr(src.runner, "build_data", lambda *args: in_memory_data(seen))
     mixed = []
     mixing = src.runner.mixing.batch_mixing
 

@@ -97,7 +97,9 @@ def cached_images(spec: CacheSpec, folder: Path, files: list[Path], targets, tra
     """The folder's images read from its cache, built first if missing or out of date (under
     torchrun: by local rank 0 while the other ranks wait)."""
     path, key = spec.location(folder), spec.key(folder, files)
-    if int(os.environ.get("LOCAL_RANK", "0")) == 0 and read_key(spec, path) != key:
+    # torchrun's local rank, as torch reads it (0 in a process of its own)
+    local_rank = torch.distributed.get_node_local_rank(fallback_rank=0)
+    if local_rank == 0 and read_key(spec, path) != key:
         build(spec, folder, files, path, key)
     if torch.distributed.is_initialized():
         torch.distributed.barrier()

@@ -1,48 +1,62 @@
 """The default dataset, embedded: scikit-learn's 1,797 real 8x8 handwritten digits, read
 offline from the file scikit-learn ships."""
 
-from collections.abc import Sequence
+from functools import cache
 from pathlib import Path
 
 import torch
 from torch.nn import functional as F
 from torch.utils.data import DataLoader, TensorDataset
 
+from src.config.schema import DigitsConfig
 from src.data.loading import Data
 from src.data.transforms import input_description
-from src.errors import GroupwiseError
 from src.models.contract import Preprocess
 
 
-def digits(
-    classes: Sequence[int],
-    batch_size: int,
-    seed: int,
-    shots_per_class: int | None,
-    val_fraction: float,
-    image_size: int,
-    test_fraction: float,
-) -> Data:
-    """scikit-learn's 1,797 real 8x8 handwritten digits, scaled to [0, 1] and resized.
+def problems(options: DigitsConfig, seed: int) -> list[str]:
+    """What the options' ranges cannot say: splits that leave no training images, more shots
+    than a digit has training images (after its seeded split)."""
+    val_fraction, test_fraction = options.val_fraction, options.test_fraction
+    if val_fraction + test_fraction >= 1:
+        return [
+            f"dataset.val_fraction={val_fraction:g} and dataset.test_fraction={test_fraction:g} "
+            "leave no training images; make their sum less than 1"
+        ]
+    if options.shots_per_class is None:
+        return []
+    labels = torch.as_tensor(read_digits()[1])
+    found = []
+    for digit in options.classes:
+        available = _train_count(int((labels == digit).sum()), val_fraction, test_fraction)
+        if options.shots_per_class > available:
+            found.append(
+                f"dataset.shots_per_class={options.shots_per_class}: digit {digit} has only "
+                f"{available} training images; use at most {available}"
+            )
+    return found[:1]  # one digit says it: the fix is the same number
+
+
+def digits(options: DigitsConfig, seed: int) -> Data:
+    """scikit-learn's 1,797 real 8x8 handwritten digits, scaled to [0, 1] and resized to
+    `image_size`, whatever the model (the digits hold 64 pixels: a larger model's own 224
+    would cost ~50x the compute for no more detail; set dataset.image_size for it), gray and
+    unnormalised, as the shipped LeNet was trained on them.
 
     The train/val/test split is stratified and fixed by `seed`; holding out a test split changes
     neither val nor the first training images of a class (`_split`); `classes` picks a subset
     whose labels become 0..k-1 in the order given; `shots_per_class` keeps the first N training
-    images of each class, so 5 shots are a subset of 20 shots.
+    images of each class, so 5 shots are a subset of 20 shots. The options were checked by
+    `problems`.
     """
-    classes = list(classes)  # ranges checked by the schema (DigitsConfig)
-    if val_fraction + test_fraction >= 1:
-        raise GroupwiseError(
-            f"dataset.val_fraction={val_fraction:g} and dataset.test_fraction={test_fraction:g} "
-            "leave no training images; make their sum less than 1"
-        )
+    classes, batch_size, image_size = list(options.classes), options.batch_size, options.image_size
     pixels, labels = read_digits()
     images = torch.as_tensor(pixels, dtype=torch.float32).unsqueeze(1) / 16.0
     images = F.interpolate(images, size=(image_size, image_size), mode="bilinear")
     labels = torch.as_tensor(labels)
 
     train_idx, val_idx, test_idx = _split(
-        labels, classes, seed, val_fraction, test_fraction, shots_per_class
+        labels, classes, seed, options.val_fraction, options.test_fraction, options.shots_per_class
     )
     remapped = torch.full((10,), -1, dtype=torch.long)
     remapped[classes] = torch.arange(len(classes))
@@ -73,6 +87,11 @@ def digits(
     )
 
 
+def _train_count(images: int, val_fraction: float, test_fraction: float) -> int:
+    """A class's training images once val and test are held out (as `_split` rounds them)."""
+    return images - round(images * val_fraction) - round(images * test_fraction)
+
+
 def _split(labels, classes, seed, val_fraction, test_fraction, shots_per_class):
     """Indices of train, val and test: each class's images in a seeded order give val from the
     front, test from the back, and train (its first `shots_per_class`) from the rest."""
@@ -84,11 +103,6 @@ def _split(labels, classes, seed, val_fraction, test_fraction, shots_per_class):
         n_val, n_test = round(len(idx) * val_fraction), round(len(idx) * test_fraction)
         train_of_class = idx[n_val : len(idx) - n_test]
         if shots_per_class is not None:
-            if shots_per_class > len(train_of_class):
-                raise GroupwiseError(
-                    f"dataset.shots_per_class={shots_per_class}: digit {digit} has only "
-                    f"{len(train_of_class)} training images; use at most {len(train_of_class)}"
-                )
             train_of_class = train_of_class[:shots_per_class]
         train_idx.append(train_of_class)
         val_idx.append(idx[:n_val])
@@ -96,6 +110,7 @@ def _split(labels, classes, seed, val_fraction, test_fraction, shots_per_class):
     return torch.cat(train_idx), torch.cat(val_idx), torch.cat(test_idx)
 
 
+@cache  # the check pass and the builder both read it
 def read_digits():
     """The digits as `sklearn.datasets.load_digits()` gives them ((1797, 8, 8) pixels 0-16,
     labels), read straight from the file scikit-learn ships: importing sklearn.datasets

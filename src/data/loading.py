@@ -3,14 +3,17 @@ of classes, input channels, class names and how an image becomes the model's inp
 DataLoader settings the file-backed datasets share; and the stratified split they share."""
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 from torch.utils.data import DataLoader
 
 
-@dataclass
+@dataclass(frozen=True)
 class Data:
+    """Made whole by its dataset's builder and never changed after: a step that needs other
+    loaders (each rank's share, under torchrun) makes a new one (`with_loaders`)."""
+
     train_loader: DataLoader
     val_loader: DataLoader
     num_classes: int
@@ -20,34 +23,26 @@ class Data:
     # export/model.json records and `src.predict` applies.
     input: dict | None = None
     test_loader: DataLoader | None = None  # None: the data has no held-out test split
-    # Mixup/CutMix of each training batch on the device (`src.data.mixing`), set by the runner
-    # from the dataset section's options; None: batches train as they are.
-    mixing: Callable | None = None
     # What a batch gets on the device before the model when the loaders yield uint8 images
     # (`dataset.cache=true`: src.data.device_augmentation), in training and in evaluation;
     # None: batches arrive as the model's input.
     train_on_device: Callable | None = None
     eval_on_device: Callable | None = None
 
+    def with_loaders(self, train: DataLoader, val: DataLoader) -> "Data":
+        return replace(self, train_loader=train, val_loader=val)
 
-@dataclass
+
+@dataclass(frozen=True)
 class Loading:
-    """DataLoader settings shared by the file-backed datasets."""
+    """DataLoader settings shared by the file-backed datasets (`FileDatasetConfig` has their
+    help; `persistent_workers` without workers is refused by the check pass)."""
 
     batch_size: int
     seed: int
     num_workers: int  # worker processes decoding and augmenting; 0: in the training process
     pin_memory: bool  # page-locked batches: faster copies to a GPU
     persistent_workers: bool  # keep workers between epochs; needs num_workers > 0
-
-    def problems(self) -> list[str]:
-        """What no single option's range can say (each range is in the schema)."""
-        if self.persistent_workers and self.num_workers == 0:
-            return [
-                "dataset.persistent_workers=true needs worker processes; set dataset.num_workers "
-                "to 1 or more, or persistent_workers=false"
-            ]
-        return []
 
     def loaders(self, train, *evaluation) -> list[DataLoader]:
         """The shuffled train loader, then one in-order loader per evaluation set (None stays None)."""

@@ -7,7 +7,8 @@ draws the same mixes as an uninterrupted one. Each image is blended with its nei
 batch, so any batch size works (odd, or the epoch's short last one).
 
 The options are the dataset section's (`dataset.mixup_alpha`, ...), but no dataset builder
-reads them: the runner keeps them out of its call (`MIXING_KEYS`) and sets `Data.mixing`.
+reads them: the runner makes the mixing and hands it to the trainer (a user's own dataset
+function is not given them: `MIXING_KEYS`).
 """
 
 from collections.abc import Mapping

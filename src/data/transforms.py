@@ -7,8 +7,6 @@ from dataclasses import dataclass, replace
 from src.models.contract import Preprocess
 from src.models.source import preprocess_named
 
-# LeNet's input size: what a model without metadata gets unless dataset.image_size says otherwise.
-DEFAULT_SIZE = 32
 # dataset.transform_from's default: the model source's own preprocessing.
 FROM_MODEL = "model"
 
@@ -20,19 +18,31 @@ def preprocess_for(
     model_preprocess: Preprocess | None = None,
 ) -> Preprocess:
     """How the dataset prepares images: `transform_from=model` (the default) takes the model
-    source's own preprocessing (`model_preprocess`; the dataset's `native` one for a model
-    without metadata, such as LeNet); null takes `native`; any other value names metadata
-    (`resnet50`, `ResNet50_Weights.IMAGENET1K_V2`, `timm:resnet50.a1_in1k`, `hf:<dir>`), read
-    by the model source that names it. `image_size` overrides the size, keeping the resize ratio."""
+    source's own preprocessing (`model_preprocess`), completed by the dataset's `native` one
+    where the source leaves a part to the data (LeNet names only its size), or `native` for a
+    model without metadata; null takes `native`; any other value names metadata (`resnet50`,
+    `ResNet50_Weights.IMAGENET1K_V2`, `timm:resnet50.a1_in1k`, `hf:<dir>`), read by the model
+    source that names it. `image_size` overrides the size, keeping the resize ratio."""
     if transform_from is None:
         pre = native
     elif transform_from == FROM_MODEL:
-        pre = model_preprocess or native
+        pre = native if model_preprocess is None else _completed(model_preprocess, native)
     else:
         pre = preprocess_named(transform_from)
     if image_size is None:
         return pre
     return replace(pre, size=image_size, resize=round(image_size * pre.resize / pre.size))
+
+
+def _completed(own: Preprocess, native: Preprocess) -> Preprocess:
+    """The model's preprocessing with what it leaves to the data taken from `native`."""
+    return replace(
+        own,
+        resize=own.resize or round(own.size * native.resize / native.size),
+        mean=own.mean or native.mean,
+        std=own.std or native.std,
+        channels=own.channels or native.channels,
+    )
 
 
 def augment_policy(value) -> str:

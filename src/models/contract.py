@@ -26,11 +26,17 @@ IMAGENET_STD = (0.229, 0.224, 0.225)
 
 @dataclass(frozen=True)
 class Preprocess:
+    """How a model's inputs are prepared. A source states what it knows: a model that fixes
+    only its input size (LeNet's 32 pixels) leaves the rest None, and the dataset's own
+    preprocessing fills it in (`src.data.transforms.preprocess_for`)."""
+
     size: int  # side of the square the model sees
-    resize: int  # evaluation: short side resized to this, then the centre `size` cropped
-    mean: tuple[float, ...]
-    std: tuple[float, ...]
-    channels: int  # 3 turns grayscale images into RGB, as ImageNet weights expect
+    # evaluation: short side resized to this, then the centre `size` cropped; None: the
+    # dataset's own ratio of resize to size
+    resize: int | None
+    mean: tuple[float, ...] | None
+    std: tuple[float, ...] | None
+    channels: int | None  # 3 turns grayscale images into RGB, as ImageNet weights expect
     interpolation: str = "bilinear"
 
 

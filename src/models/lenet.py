@@ -2,8 +2,10 @@
 
 from torch import nn
 
-from src.models.contract import ParameterRoles, roles_from_patterns
+from src.models.contract import ParameterRoles, Preprocess, roles_from_patterns
 from src.models.source import ModelSource
+
+INPUT_SIZE = 32  # two 5x5 convs and 2x2 pools leave fc1's 5x5 maps
 
 
 class LeNet(nn.Module):
@@ -44,6 +46,11 @@ class LeNetSource(ModelSource):
 
     def build(self, in_channels: int, num_classes: int) -> nn.Module:
         return LeNet(in_channels, num_classes)
+
+    def preprocess(self) -> Preprocess:
+        """32x32 inputs (its layers' sizes need them); no normalisation of its own: the
+        dataset's, as the seed's CIFAR-10 statistics for CIFAR-10."""
+        return Preprocess(INPUT_SIZE, resize=None, mean=None, std=None, channels=None)
 
     def roles(self, model: nn.Module) -> ParameterRoles:
         return roles_from_patterns(model, "lenet", head=r"fc3\.")

@@ -10,7 +10,7 @@ of each group) and `src.data.mixing` (Mixup and CutMix of a batch on the device)
 """
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import torch
@@ -46,15 +46,18 @@ class Trainer:
         checkpoint_path: Path,
         config: dict,
         options: TrainerConfig,
+        mixing: Callable | None = None,
         progress_bars: bool = False,
     ):
         """`config`: the run's resolved config, saved in every checkpoint; `options`: the
-        trainer's own (`trainer.device` is resolved by the caller into `device`);
-        `progress_bars`: a bar per epoch on the console."""
+        trainer's own (`trainer.device` is resolved by the caller into `device`); `mixing`:
+        Mixup/CutMix of each training batch on the device (`src.data.mixing`; None: batches
+        train as they are); `progress_bars`: a bar per epoch on the console."""
         self.model = model  # the plain module: checkpoints hold its names
         self.optimizer = optimizer
         self.scheduler = scheduler
         self.data = data
+        self.mixing = mixing
         self.device = device
         self.logger = logger
         self.options = options
@@ -133,8 +136,8 @@ class Trainer:
         ):
             images = self._to_device(images, self.data.train_on_device)
             targets = labels.to(self.device, non_blocking=True)
-            if self.data.mixing is not None:  # Mixup/CutMix: soft targets, [batch, classes]
-                images, targets = self.data.mixing(images, targets)
+            if self.mixing is not None:  # Mixup/CutMix: soft targets, [batch, classes]
+                images, targets = self.mixing(images, targets)
             with self.autocast():
                 loss = F.cross_entropy(
                     self.wrapped_model(images),
