@@ -159,7 +159,7 @@ def resolve(
     for spec in specs:
         if spec.layer_decay is None:
             groups.append(_group(spec.name, spec, spec.lr_mult, owned[spec.name]))
-        else:
+        elif owned[spec.name]:  # one that owns nothing is reported above, once
             groups += _layer_groups(spec, owned[spec.name], roles, scale, problems)
     groups = [g for g in groups if g.params]
     if groups and all(g.trains_from_epoch != 0 for g in groups):
