@@ -2,7 +2,6 @@
 model predicting on image files, its export rebuilt without groupwise by the README's snippet;
 and the figures themselves, checked against scikit-learn's."""
 
-import csv
 import json
 import re
 import subprocess
@@ -32,6 +31,7 @@ from tests.conftest import (
     run_python,
 )
 from tests.generated_data import COLOURS, write_image_folder
+from tests.tables import read_csv
 
 CLASSES = sorted(COLOURS)
 
@@ -109,11 +109,6 @@ def digits_run(tmp_path_factory):
 def predict_config(run_dir, inputs, *more: str):
     """The config of `python -m src.predict run_dir=... inputs=... <more>`."""
     return compose_command("predict", [f"run_dir={run_dir}", f"inputs={inputs}", *more])
-
-
-def read_csv(path) -> list[dict]:
-    with open(path, newline="") as f:
-        return list(csv.DictReader(f))
 
 
 @pytest.mark.e2e
