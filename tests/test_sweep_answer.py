@@ -2,7 +2,6 @@
 row per job), summary.md (the winner, and a verdict on its lead over the runner-up), sweep.png;
 then `python -m src.evaluate sweep_dir=...` adds the test split to all of them."""
 
-import csv
 import json
 import math
 import statistics
@@ -13,15 +12,11 @@ from src.config.command import compose_command, quote_path
 from src.tracking import sweep_picture, sweep_stats, sweep_tables
 from src.tracking.sweep_stats import Setting
 from tests.conftest import compose_config, read_scalars, run_cli, run_python
-from tests.test_sweep_view import STATUSES, TensorBoardServer
+from tests.tables import read_csv
+from tests.tensorboard_server import TensorBoardServer, hparams_table
 
 MULTS = (1, 10, 100)
 SEEDS = (0, 1)
-
-
-def read_csv(path):
-    with path.open() as f:
-        return list(csv.DictReader(f))
 
 
 @pytest.fixture(scope="module")
@@ -259,11 +254,7 @@ def test_path_values_are_quoted_for_hydra_as_given():
 def test_a_real_tensorboard_lists_the_test_accuracy_among_each_rows_metrics(evaluated):
     sweep_dir, _ = evaluated
     with TensorBoardServer(sweep_dir, expected_runs=6) as get:
-        experiment = get("/data/plugin/hparams/experiment", {"experimentName": ""})
-        groups = get(
-            "/data/plugin/hparams/session_groups",
-            {"experimentName": "", "startIndex": 0, "sliceSize": 100, "allowedStatuses": STATUSES},
-        )["sessionGroups"]
+        experiment, groups = hparams_table(get)
     assert "eval/test/accuracy" in {m["name"]["tag"] for m in experiment["metricInfos"]}
     for group in groups:
         run = sweep_dir / group["sessions"][0]["name"]
