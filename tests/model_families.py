@@ -5,6 +5,7 @@ from pathlib import Path
 
 import timm
 import torch
+import torchvision
 from transformers import (
     AutoModelForImageClassification,
     ConvNextConfig,
@@ -16,6 +17,7 @@ from transformers import (
 
 from src.models.contract import ParameterRoles
 from src.models.hf_models import transformers_roles
+from src.models.source import ModelSource
 from src.models.timm_models import TimmSource
 from src.models.torchvision_models import TorchvisionSource
 
@@ -42,13 +44,24 @@ TIMM_NAMES = {
 
 
 def on_meta(family: str, num_classes: int = 3) -> torch.nn.Module:
-    """The family's model on the meta device: the real parameter names, no memory."""
+    """The family's model (one above, or a torchvision model's name) on the meta device: the
+    real parameter names, no memory."""
     with torch.device("meta"):
         if family in TIMM_NAMES:
             return timm.create_model(TIMM_NAMES[family], num_classes=num_classes)
-        config = HF_CONFIGS[family]()
-        config.num_labels = num_classes
-        return AutoModelForImageClassification.from_config(config)
+        if family in HF_CONFIGS:
+            config = HF_CONFIGS[family]()
+            config.num_labels = num_classes
+            return AutoModelForImageClassification.from_config(config)
+        return torchvision.models.get_model(family, num_classes=num_classes)
+
+
+def built_on_meta(
+    source: ModelSource, in_channels: int = 3, num_classes: int = 3
+) -> torch.nn.Module:
+    """What a run's model source builds, on the meta device: no memory, however large."""
+    with torch.device("meta"):
+        return source.build(in_channels, num_classes)
 
 
 def roles_of(family: str, model: torch.nn.Module) -> ParameterRoles:

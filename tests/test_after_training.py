@@ -2,7 +2,6 @@
 model predicting on image files, its export rebuilt without groupwise by the README's snippet;
 and the figures themselves, checked against scikit-learn's."""
 
-import csv
 import json
 import re
 import subprocess
@@ -32,6 +31,7 @@ from tests.conftest import (
     run_python,
 )
 from tests.generated_data import COLOURS, write_image_folder
+from tests.tables import read_csv
 
 CLASSES = sorted(COLOURS)
 
@@ -109,11 +109,6 @@ def digits_run(tmp_path_factory):
 def predict_config(run_dir, inputs, *more: str):
     """The config of `python -m src.predict run_dir=... inputs=... <more>`."""
     return compose_command("predict", [f"run_dir={run_dir}", f"inputs={inputs}", *more])
-
-
-def read_csv(path) -> list[dict]:
-    with open(path, newline="") as f:
-        return list(csv.DictReader(f))
 
 
 @pytest.mark.e2e
@@ -325,7 +320,9 @@ def test_the_figures_are_scikit_learns():
     assert report["loss"] == pytest.approx(torch.nn.functional.cross_entropy(logits, labels).item())
 
 
-def test_the_confusion_picture_of_ten_classes_is_large_enough_to_read():
+def test_the_confusion_picture_of_ten_classes_is_large_enough_to_read(monkeypatch):
+    from matplotlib import pyplot as plt
+
     from src.tracking.confusion_picture import draw
 
     names = [
@@ -340,9 +337,24 @@ def test_the_confusion_picture_of_ten_classes_is_large_enough_to_read():
         "ship",
         "truck",
     ]
-    picture = draw((np.eye(10, dtype=int) * 97 + 1).tolist(), names, "test")
+    figures, close = [], plt.close
+    monkeypatch.setattr(plt, "close", lambda fig: (figures.append(fig), close(fig)))
+    counts = np.eye(10, dtype=int) * 97 + 1  # 97 of 106 right per class: a dark diagonal
+    picture = draw(counts.tolist(), names, "test")
     assert picture.shape == (800, 800, 3) and picture.dtype == np.uint8
-    assert len(np.unique(picture.reshape(-1, 3), axis=0)) > 10  # drawn, not blank
+    (axes,) = figures[0].axes
+    assert [t.get_text() for t in axes.get_xticklabels()] == names
+    assert [t.get_text() for t in axes.get_yticklabels()] == names
+    assert [t.get_text() for t in axes.texts] == [f"{c:,}" for c in counts.flatten()]
+    # In the picture itself: a cell's corner (clear of its count) is dark blue on the
+    # diagonal, near white off it.
+    for i, j in [(0, 0), (9, 9), (4, 4), (0, 1), (9, 0), (3, 7)]:
+        x, y = axes.transData.transform((j - 0.35, i - 0.35))
+        r, g, b = picture[picture.shape[0] - int(y), int(x)].astype(int)
+        if i == j:
+            assert b > 80 and r < 60, (i, j, r, g, b)
+        else:
+            assert min(r, g, b) > 200, (i, j, r, g, b)
 
 
 @pytest.fixture(scope="module")

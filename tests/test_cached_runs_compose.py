@@ -2,7 +2,6 @@
 with the commands that use it: each policy trains on it, `src.evaluate` reads the same cache
 and scores what the run scored, and `src.predict` (PIL, no cache) predicts what it predicts."""
 
-import csv
 import json
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from src.trained_run import open_run
 from src.training.evaluation import outputs
 from tests.conftest import compose_config, read_scalars
 from tests.generated_data import write_image_folder
+from tests.tables import read_csv
 
 pytestmark = pytest.mark.e2e  # whole runs
 
@@ -106,8 +106,8 @@ def test_predict_on_the_files_agrees_with_the_cached_evaluation(cached_run):
         path: data.class_names[i] for path, i in zip(files, logits.argmax(1).tolist(), strict=True)
     }
     predict.main([f"run_dir={run_dir}", f"inputs={root / 'test'}", "device=cpu"])
-    with open(run_dir / "predictions.csv", newline="") as f:
-        from_files = {row["path"]: row["predicted_class"] for row in csv.DictReader(f)}
+    predictions = read_csv(run_dir / "predictions.csv")
+    from_files = {row["path"]: row["predicted_class"] for row in predictions}
     assert from_files.keys() == cached.keys()
     assert len(set(cached.values())) == 3  # a model that learned, not one constant answer
     agree = sum(from_files[path] == cached[path] for path in cached)

@@ -6,7 +6,7 @@ from src.runner import Runner
 from src.training.checkpoints import load_checkpoint
 from tests.conftest import ROOT, run_python
 from tests.generated_data import write_image_folder
-from tests.test_resume import assert_same_state, resumed_from
+from tests.runs import assert_same_state, resumed_from
 
 pytestmark = pytest.mark.e2e  # whole runs
 

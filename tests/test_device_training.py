@@ -14,7 +14,7 @@ from src.models.contract import IMAGENET_MEAN, IMAGENET_STD, Preprocess
 from src.runner import Runner
 from src.training.checkpoints import load_checkpoint
 from tests.conftest import read_scalars
-from tests.test_resume import assert_same_state, resumed_from
+from tests.runs import assert_same_state, resumed_from
 
 pytestmark = pytest.mark.e2e  # whole runs
 

@@ -9,12 +9,7 @@ from torchvision.ops import StochasticDepth
 from src.checks import check_run
 from src.errors import GroupwiseError
 from src.models.source import model_source
-from tests.model_families import hf_config_dir
-
-
-def built(config: dict, in_channels: int = 3, num_classes: int = 4) -> torch.nn.Module:
-    with torch.device("meta"):
-        return model_source(config).build(in_channels, num_classes)
+from tests.model_families import built_on_meta, hf_config_dir
 
 
 def rates(model: torch.nn.Module, kind: type, attribute: str) -> list[float]:
@@ -22,27 +17,20 @@ def rates(model: torch.nn.Module, kind: type, attribute: str) -> list[float]:
 
 
 def test_timm_models_take_it_as_drop_path_rate():
-    model = built(
+    source = model_source(
         {
             "_target_": "src.models.timm_models.TimmSource",
             "name": "vit_tiny_patch16_224",
             "drop_path_rate": 0.2,
         }
     )
+    model = built_on_meta(source)
     drop = rates(model, DropPath, "drop_prob")
     assert drop and max(drop) == pytest.approx(0.2)  # the deepest block's; timm spreads it linearly
 
 
 @pytest.mark.parametrize("name", ["convnext_tiny", "efficientnet_b0"])
 def test_torchvision_models_take_it_as_stochastic_depth_prob(name):
-    model = built(
-        {
-            "_target_": "src.models.torchvision_models.TorchvisionSource",
-            "name": name,
-            "drop_path_rate": 0.3,
-        }
-    )
-    assert max(rates(model, StochasticDepth, "p")) == pytest.approx(0.3, abs=0.02)
     source = model_source(
         {
             "_target_": "src.models.torchvision_models.TorchvisionSource",
@@ -50,14 +38,17 @@ def test_torchvision_models_take_it_as_stochastic_depth_prob(name):
             "drop_path_rate": 0.3,
         }
     )
+    model = built_on_meta(source)
+    assert max(rates(model, StochasticDepth, "p")) == pytest.approx(0.3, abs=0.02)
     assert source.builder_arguments()["stochastic_depth_prob"] == 0.3  # the export rebuilds it
 
 
 def test_hugging_face_configs_take_it_as_drop_path_rate(tmp_path):
     folder = hf_config_dir(tmp_path / "dinov2", "hf_dinov2")
-    model = built(
+    source = model_source(
         {"_target_": "src.models.hf_models.HFSource", "name": str(folder), "drop_path_rate": 0.1}
     )
+    model = built_on_meta(source)
     assert model.config.drop_path_rate == 0.1
     assert any(
         type(m).__name__.endswith("DropPath") and m.drop_prob == 0.1 for m in model.modules()

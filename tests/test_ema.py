@@ -15,7 +15,7 @@ from src.runner import Runner
 from src.training.checkpoints import EMA, load_checkpoint
 from src.training.ema import WeightEma, ema_weights
 from tests.conftest import read_scalars
-from tests.test_resume import TINY, assert_same_state, resumed_from
+from tests.runs import FEW_DIGITS, TINY, assert_same_state, resumed_from
 
 
 def small_net() -> nn.Module:
@@ -115,10 +115,10 @@ def test_a_resumed_ema_run_ends_bit_identical(make_cfg, tmp_path, every_checkpoi
 
 @pytest.mark.e2e
 def test_an_ema_set_at_resume_starts_from_the_resumed_weights(make_cfg, tmp_path):
-    short = [*TINY[:2], "trainer.max_epochs=1"]
+    short = [*FEW_DIGITS, "trainer.max_epochs=1"]
     Runner(make_cfg(*short), tmp_path).run()
     (tmp_path / "metrics.json").unlink()  # as if stopped before its end
-    longer = [*TINY[:2], "trainer.max_epochs=2", "trainer.ema_decay=0.5", "resume=true"]
+    longer = [*FEW_DIGITS, "trainer.max_epochs=2", "trainer.ema_decay=0.5", "resume=true"]
     Runner(make_cfg(*longer), tmp_path).run()
     assert [step for step, _ in read_scalars(tmp_path)["val_ema/acc"]] == [10]  # epoch 2 only
     assert load_checkpoint(tmp_path / "checkpoints/last.pt")[EMA]

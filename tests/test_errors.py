@@ -9,10 +9,10 @@ from src import errors
 from src.errors import GroupwiseError
 from src.training.checkpoints import MODEL, PROGRESS, load_checkpoint
 from tests.conftest import assert_one_clear_line, run_cli, run_cli_here
+from tests.runs import FEW_DIGITS, train_one_epoch
 
 pytestmark = pytest.mark.e2e  # every test runs the CLI
 
-TINY = ["dataset.shots_per_class=8", "dataset.batch_size=8"]
 FC3 = "param_groups=fc3_boost"
 
 
@@ -29,9 +29,7 @@ def test_hydra_full_error_shows_the_traceback(tmp_path):
 @pytest.fixture(scope="module")
 def finished_run(tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("finished")
-    run_cli_here(
-        *TINY, "param_groups=fc3_boost", "trainer.max_epochs=1", f"hydra.run.dir={run_dir}"
-    )
+    train_one_epoch(run_dir, FC3)
     return run_dir
 
 
@@ -72,7 +70,7 @@ def test_resume_with_a_changed_model_or_groups_is_refused_and_keeps_the_run(
     # The run's own groups, unless the case changes them (a key given twice is refused).
     groups = [] if any(o.startswith("param_groups=") for o in overrides) else [FC3]
     result = run_cli(
-        *TINY,
+        *FEW_DIGITS,
         *groups,
         *overrides,
         "trainer.max_epochs=2",
@@ -95,7 +93,11 @@ def test_resume_from_a_damaged_checkpoint_is_one_clear_line(tmp_path, finished_r
     checkpoint = (finished_run / "checkpoints/last.pt").read_bytes()
     (run_dir / "checkpoints/last.pt").write_bytes(checkpoint[: len(checkpoint) // 3])
     result = run_cli_here(
-        *TINY, "param_groups=fc3_boost", "resume=true", f"hydra.run.dir={run_dir}", check=False
+        *FEW_DIGITS,
+        "param_groups=fc3_boost",
+        "resume=true",
+        f"hydra.run.dir={run_dir}",
+        check=False,
     )
     assert_one_clear_line(result, "is not a readable checkpoint")
 
@@ -105,7 +107,7 @@ def test_a_non_finite_loss_stops_with_the_step_and_every_lr_and_keeps_the_last_c
 ):
     # lr x 1e6 from epoch 2 on: epoch 1 trains and checkpoints, epoch 2 diverges.
     result = run_cli_here(
-        *TINY,
+        *FEW_DIGITS,
         "param_groups=fc3_boost",
         "scheduler.step_size=1",
         "scheduler.gamma=1e6",
@@ -123,7 +125,9 @@ def test_a_non_finite_loss_stops_with_the_step_and_every_lr_and_keeps_the_last_c
 
 
 def test_a_non_finite_loss_before_any_checkpoint_claims_none(tmp_path):
-    result = run_cli_here(*TINY, "optimizer.lr=1000", f"hydra.run.dir={tmp_path}", check=False)
+    result = run_cli_here(
+        *FEW_DIGITS, "optimizer.lr=1000", f"hydra.run.dir={tmp_path}", check=False
+    )
     assert_one_clear_line(result, "train/loss is not finite (nan or inf) at step ")
     assert "no checkpoint had been written yet" in result.stderr
     assert "was kept" not in result.stderr

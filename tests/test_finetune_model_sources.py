@@ -3,7 +3,6 @@ ViT, each fine-tuned on an image folder at 32 pixels from a checkpoint its own l
 (timm's CheckpointSaver, torch.save of a state_dict, save_pretrained), under a layer-decay
 preset; the load report, TensorBoard's lr ratios and the metrics read back."""
 
-import gc
 import json
 import math
 
@@ -12,8 +11,7 @@ import timm
 import torch
 from timm.utils import CheckpointSaver
 
-from tests import cli_in_process
-from tests.conftest import read_scalars
+from tests.conftest import read_scalars, run_cli_here
 from tests.generated_data import write_image_folder
 from tests.model_families import hf_vit_dir
 
@@ -39,18 +37,6 @@ def timm_vit_checkpoint(folder):
     return model, folder / "test_vit.pth"
 
 
-def run_in_this_process(cases: list[list[str]]) -> list[dict]:
-    """The CLI once per case, as `python -m src.run` runs it (tests/cli_in_process.py), in this
-    test's process: the runs share the imports of torch, timm and transformers it has made."""
-    try:
-        return [cli_in_process.run(args) for args in cases]
-    finally:
-        gc.unfreeze()  # the command freezes what it made at exit; this process carries on
-
-
-# conftest imported src.run (its resolvers); runpy runs a fresh copy as __main__, as the
-# command does, and says so.
-@pytest.mark.filterwarnings("ignore:'src.run' found in sys.modules:RuntimeWarning")
 def test_timm_and_hugging_face_models_fine_tune_from_their_own_libraries_files(tmp_path):
     root = write_image_folder(tmp_path / "photos", per_class=6)  # 14 to train: 2 steps per epoch
     torch.manual_seed(0)
@@ -71,11 +57,9 @@ def test_timm_and_hugging_face_models_fine_tune_from_their_own_libraries_files(t
         "hf_vit": ["model=hf", f"model.name={hf_dir}", f"pretrained.path={hf_dir}",
                    "param_groups=vit_layer_decay"],
     }  # fmt: skip
-    results = run_in_this_process(
-        [[*common, *args, f"hydra.run.dir={tmp_path / name}"] for name, args in runs.items()]
-    )
-    for name, result in zip(runs, results, strict=True):
-        assert result["code"] == 0, f"{name}:\n{result['stderr']}"
+    # In this process: the runs share the imports of torch, timm and transformers it has made.
+    for name, args in runs.items():
+        run_cli_here(*common, *args, f"hydra.run.dir={tmp_path / name}")
     heads = {"timm_resnet": "fc", "timm_vit": "head", "hf_vit": "classifier"}
     sources = {
         "timm_resnet": len(resnet.state_dict()),

@@ -10,12 +10,12 @@ import sys
 import pytest
 
 from src import evaluate, predict
+from tests.bad_inputs import CASES, run_all_in_one_process
 from tests.conftest import ROOT, assert_one_clear_line, run_cli_here
-from tests.test_bad_inputs import CASES, run_all_in_one_process
+from tests.runs import FEW_DIGITS, train_one_epoch
 
 pytestmark = pytest.mark.e2e  # every case runs the CLI
 
-TINY = ["dataset.shots_per_class=8", "dataset.batch_size=8"]
 # Each into the finished run: a dry run (its reports, but nothing written), a new run
 # (refused: it holds a trained run), and resumes refused for what they ask.
 COMMANDS = [
@@ -42,7 +42,7 @@ def hashes(run_dir) -> dict[str, str]:
 @pytest.fixture(scope="module")
 def finished_run(tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("finished") / "run"
-    result = run_cli_here(*TINY, "trainer.max_epochs=1", f"hydra.run.dir={run_dir}")
+    result = train_one_epoch(run_dir)
     (run_dir.parent / "console.txt").write_text(result.stdout)
     evaluate.main([f"run_dir={run_dir}", "split=val"])
     return run_dir
@@ -65,7 +65,7 @@ def test_no_refused_command_or_dry_run_changes_a_byte_of_a_finished_run(finished
     before = hashes(finished_run)
     assert {".hydra/config.yaml", "run.log", "param_groups.json", "eval_val.json"} <= set(before)
     for overrides, code, expected in COMMANDS:
-        result = run_cli_here(*TINY, *overrides, f"hydra.run.dir={finished_run}", check=False)
+        result = run_cli_here(*FEW_DIGITS, *overrides, f"hydra.run.dir={finished_run}", check=False)
         assert result.returncode == code, (overrides, result.stderr)
         if expected:
             assert_one_clear_line(result, expected)

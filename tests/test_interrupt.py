@@ -11,7 +11,7 @@ import pytest
 
 from src.training.checkpoints import load_checkpoint
 from tests.conftest import read_scalars, run_cli, run_python
-from tests.test_resume import TINY, assert_same_state
+from tests.runs import TINY, assert_same_state
 
 pytestmark = pytest.mark.e2e  # whole runs, interrupted and resumed
 

@@ -27,6 +27,7 @@ from src.optim.built import build_param_groups
 from src.optim.specs import accepted_keys, parse_specs
 from src.runner import Runner
 from tests.conftest import ROOT
+from tests.model_families import built_on_meta
 
 WEIGHT_DECAY = 0.05
 TIMM_PLACEMENT = {"final_norm": {"role": "final_norm", "lr_mult": 0.75}}
@@ -38,8 +39,7 @@ def groupwise_multipliers(source: TimmSource, preset: str, extra: dict | None = 
     """name -> (lr multiplier, takes weight decay), as a run builds its optimizer groups."""
     config = OmegaConf.to_container(OmegaConf.load(ROOT / "conf/param_groups" / f"{preset}.yaml"))
     specs = parse_specs({**config, **(extra or {})}, accepted_keys(torch.optim.AdamW))
-    with torch.device("meta"):
-        model = source.build(3, 5)
+    model = built_on_meta(source, num_classes=5)
     groups, _ = build_param_groups(model, specs, source.roles(model), 1.0, WEIGHT_DECAY, False)
     return model, {
         name: (g["lr_mult"], g["weight_decay"] > 0) for g in groups for name in g["param_names"]

@@ -10,7 +10,7 @@ from src.data.mixing import batch_mixing
 from src.errors import GroupwiseError
 from src.runner import Runner
 from src.training.checkpoints import load_checkpoint
-from tests.test_resume import TINY, assert_same_state, resumed_from
+from tests.runs import TINY, assert_same_state, resumed_from
 
 CLASSES = 5
 

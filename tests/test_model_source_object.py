@@ -20,7 +20,7 @@ from src.optim.specs import parse_specs
 from src.runner import Runner
 from tests.conftest import ROOT, compose_config
 from tests.generated_data import write_image_folder
-from tests.model_families import roles_of
+from tests.model_families import built_on_meta, on_meta, roles_of
 
 TOY = f"{__name__}.ToySource"
 
@@ -158,8 +158,7 @@ def vit_decay(model, roles) -> dict[str, float]:
 @pytest.mark.parametrize("depth", [12, 24])
 def test_vit_layer_decay_gives_the_embeddings_decay_to_the_depth_plus_one(depth):
     source = TimmSource("vit_tiny_patch16_224", depth=depth)
-    with torch.device("meta"):
-        model = source.build(in_channels=3, num_classes=10)
+    model = built_on_meta(source, num_classes=10)
     mults = vit_decay(model, source.roles(model))
     assert mults["embeddings"] == pytest.approx(0.75 ** (depth + 1))
     assert mults["blocks.0"] == pytest.approx(0.75**depth)
@@ -183,10 +182,7 @@ def test_vit_layer_decay_on_a_4_layer_dinov2_gives_the_embeddings_0_75_to_the_5(
 
 
 def test_torchvision_vit_layer_decay_counts_its_own_blocks():
-    import torchvision
-
-    with torch.device("meta"):
-        model = torchvision.models.vit_b_16()
+    model = on_meta("vit_b_16")
     mults = vit_decay(model, roles_of("vit_b_16", model))
     assert mults["embeddings"] == pytest.approx(0.75**13)
 

@@ -14,16 +14,11 @@ from src.optim.param_groups import optimizer_groups
 from src.optim.resolve import resolve
 from src.optim.specs import accepted_keys, parse_specs
 from tests.conftest import ROOT
-from tests.model_families import roles_of
+from tests.model_families import on_meta, roles_of
 
 
 def groups_of(model, config):
     return {g.name: g.param_names for g in resolve(model, parse_specs(config)).groups}
-
-
-def on_meta(name, **kwargs):
-    with torch.device("meta"):
-        return torchvision.models.get_model(name, **kwargs)
 
 
 def test_unmatched_parameters_form_default_and_named_groups_follow_it():

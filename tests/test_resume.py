@@ -2,56 +2,24 @@
 one; checkpoints are atomic; a changed model or param groups is refused."""
 
 import json
-import shutil
 import subprocess
-from pathlib import Path
 
 import pytest
 import torch
 from torch import nn
 
 from src.runner import Runner
-from src.training.checkpoints import MODEL, OPTIMIZER, PROGRESS, SCHEDULER, load_checkpoint
+from src.training.checkpoints import PROGRESS, load_checkpoint
 from tests.conftest import read_scalars, run_cli, run_python
+from tests.runs import TINY, assert_same_state, resumed_from
 
 pytestmark = pytest.mark.e2e  # whole runs, killed and resumed
-
-# 5 digits x 8 shots, batch 8: 5 steps an epoch, 15 in all; a checkpoint every 3 steps
-# lands mid-epoch (3, 6, 9, 12) as well as at epoch ends (5, 10, 15).
-TINY = [
-    "dataset.shots_per_class=8",
-    "dataset.batch_size=8",
-    "trainer.max_epochs=3",
-    "trainer.checkpoint_every_n_steps=3",
-    "trainer.log_every_n_steps=2",
-    "scheduler=cosine",  # moves every step: a resume at the wrong step would show
-]
 
 
 def crash(mode: str, n: int, *overrides: str) -> subprocess.CompletedProcess:
     result = run_python("-m", "tests.crashing_run", mode, str(n), *overrides)
     assert result.returncode == -9, result.stderr  # killed by SIGKILL, not an error
     return result
-
-
-def assert_same_state(expected: dict, actual: dict) -> None:
-    for key, tensor in expected[MODEL].items():
-        assert torch.equal(tensor, actual[MODEL][key]), key
-    for index, state in expected[OPTIMIZER]["state"].items():
-        for key, tensor in state.items():
-            assert torch.equal(tensor, actual[OPTIMIZER]["state"][index][key]), (index, key)
-    assert expected[OPTIMIZER]["param_groups"] == actual[OPTIMIZER]["param_groups"]
-    assert expected[SCHEDULER] == actual[SCHEDULER]
-    assert expected[PROGRESS] == actual[PROGRESS]
-
-
-def resumed_from(step_checkpoint: Path, run_dir: Path, cfg) -> dict:
-    """The last checkpoint of a run resumed (`cfg` has resume=true) in `run_dir` from a copy of
-    an uninterrupted run's step checkpoint."""
-    (run_dir / "checkpoints").mkdir(parents=True)
-    shutil.copy(step_checkpoint, run_dir / "checkpoints/last.pt")
-    Runner(cfg, run_dir).run()
-    return load_checkpoint(run_dir / "checkpoints/last.pt")
 
 
 def test_a_run_killed_at_several_points_and_resumed_ends_bit_identical(tmp_path):

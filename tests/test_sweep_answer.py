@@ -2,26 +2,23 @@
 row per job), summary.md (the winner, and a verdict on its lead over the runner-up), sweep.png;
 then `python -m src.evaluate sweep_dir=...` adds the test split to all of them."""
 
-import csv
 import json
 import math
 import statistics
 
+import numpy as np
 import pytest
 
 from src.config.command import compose_command, quote_path
 from src.tracking import sweep_picture, sweep_stats, sweep_tables
 from src.tracking.sweep_stats import Setting
+from src.tracking.sweep_summary import gather_rows
 from tests.conftest import compose_config, read_scalars, run_cli, run_python
-from tests.test_sweep_view import STATUSES, TensorBoardServer
+from tests.tables import read_csv
+from tests.tensorboard_server import TensorBoardServer, hparams_table
 
 MULTS = (1, 10, 100)
 SEEDS = (0, 1)
-
-
-def read_csv(path):
-    with path.open() as f:
-        return list(csv.DictReader(f))
 
 
 @pytest.fixture(scope="module")
@@ -93,18 +90,82 @@ def test_summary_md_marks_the_winner_and_weighs_its_lead_against_seed_noise(swee
 
 
 @pytest.mark.e2e
-def test_the_sweep_picture_is_written(sweep):
+def test_the_sweep_picture_plots_each_seed_each_settings_mean_and_spread_and_stars_the_winner(
+    sweep, tmp_path, monkeypatch
+):
     sweep_dir, result = sweep
     assert f"sweep picture: {sweep_dir / 'sweep.png'}" in result.stdout
-    image = pytest.importorskip("matplotlib.image").imread(sweep_dir / "sweep.png")
-    assert image.shape[:2] == (400, 500)  # one panel (val/acc), 5 x 4 inches at 100 dpi
-    assert red_pixels(image) == 0  # no job failed: no failed-job marks
+    image_module = pytest.importorskip("matplotlib.image")
+    from matplotlib.figure import Figure
+
+    written = image_module.imread(sweep_dir / "sweep.png")
+    assert written.shape[:2] == (400, 500)  # one panel (val/acc), 5 x 4 inches at 100 dpi
+    assert red_pixels(written) == 0  # no job failed: no failed-job marks
+    assert orange_pixels(written) > 50  # the winner's star
+    # Drawn again in this process from the sweep's jobs, the figure kept to read what it
+    # plots: the same pixels as the file the sweep wrote.
+    figures, savefig = [], Figure.savefig
+    monkeypatch.setattr(
+        Figure, "savefig", lambda fig, *a, **k: (figures.append(fig), savefig(fig, *a, **k))
+    )
+    rows = gather_rows(sweep_dir)
+    sweep_picture.write(tmp_path, rows, sweep_tables.write(tmp_path, rows, ["seed"]))
+    assert (image_module.imread(tmp_path / "sweep.png") == written).all()
+    (figure,) = figures
+    (ax,) = figure.axes
+    settings = read_csv(sweep_dir / "settings.csv")
+    means = {int(s["param_groups.fc3.lr_mult"]): float(s["val/acc_mean"]) for s in settings}
+    winner = int(settings[0]["param_groups.fc3.lr_mult"])
+    star = [line for line in ax.lines if line.get_marker() == "*"]
+    assert [(line.get_xdata()[0], line.get_ydata()[0]) for line in star] == [
+        (winner, pytest.approx(means[winner]))
+    ]
+    assert star[0].get_color() == "tab:orange"
+    squares = sorted(
+        (line.get_xdata()[0], line.get_ydata()[0]) for line in ax.lines if line.get_marker() == "s"
+    )
+    assert squares == [(m, pytest.approx(means[m])) for m in sorted(means) if m != winner]
+    # each setting's error bar spans its mean +- the std over seeds
+    for bar in ax.containers:
+        (x,), (mean,) = bar.lines[0].get_xdata(), bar.lines[0].get_ydata()
+        (setting,) = [s for s in settings if int(s["param_groups.fc3.lr_mult"]) == x]
+        assert mean == pytest.approx(means[x])
+        std = float(setting["val/acc_std"])
+        caps = sorted(y for cap in bar.lines[1] for y in cap.get_ydata())
+        assert caps == pytest.approx([mean - std, mean + std])
+    assert len(ax.containers) == len(MULTS)
+    # a faint line per seed through its jobs' val/acc, across the settings
+    jobs = read_csv(sweep_dir / "summary.csv")
+    seeds = [
+        list(zip(line.get_xdata(), line.get_ydata(), strict=True))
+        for line in ax.lines
+        if line.get_marker() == "o"
+    ]
+    expected = [
+        [
+            (float(j["param_groups.fc3.lr_mult"]), float(j["val/acc"]))
+            for j in jobs
+            if j["seed"] == str(seed)
+        ]
+        for seed in SEEDS
+    ]
+    np.testing.assert_allclose(sorted(seeds), sorted(expected))
+    assert ax.get_xscale() == "log" and ax.get_ylabel() == "val/acc"
+    assert [t.get_text() for t in ax.get_xticklabels()] == [str(m) for m in MULTS]
+    title = " ".join(figure.get_suptitle().split())
+    assert "fixed: param_groups=fc3_boost trainer.max_epochs=1 dataset.classes=[5,6,7]" in title
 
 
 def red_pixels(image) -> int:
     """Pixels of matplotlib's tab:red, the failed jobs' marks."""
     r, g, b = image[..., 0], image[..., 1], image[..., 2]
     return int(((abs(r - 0.84) < 0.06) & (g < 0.3) & (b < 0.3)).sum())
+
+
+def orange_pixels(image) -> int:
+    """Pixels of matplotlib's tab:orange (#ff7f0e), the winner's star."""
+    r, g, b = image[..., 0], image[..., 1], image[..., 2]
+    return int(((r > 0.95) & (abs(g - 0.5) < 0.06) & (b < 0.15)).sum())
 
 
 def make_rows(table: dict[tuple, float], failed: tuple = ()) -> list[dict]:
@@ -259,11 +320,7 @@ def test_path_values_are_quoted_for_hydra_as_given():
 def test_a_real_tensorboard_lists_the_test_accuracy_among_each_rows_metrics(evaluated):
     sweep_dir, _ = evaluated
     with TensorBoardServer(sweep_dir, expected_runs=6) as get:
-        experiment = get("/data/plugin/hparams/experiment", {"experimentName": ""})
-        groups = get(
-            "/data/plugin/hparams/session_groups",
-            {"experimentName": "", "startIndex": 0, "sliceSize": 100, "allowedStatuses": STATUSES},
-        )["sessionGroups"]
+        experiment, groups = hparams_table(get)
     assert "eval/test/accuracy" in {m["name"]["tag"] for m in experiment["metricInfos"]}
     for group in groups:
         run = sweep_dir / group["sessions"][0]["name"]

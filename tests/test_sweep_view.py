@@ -3,19 +3,13 @@
 UI shows), the resolved config card, and sweep.png. Plus the rules that name the jobs."""
 
 import json
-import socket
-import subprocess
 import sys
-import time
-import urllib.request
-from pathlib import Path
 
 import pytest
 
 from src.config import sweep
 from src.tracking import sweep_picture, sweep_tables
 from tests.conftest import (
-    ROOT,
     SHIPPED_WEIGHTS,
     assert_one_clear_line,
     read_session_hparams,
@@ -23,6 +17,7 @@ from tests.conftest import (
     run_cli,
     run_python,
 )
+from tests.tensorboard_server import TensorBoardServer, hparams_table
 
 # Two swept keys among eight fixed overrides, as people write sweeps.
 SWEPT = ("param_groups.fc3.lr_mult=1,10", "seed=0,1")
@@ -36,7 +31,6 @@ FIXED = (
     "optimizer.weight_decay=0",
     "scheduler=none",
 )
-STATUSES = ["STATUS_UNKNOWN", "STATUS_SUCCESS", "STATUS_FAILURE", "STATUS_RUNNING"]
 COMPLETED = ["lr_mult=1,seed=0", "lr_mult=1,seed=1", "lr_mult=10,seed=0", "lr_mult=10,seed=1"]
 
 
@@ -103,11 +97,7 @@ def test_a_real_tensorboard_shows_every_sweeps_keys_a_box_per_value_and_every_ru
     runs = [f"a/{n}" for n in COMPLETED] + [f"b/{n}" for n in second]
     with TensorBoardServer(logdir, expected_runs=len(runs)) as get:
         assert sorted(get("/data/runs")) == runs
-        experiment = get("/data/plugin/hparams/experiment", {"experimentName": ""})
-        groups = get(
-            "/data/plugin/hparams/session_groups",
-            {"experimentName": "", "startIndex": 0, "sliceSize": 100, "allowedStatuses": STATUSES},
-        )["sessionGroups"]
+        experiment, groups = hparams_table(get)
     # the union of both sweeps' keys, each differing, each value a box of its own
     columns = {h["name"]: (h["differs"], sorted(h["domainDiscrete"])) for h in experiment["hparamInfos"]}  # fmt: skip
     assert columns == {
@@ -188,48 +178,3 @@ def test_job_names_follow_the_given_order_and_number_what_a_sweeper_picks():
     optuna = "hydra_plugins.hydra_optuna_sweeper.optuna_sweeper.OptunaSweeper"
     assert sweep.job_name(keys, overrides, 3, optuna) == "job3,lr=0.003162,seed=1,path=a-b.pt"
     assert sweep.job_name([], overrides, 3, sweep.BASIC_SWEEPER) == "job3"
-
-
-class TensorBoardServer:
-    """A TensorBoard server on a free port of 127.0.0.1, serving `logdir` until the block
-    ends; `get(path, body=None)` reads its JSON data API (POST when there is a body)."""
-
-    def __init__(self, logdir: Path, expected_runs: int):
-        self.logdir, self.expected_runs = logdir, expected_runs
-
-    def __enter__(self):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
-        self.server = subprocess.Popen(
-            [
-                *(sys.executable, "-m", "tensorboard.main", "--logdir", str(self.logdir)),
-                *("--host", "127.0.0.1", "--port", str(self.port), "--reload_interval", "1"),
-            ],
-            cwd=ROOT,
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
-        deadline = time.monotonic() + 90
-        while time.monotonic() < deadline:  # until it has read every run
-            try:
-                if len(self.get("/data/runs")) >= self.expected_runs:
-                    return self.get
-            except OSError:
-                assert self.server.poll() is None, self.server.stderr.read().decode()
-            time.sleep(0.3)
-        raise AssertionError("TensorBoard did not list the runs within 90 s")
-
-    def get(self, path: str, body: dict | None = None):
-        data = None if body is None else json.dumps(body).encode()
-        request = urllib.request.Request(
-            f"http://127.0.0.1:{self.port}{path}",
-            data=data,
-            headers={"Content-Type": "application/json"},
-        )
-        with urllib.request.urlopen(request, timeout=30) as response:
-            return json.load(response)
-
-    def __exit__(self, *exc):
-        self.server.terminate()
-        self.server.wait(timeout=30)

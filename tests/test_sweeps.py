@@ -1,7 +1,6 @@
 """Multiruns through the real CLI: the sweep summary (a failing job included), each job's hparams
 in its own run, and the launcher and sweeper plugins."""
 
-import csv
 import json
 import math
 import pickle
@@ -14,11 +13,7 @@ import yaml
 from src.errors import GroupwiseError
 from src.tracking.sweep_summary import FailedJob
 from tests.conftest import compose_config, read_scalars, read_session_hparams, run_cli
-
-
-def summary_rows(sweep_dir):
-    with (sweep_dir / "summary.csv").open() as f:
-        return list(csv.DictReader(f))
+from tests.tables import read_csv
 
 
 @pytest.mark.e2e
@@ -35,7 +30,7 @@ def test_a_failing_job_keeps_its_row_the_others_run_and_the_command_fails(tmp_pa
     assert "groupwise: error: 1 of 3 jobs failed" in result.stderr
     assert "Traceback" not in result.stderr + result.stdout
 
-    rows = summary_rows(tmp_path)
+    rows = read_csv(tmp_path / "summary.csv")
     assert [(r["job"], r["status"]) for r in rows] == [
         ("0", "completed"),
         ("1", "failed"),
@@ -86,7 +81,7 @@ def test_joblib_runs_jobs_in_parallel_processes_sharing_the_cores(tmp_path):
         "trainer.max_epochs=1",
         f"hydra.sweep.dir={tmp_path}",
     )
-    rows = summary_rows(tmp_path)
+    rows = read_csv(tmp_path / "summary.csv")
     assert [r["status"] for r in rows] == ["completed", "completed"]
     # each worker process named its job by what the launching process saw swept
     assert [r["run_dir"] for r in rows] == [str(tmp_path / "seed=0"), str(tmp_path / "seed=1")]
@@ -105,7 +100,7 @@ def test_submitit_local_runs_each_job_in_its_own_process(tmp_path):
         "trainer.max_epochs=1",
         f"hydra.sweep.dir={tmp_path}",
     )
-    assert [r["status"] for r in summary_rows(tmp_path)] == ["completed"]
+    assert [r["status"] for r in read_csv(tmp_path / "summary.csv")] == ["completed"]
     assert list((tmp_path / ".submitit").glob("*/*_result.pkl"))
     # nothing swept: the job is named by its number
     assert "lr/fc3" in read_scalars(tmp_path / "job0")
@@ -121,7 +116,7 @@ def test_optuna_searches_the_base_lr_and_the_head_multiplier_for_val_acc(tmp_pat
         "trainer.max_epochs=1",
         f"hydra.sweep.dir={tmp_path}",
     )
-    rows = summary_rows(tmp_path)
+    rows = read_csv(tmp_path / "summary.csv")
     assert len(rows) == 3 and {r["status"] for r in rows} == {"completed"}
     results = yaml.safe_load((tmp_path / "optimization_results.yaml").read_text())
     assert results["best_value"] == pytest.approx(max(float(r["val/acc"]) for r in rows))
@@ -167,7 +162,7 @@ def test_fewshot_study_prints_mean_and_std_per_start_and_shot_count(tmp_path):
         "trainer.max_epochs=6",
         f"hydra.sweep.dir={tmp_path}",
     )
-    rows = summary_rows(tmp_path)
+    rows = read_csv(tmp_path / "summary.csv")
     assert len(rows) == 4 and {r["status"] for r in rows} == {"completed"}
     runs = [Path(r["run_dir"]) for r in rows]
     table = (tmp_path / "fewshot_table.md").read_text()
