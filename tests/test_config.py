@@ -29,13 +29,18 @@ GROUPS = [
 ]
 # What a group's option needs beside it to compose into a config a run accepts.
 NEEDS = {
-    "image_folder": ["dataset.root=/data"],
+    "image_folder": ["dataset.root={tmp}"],
     "model": ["pretrained=none"],
     "timm": ["pretrained=none", "model.name=resnet18"],  # the name is required: no default
     "hf": ["pretrained=none", "model.name={hf_dir}"],  # a save_pretrained directory
     # The recipes name the model (timm's) and the images.
-    "vit_finetune": ["model.name=vit_tiny_patch16_224", "dataset.root=/data"],
-    "convnet_finetune": ["model.name=convnext_tiny", "dataset.root=/data"],
+    "vit_finetune": ["model.name=vit_tiny_patch16_224", "dataset.root={tmp}"],
+    "convnet_finetune": ["model.name=convnext_tiny", "dataset.root={tmp}"],
+    # Layer-decay presets name the roles of the models they are written for (checked on them).
+    "resnet_layer_decay": ["model=resnet18", "pretrained=none"],
+    "convnext_layer_decay": ["model=timm", "model.name=convnext_tiny", "pretrained=none"],
+    "convnext_block_layer_decay": ["model=timm", "model.name=convnext_tiny", "pretrained=none"],
+    "vit_layer_decay": ["model=vit_b_16", "pretrained=none"],
 }
 
 
@@ -71,7 +76,7 @@ def test_every_config_file_is_selected_here():
 @pytest.mark.parametrize(("group", "name"), options(), ids=lambda x: x)
 def test_each_config_composes_and_every_target_exists(make_cfg, tmp_path, group, name):
     hf_dir = hf_config_dir(tmp_path / "vit", "hf_vit") if name == "hf" else None
-    needs = [o.format(hf_dir=hf_dir) for o in NEEDS.get(name, NEEDS.get(group, []))]
+    needs = [o.format(hf_dir=hf_dir, tmp=tmp_path) for o in NEEDS.get(name, NEEDS.get(group, []))]
     cfg = make_cfg(f"{group}={name}", *needs, with_hydra=True)
     found = targets(cfg)
     assert found, "every config has at least the sweep summary callback to instantiate"

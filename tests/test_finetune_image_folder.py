@@ -37,7 +37,8 @@ def test_image_folder_configs_take_the_models_transforms(make_cfg):
     assert cfg.dataset.transform_from == "model"  # the model source's own preprocessing
     assert model_source(cfg.model).preprocess().size == 224  # efficientnet_b0's weights'
     lenet = make_cfg("dataset=image_folder", "dataset.root=/x").model
-    assert model_source(lenet).preprocess() is None  # the dataset's own
+    own = model_source(lenet).preprocess()  # LeNet names its size; the dataset gives the rest
+    assert (own.size, own.resize, own.mean, own.std, own.channels) == (32, None, None, None, None)
 
 
 @pytest.mark.e2e

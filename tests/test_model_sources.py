@@ -10,6 +10,7 @@ from transformers import BitImageProcessor, ConvNextImageProcessor
 
 from src.data.transforms import preprocess_for
 from src.errors import GroupwiseError
+from src.models.contract import Preprocess
 from src.models.hf_models import HFSource
 from src.models.source import model_source
 from src.models.timm_models import TimmSource
@@ -70,7 +71,7 @@ def test_the_dataset_takes_its_transforms_from_the_models_own_metadata(make_cfg,
         (["model=timm", "model.name=resnet50.a1_in1k"], timm_tag),
         (["model=hf", f"model.name={folder}"], preprocess_for(f"hf:{folder}", None, None)),
         (["model=resnet18"], preprocess_for("resnet18", None, None)),
-        ([], None),  # LeNet: no metadata, so the dataset's own
+        ([], Preprocess(32, None, None, None, None)),  # LeNet: its size; the dataset's rest
     ]:
         cfg = make_cfg(*overrides, "dataset=image_folder", "dataset.root=/x")
         assert cfg.dataset.transform_from == "model"  # the model source's own
