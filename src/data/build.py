@@ -17,7 +17,12 @@ from dataclasses import is_dataclass
 from omegaconf import DictConfig, OmegaConf
 
 from src.config.arguments import check_arguments, locate
-from src.config.schema import DigitsConfig, FileDatasetConfig, ImageFolderConfig
+from src.config.schema import (
+    DigitsConfig,
+    FileDatasetConfig,
+    ImageFolderConfig,
+    TorchvisionDatasetConfig,
+)
 from src.data import digits, file_datasets, image_folder
 from src.data.loading import Data
 from src.data.mixing import MIXING_KEYS
@@ -80,7 +85,7 @@ def num_classes(section: Mapping) -> int | None:
         return len(options.classes)
     if isinstance(options, ImageFolderConfig):
         return image_folder.num_classes(options) or None
-    if isinstance(options, FileDatasetConfig):
+    if isinstance(options, TorchvisionDatasetConfig):
         return TORCHVISION_CLASSES
     return None
 
