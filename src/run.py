@@ -4,6 +4,7 @@ import gc
 import os
 import shlex
 import sys
+from datetime import datetime
 from pathlib import Path
 
 import hydra
@@ -79,7 +80,9 @@ def _launch(cfg: DictConfig, hydra_cfg: DictConfig):
         # The basic launcher runs a sweep's jobs one after another; every other in parallel.
         parallel_sweep=hydra_cfg.mode == RunMode.MULTIRUN
         and hydra_cfg.runtime.choices["hydra/launcher"] != "basic",
-        record=Record(cfg, HydraConfig.instance().cfg, overrides, resume=cfg.resume),
+        record=Record(
+            cfg, HydraConfig.instance().cfg, overrides, resume=cfg.resume, launched=datetime.now()
+        ),
     )
 
 
@@ -110,7 +113,7 @@ if __name__ == "__main__":
 
         distributed.setup()
         # Before Hydra names the run dir: every rank names it from rank 0's clock.
-        resolvers.use_launch_time(distributed.rank_zero_time())
+        resolvers.register(launch_time=distributed.rank_zero_time())
     if {"-h", "--help"} & set(sys.argv[1:]):
         print(run_help.usage())
         sys.exit(0)

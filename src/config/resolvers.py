@@ -7,7 +7,7 @@ entry point, the tests and every sweep worker import it before a config is resol
   Hydra's `${now:...}` reads each process's own clock; under torchrun the ranks' clocks
   differ by seconds across nodes, and each rank would name a dir of its own. This one is
   Hydra's `now` (cached per config, so a sweep's jobs share their sweep's value), except that
-  under torchrun every rank reads rank 0's clock (`use_launch_time`).
+  the entry point may register it with a time of its own: under torchrun, rank 0's.
 - `${swept_keys:}`, `${sweep_job_name:...}`: what a sweep varies, and a job's name after it
   (src/config/sweep.py).
 """
@@ -19,16 +19,16 @@ from omegaconf import OmegaConf
 
 from src.config import sweep
 
-_shared_launch_time: datetime | None = None  # rank 0's, under torchrun
 
-
-def register() -> None:
+def register(launch_time: datetime | None = None) -> None:
+    """`launch_time`: what `${launch_time:...}` reads; None, the clock when a config first
+    resolves it."""
     OmegaConf.register_new_resolver(
         "project_dir", lambda: str(Path(__file__).resolve().parents[2]), replace=True
     )
     OmegaConf.register_new_resolver(
         "launch_time",
-        lambda pattern: launch_time().strftime(pattern),
+        lambda pattern: (launch_time or datetime.now()).strftime(pattern),
         use_cache=True,
         replace=True,
     )
@@ -47,13 +47,3 @@ def register() -> None:
         ),
         replace=True,
     )
-
-
-def use_launch_time(time: datetime) -> None:
-    """From now on, `${launch_time:...}` reads `time` instead of this process's clock."""
-    global _shared_launch_time
-    _shared_launch_time = time
-
-
-def launch_time() -> datetime:
-    return _shared_launch_time or datetime.now()
