@@ -8,8 +8,7 @@ entry point, the tests and every sweep worker import it before a config is resol
   differ by seconds across nodes, and each rank would name a dir of its own. This one is
   Hydra's `now` (cached per config, so a sweep's jobs share their sweep's value), except that
   the entry point may register it with a time of its own: under torchrun, rank 0's.
-- `${swept_keys:}`, `${sweep_job_name:...}`: what a sweep varies, and a job's name after it
-  (src/config/sweep.py).
+- `${sweep_job_name:...}`: a sweep job's name, after what the sweep varies (src/config/sweep.py).
 """
 
 from datetime import datetime
@@ -32,18 +31,10 @@ def register(launch_time: datetime | None = None) -> None:
         use_cache=True,
         replace=True,
     )
-    # Cached by its arguments' text: computed where the sweep is launched, from the sweep
-    # syntax there, and copied with the cache into every job's config.
-    OmegaConf.register_new_resolver(
-        "swept_keys",
-        lambda overrides, params: ",".join(sweep.swept_keys(list(overrides), params)),
-        use_cache=True,
-        replace=True,
-    )
     OmegaConf.register_new_resolver(
         "sweep_job_name",
-        lambda swept, overrides, num, sweeper: sweep.job_name(
-            [key for key in swept.split(",") if key], list(overrides), num, sweeper
+        lambda sweep_dir, overrides, num, sweeper: sweep.job_name(
+            sweep.recorded_swept_keys(sweep_dir), list(overrides), num, sweeper
         ),
         replace=True,
     )
