@@ -112,7 +112,7 @@ def test_the_basic_sweeper_is_still_configured_under_the_class_path_sweep_names(
     assert issubclass(get_class(target), Sweeper), SWEEP_CHANGED + f"{target} is no Sweeper"
 
 
-def test_a_jobs_config_still_reads_the_launching_configs_launch_time(tmp_path):
+def test_a_jobs_config_still_reads_the_launching_configs_launch_time():
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
         loader = GlobalHydra.instance().config_loader()
         launching = loader.load_configuration("config", ["seed=0,1"], run_mode=RunMode.MULTIRUN)

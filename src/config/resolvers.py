@@ -6,8 +6,9 @@ entry point, the tests and every sweep worker import it before a config is resol
 - `${launch_time:%Y-%m-%d_%H-%M-%S}`: when this launch started, for naming run and sweep dirs.
   Hydra's `${now:...}` reads each process's own clock; under torchrun the ranks' clocks
   differ by seconds across nodes, and each rank would name a dir of its own. This one is
-  Hydra's `now` (cached per config, so a sweep's jobs share their sweep's value), except that
-  the entry point may register it with a time of its own: under torchrun, rank 0's.
+  Hydra's `now` (cached per config, a cache Hydra copies into each job's config, so a sweep's
+  jobs share their sweep's value: tests/test_hydra_internals.py), except that the entry point
+  may register it with a time of its own: under torchrun, rank 0's.
 - `${sweep_job_name:...}`: a sweep job's name, after what the sweep varies (src/config/sweep.py).
 """
 
