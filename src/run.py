@@ -4,6 +4,7 @@ import gc
 import os
 import shlex
 import sys
+from datetime import datetime
 from pathlib import Path
 
 import hydra
@@ -56,14 +57,14 @@ def _launch(cfg: DictConfig, hydra_cfg: DictConfig):
     loose = checks.loose_booleans(cfg, overrides)
     if loose:
         raise errors.GroupwiseError(*loose)
+    multirun = hydra_cfg.mode == RunMode.MULTIRUN
     typed_exclude = any(o.lstrip("+~").startswith("pretrained.exclude") for o in overrides)
     run_hparams = hparams.for_run(
         overrides,
         cfg,
         hydra_cfg.job.config.override_dirname.exclude_keys,
-        swept=[key for key in hydra_cfg.job.env_set.GROUPWISE_SWEPT_KEYS.split(",") if key],
-        sampled=hydra_cfg.mode == RunMode.MULTIRUN
-        and hydra_cfg.sweeper._target_ != sweep.BASIC_SWEEPER,
+        swept=sweep.recorded_swept_keys(hydra_cfg.sweep.dir) if multirun else [],
+        sampled=multirun and hydra_cfg.sweeper._target_ != sweep.BASIC_SWEEPER,
     )
     if run_hparams.swept:  # a sweep job's HPARAMS row is named by its values
         run_hparams.trial = hparams.trial_name(run_hparams, Path(hydra_cfg.runtime.output_dir))
@@ -77,9 +78,10 @@ def _launch(cfg: DictConfig, hydra_cfg: DictConfig):
         else f"set by the config files (pretrained={hydra_cfg.runtime.choices.get('pretrained')}), "
         "not the command line",
         # The basic launcher runs a sweep's jobs one after another; every other in parallel.
-        parallel_sweep=hydra_cfg.mode == RunMode.MULTIRUN
-        and hydra_cfg.runtime.choices["hydra/launcher"] != "basic",
-        record=Record(cfg, HydraConfig.instance().cfg, overrides, resume=cfg.resume),
+        parallel_sweep=multirun and hydra_cfg.runtime.choices["hydra/launcher"] != "basic",
+        record=Record(
+            cfg, HydraConfig.instance().cfg, overrides, resume=cfg.resume, launched=datetime.now()
+        ),
     )
 
 
@@ -110,7 +112,7 @@ if __name__ == "__main__":
 
         distributed.setup()
         # Before Hydra names the run dir: every rank names it from rank 0's clock.
-        resolvers.use_launch_time(distributed.rank_zero_time())
+        resolvers.register(launch_time=distributed.rank_zero_time())
     if {"-h", "--help"} & set(sys.argv[1:]):
         print(run_help.usage())
         sys.exit(0)

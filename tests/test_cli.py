@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+from datetime import datetime
 
 import pytest
 import torch
@@ -163,7 +164,13 @@ def test_pretrain_experiment_makes_a_checkpoint_like_the_shipped_one(tmp_path):
 def test_resume_continues_to_the_same_weights_as_an_uninterrupted_run(tmp_path):
     run_cli_here("trainer.max_epochs=3", f"hydra.run.dir={tmp_path / 'whole'}")
     run_cli_here("trainer.max_epochs=2", f"hydra.run.dir={tmp_path / 'split'}")
+    before = datetime.now().replace(microsecond=0)
     run_cli_here("trainer.max_epochs=3", "resume=true", f"hydra.run.dir={tmp_path / 'split'}")
+    # The resume's launch record, named by when it was launched, beside the first.
+    (resumed,) = (tmp_path / "split/.hydra").glob("resume_*")
+    assert before <= datetime.strptime(resumed.name, "resume_%Y-%m-%d_%H-%M-%S") <= datetime.now()
+    assert "resume=true" in (resumed / "overrides.yaml").read_text()
+    assert "resume=true" not in (tmp_path / "split/.hydra/overrides.yaml").read_text()
     whole = torch.load(tmp_path / "whole/checkpoints/last.pt", weights_only=True)
     split = torch.load(tmp_path / "split/checkpoints/last.pt", weights_only=True)
     assert split[PROGRESS]["epoch"] == 3

@@ -53,14 +53,16 @@ def test_two_gloo_processes_match_one_process_with_the_same_global_batch(make_cf
     assert (two / "run.log").read_text().count("epoch 2/2") == 1
 
 
-def test_run_dirs_are_named_from_the_shared_launch_time_once_there_is_one(monkeypatch):
-    monkeypatch.setattr(resolvers, "_shared_launch_time", None)
+def test_run_dirs_are_named_from_the_launch_time_the_entry_point_registers():
     run_dir = "runs/${launch_time:%Y-%m-%d_%H-%M-%S}"
     before = datetime.now().replace(microsecond=0)
     named = OmegaConf.create({"dir": run_dir}).dir  # one process: its own clock, as Hydra's now
     assert before <= datetime.strptime(named, "runs/%Y-%m-%d_%H-%M-%S") <= datetime.now()
-    resolvers.use_launch_time(datetime(2001, 2, 3, 4, 5, 6))  # rank 0's, under torchrun
-    assert OmegaConf.create({"dir": run_dir}).dir == "runs/2001-02-03_04-05-06"
+    resolvers.register(launch_time=datetime(2001, 2, 3, 4, 5, 6))  # rank 0's, under torchrun
+    try:
+        assert OmegaConf.create({"dir": run_dir}).dir == "runs/2001-02-03_04-05-06"
+    finally:
+        resolvers.register()  # as `src.run` registers them on import
 
 
 def _train_with_fc3_unfrozen_at_epoch_2(rank: int, world: int, rendezvous: str, out: str):

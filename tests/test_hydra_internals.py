@@ -2,13 +2,16 @@
 
 These tests fail, saying what changed, when a Hydra release moves or changes
 `hydra._internal.utils.run_and_report` (src/config/hydra_internals.py), the basic sweeper's
-class path, or the copy of the launching config's resolver cache into each job's config
-(src/config/sweep.py); the CLI tests would only show a config error printed over several lines
-again, or a sweep's jobs named and tagged as if nothing were swept.
+class path (src/config/sweep.py), or the copy of the launching config's resolver cache into
+each job's config, which gives a sweep's jobs one `${launch_time:...}` as it gives them one
+`${now:...}` (src/config/resolvers.py); the CLI tests would only show a config error printed
+over several lines again, grid jobs numbered as optuna's, or a sweep's jobs scattered over
+sweep dirs of their own.
 """
 
 import inspect
 import sys
+from datetime import datetime
 
 import pytest
 from hydra import initialize_config_dir
@@ -20,7 +23,7 @@ from hydra.utils import get_class
 from omegaconf import OmegaConf
 
 import src.run
-from src.config import hydra_internals, sweep
+from src.config import hydra_internals, resolvers, sweep
 from tests.conftest import ROOT, compose_config
 
 CHANGED = (
@@ -96,6 +99,7 @@ def test_hydra_reports_config_errors_over_lines_and_the_wrapper_makes_them_one(
 
 
 SWEEP_CHANGED = "Hydra changed underneath src/config/sweep.py: "
+RESOLVERS_CHANGED = "Hydra changed underneath src/config/resolvers.py: "
 
 
 def test_the_basic_sweeper_is_still_configured_under_the_class_path_sweep_names():
@@ -108,22 +112,25 @@ def test_the_basic_sweeper_is_still_configured_under_the_class_path_sweep_names(
     assert issubclass(get_class(target), Sweeper), SWEEP_CHANGED + f"{target} is no Sweeper"
 
 
-def test_a_jobs_config_still_reads_the_launching_configs_resolver_cache(tmp_path):
+def test_a_jobs_config_still_reads_the_launching_configs_launch_time():
     with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
         loader = GlobalHydra.instance().config_loader()
-        overrides = ["seed=0,1", f"hydra.sweep.dir={tmp_path}"]
-        launching = loader.load_configuration("config", overrides, run_mode=RunMode.MULTIRUN)
-        # Resolved in the launching process, as the SweepCheck callback does: cached there.
-        assert launching.hydra.job.env_set.GROUPWISE_SWEPT_KEYS == "seed"
-        # How every launcher (basic, joblib, submitit) makes a job's config.
-        job = loader.load_sweep_config(launching, ["seed=1"])
-        swept = job.hydra.job.env_set.GROUPWISE_SWEPT_KEYS
-        OmegaConf.clear_cache(job)
-        own_answer = job.hydra.job.env_set.GROUPWISE_SWEPT_KEYS
-    assert own_answer == "", "a job's own overrides (seed=1) no longer tell nothing is swept"
-    assert swept == "seed", (
-        SWEEP_CHANGED + "ConfigLoader.load_sweep_config no longer copies the launching "
+        launching = loader.load_configuration("config", ["seed=0,1"], run_mode=RunMode.MULTIRUN)
+        sweep_dir = launching.hydra.sweep.dir  # resolved in the launching process: cached there
+        # The job's process reads another time (a worker started later, another machine).
+        resolvers.register(launch_time=datetime(2001, 2, 3, 4, 5, 6))
+        try:
+            # How every launcher (basic, joblib, submitit) makes a job's config.
+            job = loader.load_sweep_config(launching, ["seed=1"])
+            shared = job.hydra.sweep.dir
+            OmegaConf.clear_cache(job)
+            own = job.hydra.sweep.dir
+        finally:
+            resolvers.register()
+    assert own == "outputs/multirun/2001-02-03_04-05-06", "the job no longer reads its own time"
+    assert shared == sweep_dir, (
+        RESOLVERS_CHANGED + "ConfigLoader.load_sweep_config no longer copies the launching "
         f"config's resolver cache into the job's config (OmegaConf.copy_cache): the job read "
-        f"swept keys {swept!r}, not the launching process's 'seed'; jobs would be named "
-        "job0, job1..., as if nothing were swept"
+        f"the sweep dir {shared}, not the launching process's {sweep_dir}; each job would "
+        "write into a sweep dir of its own"
     )

@@ -6,7 +6,13 @@ import json
 import sys
 
 import pytest
+from hydra import initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.types import RunMode
+from omegaconf import open_dict
 
+import src.run  # noqa: F401  (registers the resolvers the sweep's subdir names jobs with)
+from src import errors
 from src.config import sweep
 from src.tracking import sweep_picture, sweep_tables
 from tests.conftest import (
@@ -157,6 +163,25 @@ def test_a_grid_listing_a_value_twice_is_refused_before_any_job(tmp_path):
 )
 def test_swept_keys_are_the_sweep_overrides_in_the_order_given(overrides, params, expected):
     assert sweep.swept_keys(overrides, params) == expected
+
+
+def test_a_job_reads_what_the_sweep_varies_from_the_root_where_the_launch_wrote_it(tmp_path):
+    with initialize_config_dir(config_dir=str(ROOT / "conf"), version_base="1.3"):
+        loader = GlobalHydra.instance().config_loader()
+        overrides = ["experiment=fewshot_digits", "seed=0,1", f"hydra.sweep.dir={tmp_path}"]
+        launching = loader.load_configuration("config", overrides, run_mode=RunMode.MULTIRUN)
+        with pytest.raises(errors.GroupwiseError, match=r"swept_keys\.json: not found"):
+            sweep.recorded_swept_keys(tmp_path)
+        sweep.SweptKeys().on_multirun_start(config=launching)
+        # As every launcher (basic, joblib, submitit) makes a job's config: from the job's own
+        # overrides alone, where seed=1 reads as fixed as experiment=fewshot_digits does.
+        own = ["experiment=fewshot_digits", "fewshot=scratch", "dataset.shots_per_class=5"]
+        job = loader.load_sweep_config(launching, [*own, "seed=1"])
+        with open_dict(job):
+            job.hydra.job.num = 3  # as the launcher numbers it
+    # The experiment's grid (hydra.sweeper.params) first, then the command line's sweep.
+    assert sweep.recorded_swept_keys(tmp_path) == ["fewshot", "dataset.shots_per_class", "seed"]
+    assert job.hydra.sweep.subdir == "fewshot=scratch,shots_per_class=5,seed=1"
 
 
 def test_long_keys_are_cut_to_their_shortest_unambiguous_suffix():

@@ -83,8 +83,9 @@ def test_joblib_runs_jobs_in_parallel_processes_sharing_the_cores(tmp_path):
     )
     rows = read_csv(tmp_path / "summary.csv")
     assert [r["status"] for r in rows] == ["completed", "completed"]
-    # each worker process named its job by what the launching process saw swept
+    # each worker process named its job, and its HPARAMS row, by what the launch saw swept
     assert [r["run_dir"] for r in rows] == [str(tmp_path / "seed=0"), str(tmp_path / "seed=1")]
+    assert read_session_hparams(tmp_path / "seed=1") == {"seed": "1"}
     # 2 jobs at once: each job's torch gets its share of the cores, not all of them
     assert {r["torch_threads"] for r in rows} == {str(max(1, joblib.cpu_count() // 2))}
 
@@ -96,14 +97,15 @@ def test_submitit_local_runs_each_job_in_its_own_process(tmp_path):
         "-m",
         "hydra/launcher=submitit_local",
         "param_groups=fc3_boost",
-        "param_groups.fc3.lr_mult=3",
+        "param_groups.fc3.lr_mult=choice(3)",  # a sweep of one value
         "trainer.max_epochs=1",
         f"hydra.sweep.dir={tmp_path}",
     )
     assert [r["status"] for r in read_csv(tmp_path / "summary.csv")] == ["completed"]
     assert list((tmp_path / ".submitit").glob("*/*_result.pkl"))
-    # nothing swept: the job is named by its number
-    assert "lr/fc3" in read_scalars(tmp_path / "job0")
+    # submitit's process named the job, and its HPARAMS row, by what the launch saw swept
+    assert "lr/fc3" in read_scalars(tmp_path / "lr_mult=3")
+    assert read_session_hparams(tmp_path / "lr_mult=3") == {"param_groups.fc3.lr_mult": "3"}
 
 
 @pytest.mark.e2e

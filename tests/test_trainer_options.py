@@ -11,6 +11,7 @@ import termios
 import pytest
 import torch
 
+from src.config import sweep
 from src.errors import GroupwiseError
 from src.runner import Runner
 from src.tracking.logger import RunLogger
@@ -231,7 +232,7 @@ def _read(fd: int) -> bytes:
         return b""
 
 
-def test_progress_bar_stays_off_without_a_terminal_and_in_parallel_sweeps(monkeypatch):
+def test_progress_bar_stays_off_without_a_terminal_and_in_parallel_sweeps(monkeypatch, tmp_path):
     from src.run import _launch
 
     monkeypatch.setattr(sys.stderr, "isatty", lambda: False, raising=False)
@@ -244,7 +245,8 @@ def test_progress_bar_stays_off_without_a_terminal_and_in_parallel_sweeps(monkey
         (["hydra.mode=MULTIRUN", "hydra/launcher=joblib"], True),
         (["hydra.mode=MULTIRUN", "hydra/launcher=submitit_local"], True),
     ]:
-        cfg = compose_config(*overrides, with_hydra=True)
+        cfg = compose_config(*overrides, f"hydra.sweep.dir={tmp_path}", with_hydra=True)
+        sweep.SweptKeys().on_multirun_start(config=cfg)  # as a sweep's launch does
         launch = _launch(cfg, cfg.hydra)  # what the entry point reads of Hydra's state
         assert launch.parallel_sweep is parallel, overrides
         assert progress.wanted(launch.parallel_sweep) is not parallel, overrides

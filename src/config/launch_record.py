@@ -11,11 +11,10 @@ before its first file. A run refused before that writes nothing.
 
 import logging
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
-
-from src.config import resolvers
 
 
 class HeldFileHandler(logging.FileHandler):
@@ -47,6 +46,9 @@ class Record:
     hydra: DictConfig  # Hydra's own config, under its `hydra` key
     overrides: list[str]
     resume: bool
+    # When this launch started: names a resume's record. Under torchrun only rank 0 writes
+    # the record, so its own clock is the one.
+    launched: datetime
 
     def go_ahead(self, run_dir: Path, writes: bool) -> None:
         """The run goes ahead: the process that `writes` the run dir (under torchrun, rank 0:
@@ -57,7 +59,7 @@ class Record:
                 logging.getLogger().removeHandler(handler)
                 handler.close()
             return
-        directory = Path(run_dir) / record_dir(self.resume)
+        directory = Path(run_dir) / record_dir(self.resume, self.launched)
         directory.mkdir(parents=True, exist_ok=True)
         for name, content in (
             ("config.yaml", self.task),
@@ -73,6 +75,6 @@ def _held_handlers() -> list[HeldFileHandler]:
     return [h for h in logging.getLogger().handlers if isinstance(h, HeldFileHandler)]
 
 
-def record_dir(resume: bool) -> str:
+def record_dir(resume: bool, launched: datetime) -> str:
     """`.hydra`; a resume's own: `.hydra/resume_<launch time>`, so the first stays as it was."""
-    return f".hydra/resume_{resolvers.launch_time():%Y-%m-%d_%H-%M-%S}" if resume else ".hydra"
+    return f".hydra/resume_{launched:%Y-%m-%d_%H-%M-%S}" if resume else ".hydra"

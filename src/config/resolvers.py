@@ -6,10 +6,10 @@ entry point, the tests and every sweep worker import it before a config is resol
 - `${launch_time:%Y-%m-%d_%H-%M-%S}`: when this launch started, for naming run and sweep dirs.
   Hydra's `${now:...}` reads each process's own clock; under torchrun the ranks' clocks
   differ by seconds across nodes, and each rank would name a dir of its own. This one is
-  Hydra's `now` (cached per config, so a sweep's jobs share their sweep's value), except that
-  under torchrun every rank reads rank 0's clock (`use_launch_time`).
-- `${swept_keys:}`, `${sweep_job_name:...}`: what a sweep varies, and a job's name after it
-  (src/config/sweep.py).
+  Hydra's `now` (cached per config, a cache Hydra copies into each job's config, so a sweep's
+  jobs share their sweep's value: tests/test_hydra_internals.py), except that the entry point
+  may register it with a time of its own: under torchrun, rank 0's.
+- `${sweep_job_name:...}`: a sweep job's name, after what the sweep varies (src/config/sweep.py).
 """
 
 from datetime import datetime
@@ -19,41 +19,23 @@ from omegaconf import OmegaConf
 
 from src.config import sweep
 
-_shared_launch_time: datetime | None = None  # rank 0's, under torchrun
 
-
-def register() -> None:
+def register(launch_time: datetime | None = None) -> None:
+    """`launch_time`: what `${launch_time:...}` reads; None, the clock when a config first
+    resolves it."""
     OmegaConf.register_new_resolver(
         "project_dir", lambda: str(Path(__file__).resolve().parents[2]), replace=True
     )
     OmegaConf.register_new_resolver(
         "launch_time",
-        lambda pattern: launch_time().strftime(pattern),
-        use_cache=True,
-        replace=True,
-    )
-    # Cached by its arguments' text: computed where the sweep is launched, from the sweep
-    # syntax there, and copied with the cache into every job's config.
-    OmegaConf.register_new_resolver(
-        "swept_keys",
-        lambda overrides, params: ",".join(sweep.swept_keys(list(overrides), params)),
+        lambda pattern: (launch_time or datetime.now()).strftime(pattern),
         use_cache=True,
         replace=True,
     )
     OmegaConf.register_new_resolver(
         "sweep_job_name",
-        lambda swept, overrides, num, sweeper: sweep.job_name(
-            [key for key in swept.split(",") if key], list(overrides), num, sweeper
+        lambda sweep_dir, overrides, num, sweeper: sweep.job_name(
+            sweep.recorded_swept_keys(sweep_dir), list(overrides), num, sweeper
         ),
         replace=True,
     )
-
-
-def use_launch_time(time: datetime) -> None:
-    """From now on, `${launch_time:...}` reads `time` instead of this process's clock."""
-    global _shared_launch_time
-    _shared_launch_time = time
-
-
-def launch_time() -> datetime:
-    return _shared_launch_time or datetime.now()

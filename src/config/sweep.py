@@ -3,16 +3,19 @@
 A job of a sweep only sees its own overrides (`seed=1 optimizer=sgd ...`): which of them the
 sweep varies is known in the launching process alone, where `hydra.overrides.task` still holds
 the sweep syntax (`seed=0,1`) and `hydra.sweeper.params` the sweeps declared in config (the
-basic sweeper's grid, optuna's search space). `${swept_keys:...}` (src/config/resolvers.py) is
-resolved there first, by the `SweepCheck` callback below; Hydra copies the launching
-config's resolver cache into every job's config (as it does for `${now:}`), so each job,
-whatever process or machine runs it, reads the launching process's answer.
+basic sweeper's grid, optuna's search space). There, before any job starts, the `SweptKeys`
+callback below writes the answer at the sweep's root (`swept_keys.json`), where every job,
+whatever process or machine runs it (the launcher's own, joblib workers, submitit's), reads
+it from its `hydra.sweep.dir`: its dir's name (`${sweep_job_name:...}`), its HPARAMS columns
+and its row of the sweep summary. Hydra's own record of the launch there (`multirun.yaml`)
+would do, but optuna's sweeper does not write one.
 
-Neither that copy nor the basic sweeper's class path (`BASIC_SWEEPER`, a private module of
-Hydra's) is Hydra's public API: tests/test_hydra_internals.py fails naming what changed if a
-Hydra release changes either.
+The basic sweeper's class path (`BASIC_SWEEPER`, a private module of Hydra's) is not Hydra's
+public API: tests/test_hydra_internals.py fails naming what changed if a Hydra release moves it.
 """
 
+import json
+from pathlib import Path
 from typing import Any
 
 from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -22,6 +25,7 @@ from omegaconf import DictConfig, OmegaConf
 from src import errors
 
 BASIC_SWEEPER = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
+SWEPT_KEYS_FILE = "swept_keys.json"  # at the sweep's root
 
 
 def swept_keys(task_overrides: list[str], sweeper_params: dict | None) -> list[str]:
@@ -89,17 +93,37 @@ def job_name(swept: list[str], job_overrides: list[str], job_num: int, sweeper: 
     return f"job{job_num},{name}" if numbered else name
 
 
+def recorded_swept_keys(sweep_dir: str | Path) -> list[str]:
+    """The keys the sweep at `sweep_dir` varies, as `SweptKeys` wrote them when it started."""
+    path = Path(sweep_dir) / SWEPT_KEYS_FILE
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise errors.GroupwiseError(
+            f"{path}: not found; the sweep's `swept_keys` callback (conf/config.yaml, "
+            "hydra.callbacks) writes it before any job starts"
+        ) from None
+
+
+class SweptKeys(Callback):
+    """Writes the keys the sweep varies at its root, for its jobs to read
+    (`recorded_swept_keys`): after the checks of the sweep and of its dir, before any job."""
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        keys = swept_keys(list(config.hydra.overrides.task), _params(config))
+        path = Path(config.hydra.sweep.dir) / SWEPT_KEYS_FILE
+        path.write_text(json.dumps(keys) + "\n", encoding="utf-8")
+
+
 class SweepCheck(Callback):
-    """Resolves `${swept_keys:...}` in the launching process, before any job is composed, and
-    refuses a grid that lists a value twice, and (a single run too) a key given twice on the
-    command line: one clear line, exit 2, before anything is made."""
+    """Refuses a grid that lists a value twice, and (a single run too) a key given twice on
+    the command line: one clear line, exit 2, before anything is made."""
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
         _exit_if_given_twice(config)
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         _exit_if_given_twice(config)
-        _ = config.hydra.job.env_set.GROUPWISE_SWEPT_KEYS  # fills the cache the jobs copy
         if config.hydra.sweeper._target_ != BASIC_SWEEPER:
             return
         repeated = repeated_values(list(config.hydra.overrides.task), _params(config))

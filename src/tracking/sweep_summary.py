@@ -24,6 +24,7 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from src import errors
+from src.config import sweep
 from src.errors import GroupwiseError
 from src.tracking import hparams, sweep_picture, sweep_tables
 
@@ -71,7 +72,7 @@ class SweepSummary(Callback):
         if config.hydra.mode != RunMode.MULTIRUN or job_return.status == JobStatus.FAILED:
             return  # raised where `main` does not catch: the sweep ends, and Hydra reports it
         # The values the sweep varies, typed as TensorBoard shows them: the tables' columns.
-        swept = [k for k in config.hydra.job.env_set.GROUPWISE_SWEPT_KEYS.split(",") if k]
+        swept = sweep.recorded_swept_keys(config.hydra.sweep.dir)
         row = {
             "job": config.hydra.job.num,
             "overrides": " ".join(job_return.overrides),
