@@ -16,6 +16,7 @@ from src import errors
 from src.config import sweep
 from src.tracking import sweep_picture, sweep_tables
 from tests.conftest import (
+    ROOT,
     SHIPPED_WEIGHTS,
     assert_one_clear_line,
     read_session_hparams,
