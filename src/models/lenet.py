@@ -46,4 +46,4 @@ class LeNetSource(ModelSource):
         return LeNet(in_channels, num_classes)
 
     def roles(self, model: nn.Module) -> ParameterRoles:
-        return roles_from_patterns(model, "lenet", head=r"fc3\.")
+        return roles_from_patterns(model, "lenet", head=r"fc3\.", stem=r"conv1\.")
