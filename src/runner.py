@@ -281,9 +281,14 @@ def setup_model(
 
     if pretrained_path is None:
         return make_model(), None
-    # Built on the meta device, the model takes the checkpoint's tensors themselves.
+    # Built on the meta device, the model takes the checkpoint's tensors themselves; the
+    # source's roles of it say which keys are its stem, position embeddings, excluded roles.
     return pretrained.build_with_pretrained(
-        make_model, pretrained_path, exclude_origin=exclude_origin, **pretrained_options
+        make_model,
+        pretrained_path,
+        source.roles,
+        exclude_origin=exclude_origin,
+        **pretrained_options,
     )
 
 

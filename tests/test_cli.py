@@ -20,6 +20,7 @@ from tests.conftest import (
     run_cli_here,
     run_python,
 )
+from tests.pretrained_sources import source_roles
 
 pytestmark = pytest.mark.e2e  # every test runs the CLI
 
@@ -156,7 +157,7 @@ def test_pretrain_experiment_makes_a_checkpoint_like_the_shipped_one(tmp_path):
     made = read_state_dict(tmp_path / "checkpoints" / "last.pt")
     shipped = read_state_dict(SHIPPED)
     assert {k: v.shape for k, v in made.items()} == {k: v.shape for k, v in shipped.items()}
-    report = load_pretrained(LeNet(1, 5), tmp_path / "checkpoints" / "last.pt")
+    report = load_pretrained(LeNet(1, 5), tmp_path / "checkpoints" / "last.pt", source_roles)
     assert len(report.loaded) == 10 and not report.skipped_shape
 
 
