@@ -281,15 +281,9 @@ def setup_model(
 
     if pretrained_path is None:
         return make_model(), None
-    # Built on the meta device, the model takes the checkpoint's tensors themselves; the
-    # source's roles of it say which keys are its stem, position embeddings, excluded roles.
-    return pretrained.build_with_pretrained(
-        make_model,
-        pretrained_path,
-        source.roles,
-        exclude_origin=exclude_origin,
-        **pretrained_options,
-    )
+    # Built on the meta device, the model takes the checkpoint's tensors themselves.
+    options = {**pretrained_options, "exclude_origin": exclude_origin}
+    return pretrained.build_with_pretrained(make_model, pretrained_path, source.roles, **options)
 
 
 def _seed_everything(seed: int) -> None:

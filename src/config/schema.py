@@ -103,15 +103,8 @@ class PretrainedConfig:
     use_ema: bool = option(False, "the EMA weights of a training checkpoint")
     prefix: str | None = option(None, "take the sub-tree under this key prefix only")
     rename: list[list[str]] = option([], "[[regex, replacement], ...] applied in order")
-    exclude: list[str] = option(
-        [],
-        "keys never to load: a role's name (head, embeddings, stem, position_embeddings, "
-        "blocks, final_norm) takes the tensors the model source names so; any other item is a "
-        "regex on the (renamed) keys ('head\\.' for the keys holding the word head)",
-    )
-    adapt_input_channels: bool = option(
-        False, "fit the stem's RGB filters (the source's first conv) to the input channels"
-    )
+    exclude: list[str] = option([], "roles (head, stem, ...) or regexes on the keys never to load")
+    adapt_input_channels: bool = option(False, "fit an RGB first conv to the input channels")
     resample_pos_embed: bool = option(
         True,
         "a ViT's position embeddings resampled (bicubic) to the run's patch grid; false: skipped",
