@@ -2,7 +2,7 @@
 `src.predict`): its config and a checkpoint, and the model, data and device rebuilt from them
 by the runner's own steps."""
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
@@ -10,9 +10,9 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from src.checks import resolve_device
-from src.config.schema import FileDatasetConfig
 from src.data.loading import Data
 from src.errors import GroupwiseError
+from src.migration import as_today, dataset_as_today
 from src.models import export
 from src.models.source import ModelSource, model_source
 from src.runner import setup_data
@@ -50,13 +50,13 @@ class TrainedRun:
     @cached_property
     def source(self) -> ModelSource:
         """The run's model source, from its model config (made once: it may read files)."""
-        return model_source(OmegaConf.to_container(self.cfg.model, resolve=True))
+        return model_source(as_today(OmegaConf.to_container(self.cfg.model, resolve=True), None))
 
     def data(self, batch_size: int | None = None) -> Data:
         """The run's data, split as it was trained (the split follows from its seed)."""
         if batch_size is not None:
             self.cfg.dataset.batch_size = batch_size
-        return setup_data(_with_new_options(self.cfg.dataset), self.cfg.seed, self.source)
+        return setup_data(dataset_as_today(self.cfg.dataset), self.cfg.seed, self.source)
 
     def model(self, in_channels: int, num_classes: int, device: torch.device) -> torch.nn.Module:
         """The run's model with the checkpoint's weights, in eval mode on `device`."""
@@ -77,19 +77,6 @@ class TrainedRun:
                 "trained before groupwise exported its models); train it anew to predict with it"
             )
         return export.read_description(path.parent)
-
-
-def _with_new_options(dataset: DictConfig) -> DictConfig:
-    """A file dataset's config as trained, with the options added since (augmentation
-    policies, random erasing) at their schema defaults, which keep what it trained with."""
-    if "transform_from" not in dataset:  # not a file dataset
-        return dataset
-    added = {
-        f.name: f.default
-        for f in fields(FileDatasetConfig)
-        if not f.name.startswith("_") and f.name not in dataset
-    }
-    return OmegaConf.merge(dataset, added)
 
 
 def open_run(run_dir: str, checkpoint: str) -> TrainedRun:

@@ -14,10 +14,10 @@ A source answers, for the model it builds:
 
 conf/model/*.yaml name a source class as `_target_` and give its arguments. Any other
 `_target_` (a user's own `nn.Module`) is a `CustomSource`: it builds the module and says, in one
-line, which questions it cannot answer (its stem and position embeddings are the generic
-answer any model gets: the first convolution, the conventional names). A source class that names metadata for
-`dataset.transform_from` (`timm:<name>`) sets `transform_prefix`; defining the class registers it
-(src/models/__init__.py imports the built-in ones).
+line, which questions it cannot answer (its stem and position embeddings are the answer any
+model gets: the first convolution, the libraries' conventional names). A source class that
+names metadata for `dataset.transform_from` (`timm:<name>`) sets `transform_prefix`; defining
+the class registers it (src/models/__init__.py imports the built-in ones).
 """
 
 import inspect
@@ -118,22 +118,13 @@ class CustomSource(ModelSource):
 DROP_PATH_KEY = "model.drop_path_rate"
 
 
-# Model configs of runs trained before sources were objects name the old builder functions.
-FORMER_TARGETS = {
-    "src.models.lenet.LeNet": "src.models.lenet.LeNetSource",
-    "src.models.torchvision_models.torchvision_model": "src.models.torchvision_models.TorchvisionSource",
-    "src.models.timm_models.timm_model": "src.models.timm_models.TimmSource",
-    "src.models.hf_models.hf_model": "src.models.hf_models.HFSource",
-}
-
-
 def model_source(config: Mapping) -> ModelSource:
     """The source of a resolved `model` config: its `_target_` class with the other keys as
     arguments, checked against its signature first, and `drop_path_rate` set through the
-    source's `set_drop_path_rate`; or a `CustomSource` for any other target."""
+    source's `set_drop_path_rate`; or a `CustomSource` for any other target. A saved run's
+    config is read as today's first (src/migration.py)."""
     kwargs = dict(config)
     target = str(kwargs.pop("_target_", None))
-    target = FORMER_TARGETS.get(target, target)
     builder = locate(
         target,
         "model",
