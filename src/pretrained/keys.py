@@ -31,7 +31,7 @@ class KeyRules:
 
     @property
     def exclude_items(self) -> list[str]:
-        """`exclude` as configured: the roles, then the regexes."""
+        """`exclude`'s items: the roles, then the regexes (the report lists them so)."""
         return [*self.exclude_roles, *(e.pattern for e in self.exclude)]
 
 
