@@ -23,6 +23,7 @@ from src.errors import GroupwiseError
 from src.models.source import ModelSource, model_source
 from src.optim.resolve import resolve
 from src.optim.specs import GroupSpec, accepted_keys, parse_specs
+from src.pretrained.exclusion import role_problems
 from src.pretrained.load import check_options
 
 
@@ -56,9 +57,9 @@ def check_run(cfg: DictConfig) -> CheckedRun:
     if not found:
         source, found = _parsed(model_source, OmegaConf.to_container(cfg.model, resolve=True))
     problems += found
-    if source is not None and specs is not None:
+    if source is not None:
         classes = None if _at(problems, "dataset") else data_build.num_classes(cfg.dataset)
-        problems += _group_problems(source, specs, classes)
+        problems += _model_problems(source, specs, pretrained, classes)
     device, found = _parsed(resolve_device, cfg.trainer.device)
     problems += found + _monitor_problems(cfg.trainer)
     if problems:
@@ -122,22 +123,29 @@ def _optimizer_problems(optimizer: DictConfig) -> tuple[type | None, list[str]]:
     return cls, problems
 
 
-def _group_problems(source: ModelSource, specs: list[GroupSpec], classes: int | None) -> list[str]:
-    """Every group's patterns and roles against the model's parameter names: a pattern that
-    matches nothing, a group shadowed by an earlier one, a role the source cannot name. The
-    model is built on the meta device; input channels and classes do not change a name, so
-    where the data alone can tell its classes any number stands in."""
-    in_channels, num_classes = 3, classes or 2
+def _model_problems(
+    source: ModelSource, specs: list[GroupSpec] | None, pretrained: dict | None, classes: int | None
+) -> list[str]:
+    """What the model's parameter names and roles refuse: a group pattern that matches nothing,
+    a group shadowed by an earlier one, a role the source cannot name (a group's, or one that
+    `pretrained.exclude` names). The model is built on the meta device; input channels and
+    classes do not change a name, so where only the data can tell its classes any number
+    stands in."""
+    in_channels, num_classes, problems = 3, classes or 2, []
     try:
         try:
             with torch.device("meta"):
                 model = source.build(in_channels, num_classes)
         except (RuntimeError, NotImplementedError):  # a constructor that computes with tensors
             model = source.build(in_channels, num_classes)
-        resolve(model, specs, source.roles(model))
+        roles = source.roles(model)
+        if pretrained is not None:
+            problems += role_problems(pretrained["key_rules"], roles)
+        if specs is not None:
+            resolve(model, specs, roles)
     except GroupwiseError as err:
-        return err.problems
-    return []
+        problems += err.problems
+    return problems
 
 
 def _monitor_problems(trainer: DictConfig) -> list[str]:

@@ -1,15 +1,13 @@
 """What a run dir already holds decides what a run may do: a trained run is never overwritten;
 `resume=true` continues its checkpoint, with the config it was trained with."""
 
-import dataclasses
 import shlex
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from src.config import schema
-from src.data.transforms import augment_policy
 from src.errors import GroupwiseError, Interrupted
+from src.migration import as_today
 from src.training.checkpoints import CONFIG, PROGRESS, load_checkpoint_or_explain
 from src.training.state import TrainingState
 
@@ -43,12 +41,13 @@ def resume_state(checkpoint_path: Path, cfg: DictConfig) -> dict:
         "start a new run dir (atomic writes make this rare: was the file copied or edited?)",
     )
     config = OmegaConf.to_container(cfg, resolve=True)
+    # Both read as today's: a run saved by an older groupwise differs only where it must.
     differences = [
         f"{key}: {old!r} -> {new!r}"
         for part in RESUME_MUST_MATCH
         for key, old, new in _differences(
-            _as_today(state[CONFIG].get(part), config.get(part), _schema_of(cfg, part)),
-            _as_today(config.get(part), config.get(part), _schema_of(cfg, part)),
+            as_today(state[CONFIG].get(part), _schema_of(cfg, part)),
+            as_today(config.get(part), _schema_of(cfg, part)),
             part,
         )
     ]
@@ -96,19 +95,6 @@ def resume_command(command: str, run_dir: Path) -> str:
     """`command` (the one that started the run) continuing it in `run_dir`."""
     kept = [a for a in shlex.split(command) if not a.startswith(("hydra.run.dir=", "resume="))]
     return shlex.join([*kept, f"hydra.run.dir={run_dir}", "resume=true"])
-
-
-def _as_today(old, new, node: type):
-    """A config section of a run trained before some of today's options existed, read as
-    today's: an option it lacks is its schema's default (the run trained without it, as the
-    default does), and `augment: true/false` is `basic`/`none`. `new`: the section today;
-    `node`: its schema's type (none for a section without one: `old` as it is)."""
-    if not isinstance(old, dict) or not dataclasses.is_dataclass(node):
-        return old
-    written = schema.defaults(node)
-    filled = {k: written[k] for k in new if k not in old and k in written}
-    former = {"augment": augment_policy(old["augment"])} if "augment" in old else {}
-    return {**old, **filled, **former}
 
 
 def _schema_of(cfg: DictConfig, part: str) -> type | None:

@@ -283,9 +283,8 @@ def setup_model(
     if pretrained_path is None:
         return make_model(), None
     # Built on the meta device, the model takes the checkpoint's tensors themselves.
-    return pretrained.build_with_pretrained(
-        make_model, pretrained_path, exclude_origin=exclude_origin, **pretrained_options
-    )
+    options = {**pretrained_options, "exclude_origin": exclude_origin}
+    return pretrained.build_with_pretrained(make_model, pretrained_path, source.roles, **options)
 
 
 def _seed_everything(seed: int) -> None:

@@ -13,6 +13,7 @@ from src.checks import resolve_device
 from src.data.build import build_data
 from src.data.loading import Data
 from src.errors import GroupwiseError
+from src.migration import as_today, dataset_as_today
 from src.models import export
 from src.models.source import ModelSource, model_source
 from src.training import precision
@@ -49,13 +50,13 @@ class TrainedRun:
     @cached_property
     def source(self) -> ModelSource:
         """The run's model source, from its model config (made once: it may read files)."""
-        return model_source(OmegaConf.to_container(self.cfg.model, resolve=True))
+        return model_source(as_today(OmegaConf.to_container(self.cfg.model, resolve=True), None))
 
     def data(self, batch_size: int | None = None) -> Data:
         """The run's data, split as it was trained (the split follows from its seed)."""
         if batch_size is not None:
             self.cfg.dataset.batch_size = batch_size
-        return build_data(self.cfg.dataset, self.cfg.seed, self.source)
+        return build_data(dataset_as_today(self.cfg.dataset), self.cfg.seed, self.source)
 
     def model(self, in_channels: int, num_classes: int, device: torch.device) -> torch.nn.Module:
         """The run's model with the checkpoint's weights, in eval mode on `device`."""

@@ -6,6 +6,18 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from src.models.contract import ParameterRoles
+from src.models.lenet import LeNet, LeNetSource
+from src.models.source import CustomSource
+
+
+def source_roles(model: nn.Module) -> ParameterRoles:
+    """The roles a run's model source names in `model`: LeNet's own for a LeNet; for any other,
+    those of a user's own module (its first convolution as the stem)."""
+    if isinstance(model, LeNet):
+        return LeNetSource().roles(model)
+    return CustomSource(f"{type(model).__module__}.{type(model).__name__}").roles(model)
+
 
 def lightning_checkpoint(model: nn.Module, attribute: str = "model", **extra) -> dict:
     """What `Trainer.save_checkpoint` writes for a LightningModule holding `model` as

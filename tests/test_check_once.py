@@ -83,6 +83,8 @@ CATALOGUE = {
             "dataset.classes=[3,11]: each item must be <= 9",
             "scheduler.warmup_epochs=-1: must be >= 0",
             "param_groups.head: role=head: the model source torch.nn.Identity cannot name its head",
+            # the default pretrained preset excludes the head by its role
+            "pretrained.exclude=[head]: the model source torch.nn.Identity cannot name its head",
         ],
     ),
 }

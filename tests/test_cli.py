@@ -21,13 +21,14 @@ from tests.conftest import (
     run_cli_here,
     run_python,
 )
+from tests.pretrained_sources import source_roles
 
 pytestmark = pytest.mark.e2e  # every test runs the CLI
 
 SHIPPED = ROOT / "weights" / "lenet_digits_0-4.pt"
 # The default pretrained config keeps the shipped head out; the report says the config did.
 EXCLUDED_BY_DEFAULT = (
-    "excluded       2 by '^fc3\\.', set by the config files (pretrained=digits_0to4), not the "
+    "excluded       2 by role head, set by the config files (pretrained=digits_0to4), not the "
     "command line: fc3.weight, fc3.bias"
 )
 
@@ -157,7 +158,7 @@ def test_pretrain_experiment_makes_a_checkpoint_like_the_shipped_one(tmp_path):
     made = read_state_dict(tmp_path / "checkpoints" / "last.pt")
     shipped = read_state_dict(SHIPPED)
     assert {k: v.shape for k, v in made.items()} == {k: v.shape for k, v in shipped.items()}
-    report = load_pretrained(LeNet(1, 5), tmp_path / "checkpoints" / "last.pt")
+    report = load_pretrained(LeNet(1, 5), tmp_path / "checkpoints" / "last.pt", source_roles)
     assert len(report.loaded) == 10 and not report.skipped_shape
 
 

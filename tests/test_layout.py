@@ -15,6 +15,7 @@ LAYERS = [
     {"src.models"},  # the model sources: data and optim ask them
     {"src.data", "src.pretrained", "src.optim", "src.tracking"},
     {"src.training"},
+    {"src.migration"},  # a saved config read as today's: resume and trained_run ask it
     {"src.checks", "src.resume"},
     # A run's orchestration, and a trained run read back: both build from the public steps.
     {"src.runner", "src.trained_run"},

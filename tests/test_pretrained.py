@@ -16,7 +16,7 @@ from src.pretrained.files import read_weights
 from src.pretrained.load import build_with_pretrained, check_options, load_pretrained
 from src.pretrained.report import fold_by_prefix, fold_shapes, format_report
 from tests.conftest import CreatesFile
-from tests.pretrained_sources import lightning_checkpoint, torchvision_cache
+from tests.pretrained_sources import lightning_checkpoint, source_roles, torchvision_cache
 
 
 class Small(nn.Module):
@@ -43,7 +43,7 @@ def test_same_key_and_shape_loads_other_shape_is_skipped_with_both_shapes(tmp_pa
     checkpoint = {**source.state_dict(), "extra.weight": torch.ones(2)}
     del checkpoint["norm.bias"]
     target = Small(classes=3)
-    report = load_pretrained(target, save(checkpoint, tmp_path / "w.pt"))
+    report = load_pretrained(target, save(checkpoint, tmp_path / "w.pt"), source_roles)
 
     assert torch.equal(target.body.weight, torch.full((8, 4), 0.5))
     assert "body.weight" in report.loaded and "norm.running_mean" in report.loaded
@@ -65,7 +65,7 @@ def test_excluded_keys_are_never_loaded(tmp_path):
     source, target = LeNet(1, 5), LeNet(1, 5)
     before = target.fc3.weight.clone()
     report = load_pretrained(
-        target, save(source.state_dict(), tmp_path / "w.pt"), exclude=[r"^fc3\."]
+        target, save(source.state_dict(), tmp_path / "w.pt"), source_roles, exclude=[r"^fc3\."]
     )
     assert report.excluded == ["fc3.weight", "fc3.bias"]
     assert torch.equal(target.fc3.weight, before)
@@ -102,9 +102,9 @@ def test_use_ema_takes_the_moving_average_instead(tmp_path, entry):
     live, ema = Small(), Small()
     path = save({"state_dict": live.state_dict(), entry: ema.state_dict()}, tmp_path / "w.pt")
     target = Small()
-    load_pretrained(target, path, use_ema=True)
+    load_pretrained(target, path, source_roles, use_ema=True)
     assert_same_weights(target, ema.state_dict(), ["body.weight", "head.bias"])
-    load_pretrained(target, path)
+    load_pretrained(target, path, source_roles)
     assert_same_weights(target, live.state_dict(), ["body.weight", "head.bias"])
 
 
@@ -113,14 +113,14 @@ def test_use_ema_without_ema_weights_is_an_error_listing_the_entries(tmp_path):
     with pytest.raises(
         GroupwiseError, match=r"use_ema=true: .* no EMA .*\['state_dict', 'epoch'\]"
     ):
-        load_pretrained(Small(), path, use_ema=True)
+        load_pretrained(Small(), path, source_roles, use_ema=True)
 
 
 def test_a_lightning_checkpoint_loads_with_its_attribute_as_prefix(tmp_path):
     source = LeNet(1, 5)
     path = save(lightning_checkpoint(source), tmp_path / "epoch=3.ckpt")
     target = LeNet(1, 5)
-    report = load_pretrained(target, path, prefix="model.")
+    report = load_pretrained(target, path, source_roles, prefix="model.")
     assert len(report.loaded) == 10 and not report.unexpected and not report.missing
     assert report.key_changes == ["prefix 'model.': took 10 of 10 tensors"]
     assert_same_weights(target, source.state_dict(), source.state_dict())
@@ -134,7 +134,7 @@ def test_other_libraries_objects_in_a_checkpoint_are_left_unbuilt_and_reported(t
     )
     path = save(checkpoint, tmp_path / "w.ckpt", _use_new_zipfile_serialization=not legacy)
     target = Small()
-    report = load_pretrained(target, path, prefix="model.")
+    report = load_pretrained(target, path, source_roles, prefix="model.")
     assert report.unbuilt == {
         "hyper_parameters.data": "pathlib.PosixPath",
         "hyper_parameters.args": "argparse.Namespace",
@@ -156,7 +156,7 @@ def test_an_averaged_models_ema_loads_without_its_counter(tmp_path):
         live.body.weight.add_(1.0)  # the live weights move on; the average stays
     path = save({"model": live.state_dict(), "model_ema": ema.state_dict()}, tmp_path / "w.pth")
     target = Small()
-    report = load_pretrained(target, path, use_ema=True, strict=True)
+    report = load_pretrained(target, path, source_roles, use_ema=True, strict=True)
     assert report.key_changes == [
         "AveragedModel's 'n_averaged' counter dropped",
         "wrapper 'module.' removed from every key",
@@ -169,7 +169,7 @@ def test_safetensors_load(tmp_path):
     source = Small()
     save_file(source.state_dict(), tmp_path / "model.safetensors")
     target = Small()
-    report = load_pretrained(target, tmp_path / "model.safetensors")
+    report = load_pretrained(target, tmp_path / "model.safetensors", source_roles)
     assert report.source == "safetensors" and len(report.loaded) == 9
     assert_same_weights(target, source.state_dict(), source.state_dict())
 
@@ -180,7 +180,7 @@ def test_a_torchvision_weights_name_resolves_through_torchvisions_cache(tmp_path
     import torchvision
 
     model = torchvision.models.mobilenet_v3_small(num_classes=7)
-    report = load_pretrained(model, "MobileNet_V3_Small_Weights.IMAGENET1K_V1")
+    report = load_pretrained(model, "MobileNet_V3_Small_Weights.IMAGENET1K_V1", source_roles)
     assert report.source == "torchvision weights"
     assert set(report.skipped_shape) == {"classifier.3.weight", "classifier.3.bias"}
     state = torch.load(cached, weights_only=True)
@@ -189,7 +189,7 @@ def test_a_torchvision_weights_name_resolves_through_torchvisions_cache(tmp_path
 
 def test_an_unknown_torchvision_weights_name_is_an_error(tmp_path):
     with pytest.raises(GroupwiseError, match=r"ResNet51_Weights.IMAGENET1K_V2: not a torchvision"):
-        load_pretrained(Small(), "ResNet51_Weights.IMAGENET1K_V2")
+        load_pretrained(Small(), "ResNet51_Weights.IMAGENET1K_V2", source_roles)
 
 
 @pytest.mark.parametrize(
@@ -200,7 +200,7 @@ def test_wrappers_on_every_key_are_removed(tmp_path, wrappers):
     prefix = "".join(wrappers)
     path = save({prefix + k: v for k, v in source.state_dict().items()}, tmp_path / "w.pt")
     target = Small()
-    report = load_pretrained(target, path)
+    report = load_pretrained(target, path, source_roles)
     assert len(report.loaded) == 9
     assert report.key_changes == [f"wrapper '{w}' removed from every key" for w in wrappers]
 
@@ -208,7 +208,7 @@ def test_wrappers_on_every_key_are_removed(tmp_path, wrappers):
 def test_a_wrapper_on_only_some_keys_stays(tmp_path):
     state = Small().state_dict()
     state["module.extra"] = torch.zeros(1)
-    report = load_pretrained(Small(), save(state, tmp_path / "w.pt"))
+    report = load_pretrained(Small(), save(state, tmp_path / "w.pt"), source_roles)
     assert report.unexpected == ["module.extra"] and not report.key_changes
 
 
@@ -217,7 +217,9 @@ def test_prefix_takes_one_sub_tree(tmp_path):
     detector = {f"backbone.{k}": v for k, v in source.state_dict().items()}
     detector["roi_heads.cls.weight"] = torch.zeros(3, 8)
     target = Small()
-    report = load_pretrained(target, save(detector, tmp_path / "w.pt"), prefix="backbone.")
+    report = load_pretrained(
+        target, save(detector, tmp_path / "w.pt"), source_roles, prefix="backbone."
+    )
     assert report.key_changes == ["prefix 'backbone.': took 9 of 10 tensors"]
     assert len(report.loaded) == 9 and not report.unexpected
     assert_same_weights(target, source.state_dict(), source.state_dict())
@@ -226,7 +228,7 @@ def test_prefix_takes_one_sub_tree(tmp_path):
 def test_a_prefix_no_key_has_is_an_error_showing_the_keys(tmp_path):
     path = save(Small().state_dict(), tmp_path / "w.pt")
     with pytest.raises(GroupwiseError, match=r"prefix='backbone\.': no key .* start \['body.bias'"):
-        load_pretrained(Small(), path, prefix="backbone.")
+        load_pretrained(Small(), path, source_roles, prefix="backbone.")
 
 
 def test_rename_rules_apply_in_order(tmp_path):
@@ -238,6 +240,7 @@ def test_rename_rules_apply_in_order(tmp_path):
     report = load_pretrained(
         target,
         save(state, tmp_path / "w.pt"),
+        source_roles,
         rename=[[r"^stem\.0\.", "stem."], [r"^stem\.", "body."], [r"^fc\.(\w+)$", r"head.\1"]],
     )
     assert len(report.loaded) == 9
@@ -252,9 +255,9 @@ def test_rename_rules_apply_in_order(tmp_path):
 def test_rename_onto_one_name_and_rename_of_nothing_are_errors(tmp_path):
     path = save(Small().state_dict(), tmp_path / "w.pt")
     with pytest.raises(GroupwiseError, match=r"gives two tensors the name 'x'"):
-        load_pretrained(Small(), path, rename=[[r"^body\.weight$|^body\.bias$", "x"]])
+        load_pretrained(Small(), path, source_roles, rename=[[r"^body\.weight$|^body\.bias$", "x"]])
     with pytest.raises(GroupwiseError, match=r"\['\^backbone', ''\] renames no key \(a typo\?\)"):
-        load_pretrained(Small(), path, rename=[["^backbone", ""]])
+        load_pretrained(Small(), path, source_roles, rename=[["^backbone", ""]])
 
 
 def test_every_bad_option_is_reported_at_once():
@@ -278,7 +281,7 @@ def test_rgb_first_conv_is_adapted_to_one_channel_by_summing(tmp_path):
     source = LeNet(3, 5)
     target = LeNet(1, 5)
     path = save(source.state_dict(), tmp_path / "w.pt")
-    report = load_pretrained(target, path, adapt_input_channels=True)
+    report = load_pretrained(target, path, source_roles, adapt_input_channels=True)
     assert report.adapted == {"conv1.weight": {"checkpoint": [6, 3, 5, 5], "model": [6, 1, 5, 5]}}
     assert "conv1.weight" in report.loaded and not report.skipped_shape
     grey = torch.rand(2, 1, 32, 32)
@@ -288,7 +291,12 @@ def test_rgb_first_conv_is_adapted_to_one_channel_by_summing(tmp_path):
 
 def test_rgb_first_conv_is_repeated_and_rescaled_for_more_channels(tmp_path):
     source, target = LeNet(3, 5), LeNet(6, 5)
-    load_pretrained(target, save(source.state_dict(), tmp_path / "w.pt"), adapt_input_channels=True)
+    load_pretrained(
+        target,
+        save(source.state_dict(), tmp_path / "w.pt"),
+        source_roles,
+        adapt_input_channels=True,
+    )
     uniform = torch.rand(2, 1, 32, 32)
     torch.testing.assert_close(
         target.conv1(uniform.expand(-1, 6, -1, -1)), source.conv1(uniform.expand(-1, 3, -1, -1))
@@ -296,7 +304,9 @@ def test_rgb_first_conv_is_repeated_and_rescaled_for_more_channels(tmp_path):
 
 
 def test_without_adapt_the_first_conv_is_skipped_with_advice(tmp_path):
-    report = load_pretrained(LeNet(1, 5), save(LeNet(3, 5).state_dict(), tmp_path / "w.pt"))
+    report = load_pretrained(
+        LeNet(1, 5), save(LeNet(3, 5).state_dict(), tmp_path / "w.pt"), source_roles
+    )
     assert "conv1.weight" in report.skipped_shape
     assert "pretrained.adapt_input_channels=true would adapt it" in format_report(report)
 
@@ -304,7 +314,7 @@ def test_without_adapt_the_first_conv_is_skipped_with_advice(tmp_path):
 def test_a_checkpoint_sharing_no_tensor_is_an_error_showing_both_sides_and_the_likely_fix(tmp_path):
     path = save({f"net.{k}": v for k, v in Small().state_dict().items()}, tmp_path / "w.pt")
     with pytest.raises(GroupwiseError) as err:
-        load_pretrained(Small(), path)
+        load_pretrained(Small(), path, source_roles)
     assert "shares no tensor (same key and shape) with the model" in str(err.value)
     assert "the keys most alike: 'net.body.weight' (checkpoint) ~ 'body.weight' (model)" in str(
         err.value
@@ -314,7 +324,7 @@ def test_a_checkpoint_sharing_no_tensor_is_an_error_showing_both_sides_and_the_l
     wrapped = nn.Sequential()
     wrapped.add_module("encoder", Small())
     with pytest.raises(GroupwiseError, match=r"try \"pretrained.rename=\[\['\^', 'encoder.'\]\]\""):
-        load_pretrained(wrapped, save(Small().state_dict(), tmp_path / "plain.pt"))
+        load_pretrained(wrapped, save(Small().state_dict(), tmp_path / "plain.pt"), source_roles)
 
 
 def test_loading_nothing_shows_the_keys_most_alike_not_the_first_and_the_rename_that_fits(
@@ -328,7 +338,7 @@ def test_loading_nothing_shows_the_keys_most_alike_not_the_first_and_the_rename_
     wrapped = nn.Sequential()
     wrapped.add_module("net", Small())
     with pytest.raises(GroupwiseError) as err:
-        load_pretrained(wrapped, path)
+        load_pretrained(wrapped, path, source_roles)
     message = str(err.value)
     assert (
         "the keys most alike: 'encoder.layers.body.weight' (checkpoint) ~ 'net.body.weight' "
@@ -338,7 +348,7 @@ def test_loading_nothing_shows_the_keys_most_alike_not_the_first_and_the_rename_
     hint = "try \"pretrained.rename=[['^encoder\\.layers\\.', 'net.']]\" (it would load 9 of the"
     assert hint in message
     # The hint works.
-    report = load_pretrained(wrapped, path, rename=[[r"^encoder\.layers\.", "net."]])
+    report = load_pretrained(wrapped, path, source_roles, rename=[[r"^encoder\.layers\.", "net."]])
     assert len(report.loaded) == 9
 
 
@@ -359,7 +369,7 @@ def test_strict_refuses_any_unexpected_missing_or_mis_shaped_key(tmp_path):
     state["extra"] = torch.zeros(1)
     del state["norm.bias"]
     with pytest.raises(GroupwiseError) as err:
-        load_pretrained(Small(), save(state, tmp_path / "w.pt"), strict=True)
+        load_pretrained(Small(), save(state, tmp_path / "w.pt"), source_roles, strict=True)
     message = str(err.value)
     assert message.startswith(f"pretrained.strict=true: pretrained.path={tmp_path / 'w.pt'}")
     assert (
@@ -370,6 +380,7 @@ def test_strict_refuses_any_unexpected_missing_or_mis_shaped_key(tmp_path):
     report = load_pretrained(
         Small(classes=3),
         save(Small(classes=5).state_dict(), tmp_path / "ok.pt"),
+        source_roles,
         strict=True,
         exclude=[r"^head\."],
     )
@@ -392,7 +403,7 @@ def test_the_report_names_source_changes_counts_and_share(tmp_path):
     source = torchvision.models.resnet18(num_classes=10)
     path = save({f"module.{k}": v for k, v in source.state_dict().items()}, tmp_path / "w.pt")
     _, report = build_with_pretrained(
-        lambda: torchvision.models.resnet18(num_classes=5), path, exclude=[r"^fc\."]
+        lambda: torchvision.models.resnet18(num_classes=5), path, source_roles, exclude=[r"^fc\."]
     )
     text = format_report(report)
     assert text.splitlines()[:3] == [
@@ -473,7 +484,7 @@ def test_a_checkpoint_carrying_code_is_refused_and_the_code_never_runs(tmp_path,
         match=r"refused: the checkpoint's pickle asks to build (io|builtins)\.open, not just "
         r"tensors, and could run code",
     ):
-        build_with_pretrained(lambda: LeNet(1, 5), path)
+        build_with_pretrained(lambda: LeNet(1, 5), path, source_roles)
     assert not marker.exists()
 
     # The payload is real: an unsafe load would have run it.
@@ -526,7 +537,7 @@ def test_a_payload_left_unbuilt_never_runs_and_is_reported(tmp_path, legacy, pay
     checkpoint = training_checkpoint(payload(marker))
     path = save(checkpoint, tmp_path / "last.pt", _use_new_zipfile_serialization=not legacy)
     target = Small()
-    report = load_pretrained(target, path, strict=True)
+    report = load_pretrained(target, path, source_roles, strict=True)
     assert not marker.exists()
     assert report.unbuilt == {
         "args": "argparse.Namespace",

@@ -123,7 +123,9 @@ def test_rename_rules_from_the_command_line_and_the_report_in_tensorboard(tmp_pa
     # The exclusion came from the default config, not the command line: the report says so.
     origin = "set by the config files (pretrained=digits_0to4), not the command line"
     assert report["exclude_origin"] == origin
-    assert f"excluded       2 by '^fc3\\.', {origin}: fc3.weight, fc3.bias" in text
+    assert f"excluded       2 by role head, {origin}: fc3.weight, fc3.bias" in text
+    assert report["exclude"] == ["head"]
+    assert report["excluded_by_role"] == {"head": ["fc3.weight", "fc3.bias"]}
     assert "loaded         8 tensors" in result.stdout
 
 

@@ -11,6 +11,7 @@ from torch import nn
 from src.models.lenet import LeNet
 from src.models.torchvision_models import TorchvisionSource
 from src.pretrained.load import build_with_pretrained, load_pretrained
+from tests.pretrained_sources import source_roles
 
 
 def save(obj, path):
@@ -35,7 +36,9 @@ def mapped_from(path: Path) -> list[tuple[int, int]]:
 @pytest.mark.skipif(not Path("/proc/self/maps").exists(), reason="reads Linux's /proc")
 def test_loaded_weights_are_the_memory_mapped_checkpoint_not_copies(tmp_path):
     path = save(LeNet(1, 5).state_dict(), tmp_path / "w.pt")
-    model, report = build_with_pretrained(lambda: LeNet(1, 5), path, exclude=[r"^fc3\."])
+    model, report = build_with_pretrained(
+        lambda: LeNet(1, 5), path, source_roles, exclude=[r"^fc3\."]
+    )
     assert report.built.startswith("built on the meta device")
     ranges = mapped_from(path)
     assert ranges, "the checkpoint is not memory-mapped"
@@ -51,8 +54,9 @@ def test_only_what_the_checkpoint_lacks_is_initialised_by_its_layer(tmp_path):
     source = TorchvisionSource("resnet18").build(3, 10)
     state = source.state_dict()
     del state["bn1.bias"]  # the rest of bn1 comes from the checkpoint
+    resnet = TorchvisionSource("resnet18")
     model, report = build_with_pretrained(
-        lambda: TorchvisionSource("resnet18").build(3, 5), save(state, tmp_path / "w.pt")
+        lambda: resnet.build(3, 5), save(state, tmp_path / "w.pt"), resnet.roles
     )
     assert report.built == "built on the meta device: took the checkpoint's tensors, initialised 3"
     assert not [name for name, t in tensors(model) if t.is_meta]
@@ -68,10 +72,10 @@ def test_only_what_the_checkpoint_lacks_is_initialised_by_its_layer(tmp_path):
 def test_training_afterwards_matches_the_ordinary_path(tmp_path):
     torch.manual_seed(0)
     path = save(LeNet(1, 10).state_dict(), tmp_path / "w.pt")
-    lean, report = build_with_pretrained(lambda: LeNet(1, 5), path)
+    lean, report = build_with_pretrained(lambda: LeNet(1, 5), path, source_roles)
     assert report.built.startswith("built on the meta device")
     ordinary = LeNet(1, 5)
-    load_pretrained(ordinary, path)
+    load_pretrained(ordinary, path, source_roles)
     # The new head is the one tensor the two paths initialise differently: start both alike.
     ordinary.fc3.load_state_dict(lean.fc3.state_dict())
 
@@ -95,7 +99,7 @@ def test_training_afterwards_matches_the_ordinary_path(tmp_path):
 def test_the_checkpoint_file_is_never_written(tmp_path):
     path = save(LeNet(1, 5).state_dict(), tmp_path / "w.pt")
     before = path.read_bytes()
-    model, _ = build_with_pretrained(lambda: LeNet(1, 5), path)
+    model, _ = build_with_pretrained(lambda: LeNet(1, 5), path, source_roles)
     with torch.no_grad():
         for p in model.parameters():
             p.add_(1.0)  # copy-on-write: the mapping is private
@@ -105,7 +109,7 @@ def test_the_checkpoint_file_is_never_written(tmp_path):
 def test_a_checkpoint_of_another_dtype_is_cast_to_the_models(tmp_path):
     source = LeNet(1, 5)
     path = save(source.half().state_dict(), tmp_path / "w.pt")
-    model, _ = build_with_pretrained(lambda: LeNet(1, 5), path)
+    model, _ = build_with_pretrained(lambda: LeNet(1, 5), path, source_roles)
     assert {p.dtype for p in model.parameters()} == {torch.float32}
     assert torch.equal(model.fc1.weight, source.fc1.weight.float())
 
@@ -153,7 +157,7 @@ def test_a_model_the_meta_device_cannot_rebuild_faithfully_is_built_normally(
 ):
     source = make()
     state = {k: v for k, v in source.state_dict().items() if k not in drop}
-    model, report = build_with_pretrained(make, save(state, tmp_path / "w.pt"))
+    model, report = build_with_pretrained(make, save(state, tmp_path / "w.pt"), source_roles)
     assert report.built.startswith("built normally, then loaded by copy: ")
     assert reason in report.built
     assert not [name for name, t in tensors(model) if t.is_meta]
@@ -174,7 +178,7 @@ def test_the_same_seed_initialises_the_new_layers_alike(tmp_path):
     built = []
     for _ in range(2):
         torch.manual_seed(0)
-        built.append(build_with_pretrained(lambda: LeNet(1, 5), path)[0].state_dict())
+        built.append(build_with_pretrained(lambda: LeNet(1, 5), path, source_roles)[0].state_dict())
     for key, tensor in built[0].items():
         assert torch.equal(tensor, built[1][key]), key
 
@@ -196,7 +200,7 @@ def test_keys_saved_as_one_tensor_become_independent_parameters(tmp_path):
     path = save(state, tmp_path / "w.pt")
     loaded = torch.load(path, mmap=True)
     assert loaded["second.weight"].data_ptr() == loaded["first.weight"].data_ptr()  # as saved
-    model, report = build_with_pretrained(TwoAlike, path)
+    model, report = build_with_pretrained(TwoAlike, path, source_roles)
     assert report.copied == {
         "second.weight": "shared its storage with first.weight",
         "second.bias": "shared its storage with first.bias",
@@ -220,7 +224,7 @@ def test_views_into_one_buffer_are_copied_and_a_saved_model_is_its_own_size(tmp_
         views[key] = flat[offset : offset + tensor.numel()].view_as(tensor)
         offset += tensor.numel()
     path = save(views, tmp_path / "w.pt")
-    model, report = build_with_pretrained(lambda: LeNet(1, 5), path)
+    model, report = build_with_pretrained(lambda: LeNet(1, 5), path, source_roles)
     assert set(report.copied) == set(source)
     assert all(
         why == f"a view into a {flat.numel() * 4:,}-byte buffer" for why in report.copied.values()
@@ -235,5 +239,5 @@ def test_views_into_one_buffer_are_copied_and_a_saved_model_is_its_own_size(tmp_
 
 def test_an_ordinary_checkpoint_is_not_copied(tmp_path):
     path = save(LeNet(1, 5).state_dict(), tmp_path / "w.pt")
-    _, report = build_with_pretrained(lambda: LeNet(1, 5), path)
+    _, report = build_with_pretrained(lambda: LeNet(1, 5), path, source_roles)
     assert report.copied == {}

@@ -1,14 +1,24 @@
-"""A run trained before the fine-tuning recipe's options existed (issue 23) resumes: its saved
-config lacks `dataset.mixup_alpha` and the rest and says `dataset.augment: true`; those read as
-the schema's defaults and today's name for the value, so only a real change is refused."""
+"""A run trained by an older groupwise resumes and evaluates (src/migration.py reads its
+config as today's): one from before the fine-tuning recipe's options (issue 23) lacks
+`dataset.mixup_alpha` and the rest and says `dataset.augment: true`, which read as the schema's
+defaults and today's name for the value, so only a real change is refused; one from before
+model sources were objects names a builder function as its model's target; one from before
+the presets excluded the head by role excluded it by the pattern `'^fc3\\.'`."""
+
+import json
 
 import pytest
 import torch
 from omegaconf import OmegaConf
 
+from src import evaluate
 from src.errors import GroupwiseError
+from src.models.lenet import LeNetSource
 from src.resume import resume_state
-from src.training.checkpoints import CONFIG, PROGRESS
+from src.runner import Runner
+from src.trained_run import TrainedRun
+from src.training.checkpoints import CONFIG, PROGRESS, load_checkpoint
+from tests.conftest import compose_config
 
 # Options the datasets gained with issue 23; `augment` was a bool (default true) before it.
 NEW_OPTIONS = (
@@ -58,3 +68,39 @@ def test_augment_true_of_an_old_run_is_todays_basic_and_none_differs(make_cfg, t
         resume_state(
             tmp_path / "last.pt", make_cfg(*photos, "trainer.max_epochs=3", "dataset.augment=none")
         )
+
+
+def test_a_run_whose_model_target_was_a_builder_function_resumes_and_rebuilds(make_cfg, tmp_path):
+    cfg = make_cfg("trainer.max_epochs=3")
+    config = OmegaConf.to_container(cfg, resolve=True)
+    config["model"]["_target_"] = "src.models.lenet.LeNet"  # as runs saved it before sources
+    torch.save({CONFIG: config, PROGRESS: {"epoch": 1}}, tmp_path / "last.pt")
+    assert resume_state(tmp_path / "last.pt", cfg)[PROGRESS]["epoch"] == 1
+    run = TrainedRun(tmp_path, OmegaConf.create(config), "last", {}, 1, 10)
+    assert isinstance(run.source, LeNetSource)
+    # Another model is still refused, named as today's.
+    with pytest.raises(
+        GroupwiseError, match=r"model\._target_: '\S+LeNetSource' -> '\S+Torchvision"
+    ):
+        resume_state(tmp_path / "last.pt", make_cfg("trainer.max_epochs=3", "model=resnet18"))
+
+
+@pytest.mark.e2e  # two short runs and an evaluation, in this process
+def test_a_run_that_excluded_the_head_by_pattern_resumes_under_the_head_role_and_evaluates(
+    tmp_path,
+):
+    tiny = ["dataset.shots_per_class=4", "dataset.batch_size=10"]
+    # As the shipped preset was: the head excluded by the pattern on LeNet's names.
+    Runner(
+        compose_config(*tiny, "trainer.max_epochs=1", r"pretrained.exclude=['^fc3\.']"), tmp_path
+    ).run()
+    saved = load_checkpoint(tmp_path / "checkpoints" / "last.pt")[CONFIG]["pretrained"]
+    assert saved["exclude"] == [r"^fc3\."]
+
+    resumed = Runner(compose_config(*tiny, "trainer.max_epochs=2", "resume=true"), tmp_path)
+    resumed.run()  # today's preset: exclude [head]
+    assert resumed.load_report.excluded_by_role == {"head": ["fc3.weight", "fc3.bias"]}
+    assert load_checkpoint(tmp_path / "checkpoints" / "last.pt")[PROGRESS]["epoch"] == 2
+
+    evaluate.main([f"run_dir={tmp_path}", "split=val"])
+    assert json.loads((tmp_path / "eval_val.json").read_text())["split"] == "val"

@@ -140,8 +140,8 @@ def test_optuna_searches_the_base_lr_and_the_head_multiplier_for_val_acc(tmp_pat
     [
         ("scratch", False, [], None),
         ("pretrained", True, [], None),
-        ("fc3_x1", True, ["^fc3\\."], 1),
-        ("fc3_x100", True, ["^fc3\\."], 100),
+        ("fc3_x1", True, ["head"], 1),
+        ("fc3_x100", True, ["head"], 100),
     ],
 )
 def test_fewshot_starts_compose_as_the_study_describes(

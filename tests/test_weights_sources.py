@@ -28,7 +28,8 @@ def cache(tmp_path, monkeypatch):
 
 def test_a_save_pretrained_directory_loads_under_the_models_names_with_a_new_head(tmp_path):
     folder = hf_vit_dir(tmp_path / "vit", num_labels=10)
-    model, report = build_with_pretrained(lambda: HFSource(str(folder)).build(3, 3), folder)
+    source = HFSource(str(folder))
+    model, report = build_with_pretrained(lambda: source.build(3, 3), folder, source.roles)
     saved = load_file(folder / "model.safetensors")
     # transformers 5 names the query projection q_proj; save_pretrained writes its old name
     assert torch.equal(
@@ -62,9 +63,8 @@ def test_a_backbone_checkpoint_gets_the_task_models_prefix(tmp_path):
     config = Dinov2Config(hidden_size=16, num_hidden_layers=2, num_attention_heads=2, mlp_ratio=2)
     source = Dinov2Model(config)
     source.save_pretrained(tmp_path / "dinov2")
-    model, report = build_with_pretrained(
-        lambda: HFSource(str(tmp_path / "dinov2")).build(3, 3), tmp_path / "dinov2"
-    )
+    hf = HFSource(str(tmp_path / "dinov2"))
+    model, report = build_with_pretrained(lambda: hf.build(3, 3), tmp_path / "dinov2", hf.roles)
     assert "base model prefix 'dinov2.' added to" in " ".join(report.key_changes)
     assert report.missing == ["classifier.weight", "classifier.bias"] and not report.unexpected
     assert torch.equal(model.dinov2.embeddings.cls_token, source.embeddings.cls_token)
@@ -76,8 +76,9 @@ def test_timm_weights_in_the_hub_cache_load_by_repo_id_offline(cache, safe):
     source = timm.create_model("test_vit", num_classes=10)
     snapshot = hub_cache(cache, "timm/test_vit.r160_in1k")
     timm.models.save_for_hf(source, str(snapshot), safe_serialization=safe)
+    vit = TimmSource("test_vit")
     for path in ("hf-hub:timm/test_vit.r160_in1k", "timm/test_vit.r160_in1k"):
-        model, report = build_with_pretrained(lambda: TimmSource("test_vit").build(3, 3), path)
+        model, report = build_with_pretrained(lambda: vit.build(3, 3), path, vit.roles)
         assert report.source.startswith("Hugging Face hub cache timm/test_vit.r160_in1k, ")
         assert set(report.skipped_shape) == {"head.weight", "head.bias"}
         assert torch.equal(model.blocks[5].mlp.fc2.weight, source.blocks[5].mlp.fc2.weight)
@@ -103,9 +104,8 @@ def test_a_directory_without_weights_names_what_it_looked_for(tmp_path):
 def test_a_hugging_face_model_in_the_hub_cache_builds_loads_and_preprocesses_by_its_id(cache):
     """model.name, pretrained.path and transform_from may all name a cached hub model."""
     hf_vit_dir(hub_cache(cache, "org/tiny-vit"), num_labels=10)
-    model, report = build_with_pretrained(
-        lambda: HFSource("org/tiny-vit").build(3, 3), "org/tiny-vit"
-    )
+    source = HFSource("org/tiny-vit")
+    model, report = build_with_pretrained(lambda: source.build(3, 3), "org/tiny-vit", source.roles)
     assert report.source.startswith("Hugging Face hub cache org/tiny-vit, model.safetensors")
     assert set(report.skipped_shape) == {"classifier.weight", "classifier.bias"}
     assert model(torch.zeros(2, 3, 32, 32)).shape == (2, 3)

@@ -103,7 +103,7 @@ class PretrainedConfig:
     use_ema: bool = option(False, "the EMA weights of a training checkpoint")
     prefix: str | None = option(None, "take the sub-tree under this key prefix only")
     rename: list[list[str]] = option([], "[[regex, replacement], ...] applied in order")
-    exclude: list[str] = option([], "regexes on the (renamed) keys never to load")
+    exclude: list[str] = option([], "roles (head, stem, ...) or regexes on the keys never to load")
     adapt_input_channels: bool = option(False, "fit an RGB first conv to the input channels")
     resample_pos_embed: bool = option(
         True,

@@ -4,7 +4,8 @@
 - `ParameterRoles`: which parameters are the head, the embeddings, the stem, the position
   embeddings, block k of n, the final norm, and which take no weight decay;
 - `roles_from_patterns` and `number_blocks`: roles from regexes on parameter names, the way
-  most sources name them.
+  most sources name them;
+- `generic_roles` and `first_conv`: what any model answers without a source's metadata.
 
 Data transforms, param-group presets and pretrained loading read these types; the sources
 (src/models/source.py and the libraries' modules) make them.
@@ -22,6 +23,13 @@ from src.errors import GroupwiseError
 # model's metadata is normalised the same way.
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
+
+# The roles that name a set of tensors, by which `pretrained.exclude` may keep them out.
+TENSOR_ROLES = ("head", "embeddings", "stem", "position_embeddings", "blocks", "final_norm")
+
+# The names timm, torchvision and transformers give absolute position embeddings: what a
+# model whose source says nothing of them (a user's own ViT) most likely copied.
+CONVENTIONAL_POSITION_EMBEDDINGS = r"(?:.*\.)?(?:pos_embed|pos_embedding|position_embeddings)$"
 
 
 @dataclass(frozen=True)
@@ -48,6 +56,12 @@ class ParameterRoles:
     source: str  # who answered: named in messages
     head: frozenset[str] | None = None
     embeddings: frozenset[str] | None = None  # stem, patch and position embeddings, tokens
+    # The convolution that sees the input's channels (a ResNet's conv1, a ViT's patch
+    # projection): pretrained.adapt_input_channels fits its RGB weight to the run's channels.
+    stem: frozenset[str] | None = None
+    # Absolute position embeddings, [1, prefix tokens + grid, width]: resampled on load to the
+    # model's patch grid. Empty: the model has none.
+    position_embeddings: frozenset[str] | None = None
     blocks: Mapping[str, int] | None = None  # a block's parameter -> its block, 0..num_layers-1
     # Every block on its own where `blocks` are stages (a ConvNeXt's or ResNet's residual
     # blocks, a downsample with the block after it): timm's group_matcher(coarse=False), by
@@ -74,10 +88,14 @@ class ParameterRoles:
         named = getattr(self, role)
         if named is None:
             raise GroupwiseError(
-                f"{where}: role={role}: the model source {self.source} cannot name its {role} "
-                f"({self.missing}); select the parameters with a pattern instead"
+                f"{where}: role={role}: {self.cannot_name(role)}; select the parameters with a "
+                "pattern instead"
             )
         return frozenset(named)
+
+    def cannot_name(self, role: str) -> str:
+        """Why a role is None, for a one-line error that says what to do instead."""
+        return f"the model source {self.source} cannot name its {role} ({self.missing})"
 
 
 def roles_from_patterns(
@@ -89,10 +107,13 @@ def roles_from_patterns(
     no_weight_decay: str | None = None,
     fine_blocks: str | list[tuple[str, tuple | None]] | None = None,
     final_norm: str | None = None,
+    stem: str | None = None,
+    position_embeddings: str | None = None,
 ) -> ParameterRoles:
     """Roles by regexes on parameter names (re.match); `blocks` captures the block number in
     its groups, and blocks are numbered 0.. in the order of their captured numbers.
-    `fine_blocks`: a pattern or rules as `number_blocks` reads them; without it, the blocks."""
+    `fine_blocks`: a pattern or rules as `number_blocks` reads them; without it, the blocks.
+    Without `stem`, the model's first convolution; without `position_embeddings`, none."""
     names = [name for name, _ in model.named_parameters()]
 
     def matching(pattern: str | None) -> frozenset[str] | None:
@@ -109,7 +130,37 @@ def roles_from_patterns(
         fine_blocks=numbered if fine_blocks is None else number_blocks(names, fine_blocks)[0],
         final_norm=matching(final_norm),
         no_weight_decay=matching(no_weight_decay) or frozenset(),
+        stem=first_conv(model) if stem is None else matching(stem),
+        position_embeddings=matching(position_embeddings) or frozenset(),
     )
+
+
+def generic_roles(
+    model: nn.Module, source: str, missing: str = "it has no metadata for it"
+) -> ParameterRoles:
+    """What any model answers without a source's metadata (a user's own `nn.Module`): its first
+    convolution as the stem, and the position embeddings under the libraries' conventional
+    names; its head, embeddings and blocks are unknown (`missing` says why)."""
+    names = [name for name, _ in model.named_parameters()]
+    return ParameterRoles(
+        source,
+        stem=first_conv(model),
+        position_embeddings=frozenset(
+            n for n in names if re.match(CONVENTIONAL_POSITION_EMBEDDINGS, n)
+        ),
+        missing=missing,
+    )
+
+
+def first_conv(model: nn.Module) -> frozenset[str]:
+    """The parameters of the model's first convolution in definition order: the stem of nearly
+    every vision model (none: the model has no convolution)."""
+    for name, module in model.named_modules():
+        if isinstance(module, nn.Conv1d | nn.Conv2d | nn.Conv3d):
+            return frozenset(
+                f"{name}.{p}" if name else p for p, _ in module.named_parameters(recurse=False)
+            )
+    return frozenset()
 
 
 # timm's MATCH_PREV_GROUP: a rule whose fixed id is this joins the layer before it.

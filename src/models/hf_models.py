@@ -173,7 +173,8 @@ def transformers_roles(model: nn.Module) -> ParameterRoles:
     `dinov2.encoder.layer.N`, `convnext.encoder.stages.N`), each stage's layers (a stage's
     downsampling with its first layer, as timm does), the norm after them (`layernorm`: a
     ViT's over all tokens; a ConvNeXt's over the pooled features, which timm calls
-    `head.norm`), the classifier."""
+    `head.norm`), the classifier, the position embeddings (ViT, DeiT, DINOv2, BEiT, Swin),
+    and the first convolution (the patch projection, a ResNet's embedder) as the stem."""
     base = re.escape(model.base_model_prefix)
     blocks = rf"{base}\.(?:encoder\.)?(?:layers?|stages)\.(\d+)\."
     return roles_from_patterns(
@@ -187,5 +188,6 @@ def transformers_roles(model: nn.Module) -> ParameterRoles:
             (rf"{blocks}(?:layers\.(\d+)\.)?", None),
         ],
         final_norm=rf"{base}\.layernorm\.",
+        position_embeddings=rf"{base}\.embeddings\.position_embeddings$",
         no_weight_decay=rf"{base}\.embeddings\.(?:cls_token|mask_token|position_embeddings|register_tokens|distillation_token)$",
     )

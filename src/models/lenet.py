@@ -53,4 +53,4 @@ class LeNetSource(ModelSource):
         return Preprocess(INPUT_SIZE, resize=None, mean=None, std=None, channels=None)
 
     def roles(self, model: nn.Module) -> ParameterRoles:
-        return roles_from_patterns(model, "lenet", head=r"fc3\.")
+        return roles_from_patterns(model, "lenet", head=r"fc3\.", stem=r"conv1\.")

@@ -8,14 +8,16 @@ A source answers, for the model it builds:
   its pretrained weights were trained to see them; None when it has no such metadata;
 - `roles`: its parameters' roles (head, embeddings, blocks with a layer id and the number of
   layers, the same finer where blocks group into stages, the final norm, tensors that take no
-  weight decay), for the param-group presets;
+  weight decay, the stem, the position embeddings), for the param-group presets and pretrained
+  loading (`exclude` by role, input-channel adaptation, position-embedding resampling);
 - `architecture` and `export_files`: how an export rebuilds it without groupwise.
 
 conf/model/*.yaml name a source class as `_target_` and give its arguments. Any other
 `_target_` (a user's own `nn.Module`) is a `CustomSource`: it builds the module and says, in one
-line, which questions it cannot answer. A source class that names metadata for
-`dataset.transform_from` (`timm:<name>`) sets `transform_prefix`; defining the class registers it
-(src/models/__init__.py imports the built-in ones).
+line, which questions it cannot answer (its stem and position embeddings are the answer any
+model gets: the first convolution, the libraries' conventional names). A source class that
+names metadata for `dataset.transform_from` (`timm:<name>`) sets `transform_prefix`; defining
+the class registers it (src/models/__init__.py imports the built-in ones).
 """
 
 import inspect
@@ -27,7 +29,7 @@ from torch import nn
 
 from src.config.arguments import check_arguments, locate
 from src.errors import GroupwiseError
-from src.models.contract import ParameterRoles, Preprocess
+from src.models.contract import ParameterRoles, Preprocess, generic_roles
 
 
 class ModelSource:
@@ -56,7 +58,7 @@ class ModelSource:
         raise NotImplementedError
 
     def roles(self, model: nn.Module) -> ParameterRoles:
-        return ParameterRoles(type(self).__name__)
+        return generic_roles(model, type(self).__name__)
 
     def builder_arguments(self) -> dict:
         """The library builder's further arguments (a ViT's image size), as the export records
@@ -105,7 +107,7 @@ class CustomSource(ModelSource):
         return self.builder(**self.kwargs, **taken)
 
     def roles(self, model: nn.Module) -> ParameterRoles:
-        return ParameterRoles(self.target, missing="a custom model's roles are unknown")
+        return generic_roles(model, self.target, missing="a custom model's roles are unknown")
 
     def builder_arguments(self) -> dict:
         return self.kwargs
@@ -115,22 +117,14 @@ class CustomSource(ModelSource):
 # the key as one of its own arguments.
 DROP_PATH_KEY = "model.drop_path_rate"
 
-# Model configs of runs trained before sources were objects name the old builder functions.
-FORMER_TARGETS = {
-    "src.models.lenet.LeNet": "src.models.lenet.LeNetSource",
-    "src.models.torchvision_models.torchvision_model": "src.models.torchvision_models.TorchvisionSource",
-    "src.models.timm_models.timm_model": "src.models.timm_models.TimmSource",
-    "src.models.hf_models.hf_model": "src.models.hf_models.HFSource",
-}
-
 
 def model_source(config: Mapping) -> ModelSource:
     """The source of a resolved `model` config: its `_target_` class with the other keys as
     arguments, checked against its signature first, and `drop_path_rate` set through the
-    source's `set_drop_path_rate`; or a `CustomSource` for any other target."""
+    source's `set_drop_path_rate`; or a `CustomSource` for any other target. A saved run's
+    config is read as today's first (src/migration.py)."""
     kwargs = dict(config)
     target = str(kwargs.pop("_target_", None))
-    target = FORMER_TARGETS.get(target, target)
     builder = locate(
         target,
         "model",

@@ -2,8 +2,8 @@
 convnext_tiny, efficientnet_b0, resnet50.a1_in1k; timm is the `timm` extra.
 
 timm's models carry their own facts, and this source asks them: `pretrained_cfg` (input size,
-crop, normalisation, the classifier's name, whether the input size is fixed), `group_matcher`
-(stem and blocks) and `no_weight_decay`."""
+crop, normalisation, the classifier's and the first convolution's names, whether the input size
+is fixed), `group_matcher` (stem and blocks) and `no_weight_decay`."""
 
 import math
 import re
@@ -11,12 +11,15 @@ import re
 from torch import nn
 
 from src.errors import GroupwiseError
-from src.models.contract import ParameterRoles, Preprocess, number_blocks
+from src.models.contract import ParameterRoles, Preprocess, first_conv, number_blocks
 from src.models.extras import import_extra
 from src.models.source import ModelSource
 
 # PIL's resampling filters by name: what evaluation can use.
 PIL_FILTERS = ("nearest", "lanczos", "bilinear", "bicubic", "box", "hamming")
+# timm's name for absolute position embeddings in every architecture that has them (ViT, DeiT,
+# BEiT, EVA, ...): its own checkpoint filters resample the tensor by this name.
+POSITION_EMBEDDINGS = re.compile(r"(?:.*\.)?pos_embed$")
 
 
 class TimmSource(ModelSource):
@@ -75,7 +78,9 @@ class TimmSource(ModelSource):
         """The classifier module (`pretrained_cfg['classifier']`, as a top-level module: timm's
         ConvNeXt `head` holds its final norm too), the stem and blocks of `group_matcher` (by
         stage where it has stages; every block with `coarse=False`, as timm's layer decay
-        numbers them), the final norm it joins to the last block, and `no_weight_decay()`."""
+        numbers them), the final norm it joins to the last block, `no_weight_decay()`, the first
+        convolution (`pretrained_cfg['first_conv']`, which timm's own loader adapts to other
+        input channels) as the stem, and the position embeddings by timm's name for them."""
         names = [name for name, _ in model.named_parameters()]
         classifier = self.pretrained_cfg.get("classifier")
         head = None if classifier is None else classifier.split(".")[0] + "."
@@ -92,6 +97,8 @@ class TimmSource(ModelSource):
             fine_blocks=fine_blocks,
             final_norm=final_norm,
             no_weight_decay=frozenset(n for n in names if n in skip),
+            stem=_stem(model, names, self.pretrained_cfg.get("first_conv")),
+            position_embeddings=frozenset(n for n in names if POSITION_EMBEDDINGS.match(n)),
             missing=f"timm's {self.name} has no group_matcher or classifier for it",
         )
 
@@ -102,6 +109,15 @@ class TimmSource(ModelSource):
         """timm's `drop_path_rate` (ViTs, ConvNeXts, ResNets, EfficientNets, ... take it; a
         model that does not stops at build with timm's own message)."""
         self.create_arguments["drop_path_rate"] = rate
+
+
+def _stem(model: nn.Module, names: list[str], convs: str | tuple[str, ...] | None):
+    """The parameters of the module(s) `pretrained_cfg['first_conv']` names (one name, or a
+    tuple of them); the first convolution for a model without a pretrained config."""
+    if not convs:
+        return first_conv(model)
+    owners = (convs,) if isinstance(convs, str) else tuple(convs)
+    return frozenset(n for n in names if n.rpartition(".")[0] in owners)
 
 
 def _grouped(model: nn.Module, names: list[str], coarse: bool):

@@ -17,6 +17,7 @@ FAMILY_ROLES = {
         "blocks": r"encoder\.layers\.encoder_layer_(\d+)\.",
         "final_norm": r"encoder\.ln\.",
         "no_weight_decay": r"(?:class_token|encoder\.pos_embedding)$",
+        "position_embeddings": r"encoder\.pos_embedding$",
     },
     r"(?:resnet|resnext|wide_resnet)\d": {
         "embeddings": r"(?:conv1|bn1)\.",
@@ -126,6 +127,8 @@ class TorchvisionSource(ModelSource):
         )
 
     def roles(self, model: nn.Module) -> ParameterRoles:
+        """By the family's names; the stem is the first convolution, the one `build` rebuilds
+        for other than 3 input channels; only the ViTs have position embeddings."""
         family = next((r for f, r in FAMILY_ROLES.items() if re.match(f, self.name)), {})
         roles = roles_from_patterns(model, f"torchvision ({self.name})", head=HEAD, **family)
         missing = f"torchvision has no metadata for it, and groupwise knows {self.name}'s head only"

@@ -4,7 +4,8 @@ In this order: an AveragedModel's `n_averaged` counter goes; `module.` / `_orig_
 wrappers (DataParallel, DDP, torch.compile) go when every key carries one; `prefix` keeps one
 sub-tree and drops its prefix (`backbone.` of a detector); `rename` rules apply in order, each
 to every key, with `re.sub`. `exclude` then matches the result, i.e. the names as the model
-has them.
+has them: an item that is exactly a role's name (`head`) by the model source's roles
+(src/pretrained/exclusion.py), any other as a regex.
 """
 
 import re
@@ -13,6 +14,7 @@ from dataclasses import dataclass
 import torch
 
 from src.errors import GroupwiseError
+from src.models.contract import TENSOR_ROLES
 
 # Wrappers that put the whole model under one attribute; only ever removed from every key.
 WRAPPERS = ("module.", "_orig_mod.")
@@ -23,17 +25,19 @@ class KeyRules:
     """The `pretrained` key rules, checked and compiled once."""
 
     rename: list[tuple[re.Pattern, str]]
-    exclude: list[re.Pattern]
+    exclude: list[re.Pattern]  # the items that are regexes
     prefix: str | None
+    exclude_roles: tuple[str, ...] = ()  # the items that name a role (TENSOR_ROLES)
 
     @property
-    def exclude_patterns(self) -> list[str]:
-        return [e.pattern for e in self.exclude]
+    def exclude_items(self) -> list[str]:
+        """`exclude`'s items: the roles, then the regexes (the report lists them so)."""
+        return [*self.exclude_roles, *(e.pattern for e in self.exclude)]
 
 
 def check_rules(rename: list, exclude: list, prefix: str | None) -> KeyRules:
     """Every problem with the key rules at once; the compiled rules when there is none."""
-    problems, rules, excluders = [], [], []
+    problems, rules, excluders, roles = [], [], [], []
     for i, rule in enumerate(rename):
         where = f"pretrained.rename[{i}]={rule!r}"
         if not (
@@ -54,6 +58,9 @@ def check_rules(rename: list, exclude: list, prefix: str | None) -> KeyRules:
             continue
         rules.append((pattern, rule[1]))
     for pattern in exclude:
+        if pattern in TENSOR_ROLES:
+            roles.append(pattern)
+            continue
         try:
             excluders.append(re.compile(pattern))
         except (re.error, TypeError) as err:
@@ -66,7 +73,7 @@ def check_rules(rename: list, exclude: list, prefix: str | None) -> KeyRules:
         )
     if problems:
         raise GroupwiseError(*problems)
-    return KeyRules(rules, excluders, prefix)
+    return KeyRules(rules, excluders, prefix, tuple(roles))
 
 
 def map_keys(

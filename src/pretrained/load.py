@@ -2,7 +2,10 @@
 
 A tensor is loaded when its key (after the key rules of `pretrained_keys`) exists in the model
 *and* its shape matches; a new head of another size is skipped and reported instead of
-crashing `load_state_dict`. Loading nothing at all is an error, never a silent no-op.
+crashing `load_state_dict`. Loading nothing at all is an error, never a silent no-op. Which
+keys are the stem (adapted to the input channels), the position embeddings (resampled to the
+patch grid) and an excluded role's is the model source's answer (`ParameterRoles`), not a
+guess from the names.
 
 `build_with_pretrained` builds the model on the meta device, where no tensor is allocated,
 then gives it the checkpoint's (memory-mapped) tensors themselves with
@@ -19,7 +22,8 @@ import torch
 from torch import nn
 
 from src.errors import GroupwiseError
-from src.pretrained import pos_embed
+from src.models.contract import ParameterRoles
+from src.pretrained import exclusion, pos_embed
 from src.pretrained.files import read_state_dict
 from src.pretrained.hints import why_nothing_loaded
 from src.pretrained.keys import KeyRules, check_rules, map_keys
@@ -49,19 +53,24 @@ def check_options(config: dict) -> dict:
 
 
 def build_with_pretrained(
-    make_model: Callable[[], nn.Module], path: str | Path, **options
+    make_model: Callable[[], nn.Module],
+    path: str | Path,
+    roles_of: Callable[[nn.Module], ParameterRoles],
+    **options,
 ) -> tuple[nn.Module, LoadReport]:
     """Build the model with `make_model()` and load the checkpoint at `path` into it, without
-    ever allocating the tensors the checkpoint replaces."""
+    ever allocating the tensors the checkpoint replaces. `roles_of`: the model source's roles
+    of the model built (`source.roles`)."""
     try:
         with torch.device("meta"):
             model = make_model()
     except (RuntimeError, NotImplementedError) as err:  # a model that computes with its tensors
         model = make_model()
-        report = load_pretrained(model, path, **options)
+        report = load_pretrained(model, path, roles_of, **options)
         report.built = f"{BUILT_NORMALLY}: its constructor fails on the meta device ({_first_message_line(err)})"
         return model, report
-    keep, report = _match(model, path, **options)
+    # The roles name parameters, which a rebuilt model (below) names the same.
+    keep, report = _match(model, path, roles_of(model), **options)
     not_loaded = [k for k in model.state_dict() if k not in keep]
     obstacle = _meta_obstacle(model, not_loaded)
     if obstacle:
@@ -80,9 +89,12 @@ def build_with_pretrained(
     return model, report
 
 
-def load_pretrained(model: nn.Module, path: str | Path, **options) -> LoadReport:
-    """Load into a model already built: the matching tensors are copied in."""
-    keep, report = _match(model, path, **options)
+def load_pretrained(
+    model: nn.Module, path: str | Path, roles_of: Callable[[nn.Module], ParameterRoles], **options
+) -> LoadReport:
+    """Load into a model already built: the matching tensors are copied in. `roles_of`: the
+    model source's roles of the model (`source.roles`)."""
+    keep, report = _match(model, path, roles_of(model), **options)
     model.load_state_dict(keep, strict=False)
     return report
 
@@ -92,6 +104,7 @@ def load_pretrained(model: nn.Module, path: str | Path, **options) -> LoadReport
 def _match(
     model: nn.Module,
     path: str | Path,
+    roles: ParameterRoles,
     exclude: list[str] = (),
     rename: list[list[str]] = (),
     prefix: str | None = None,
@@ -104,8 +117,13 @@ def _match(
 ) -> tuple[dict[str, torch.Tensor], LoadReport]:
     """The checkpoint's tensors that fit the model, by the model's names, and the report.
     `key_rules`: compiled by `check_options` (a run's), else from `exclude`, `rename`, `prefix`;
-    `exclude_origin`: where `exclude` was set, when not on the command line."""
+    `exclude_origin`: where `exclude` was set, when not on the command line; `roles`: the
+    source's, which name the stem, the position embeddings and an excluded role's keys."""
     rules = key_rules or check_rules(list(rename), list(exclude), prefix)
+    problems = exclusion.role_problems(rules, roles)
+    if problems:
+        raise GroupwiseError(*problems)
+    excluding_role = exclusion.keys_by_role(model, roles, rules.exclude_roles)
     weights = read_source(path, use_ema)
     where = f"pretrained.path={path}"
     tensors, key_changes = map_keys(weights.tensors, rules.rename, rules.prefix, where)
@@ -120,9 +138,14 @@ def _match(
         unbuilt=weights.unbuilt,
         **_exclusion(rules, exclude_origin),
     )
-    first_conv = _first_conv_weight(model)
+    stem, position_embeddings = roles.stem or (), roles.position_embeddings or ()
     keep = {}
     for key, tensor in tensors.items():
+        role = excluding_role.get(key)
+        if role is not None:
+            report.excluded.append(key)
+            report.excluded_by_role[role].append(key)
+            continue
         if any(e.search(key) for e in rules.exclude):
             report.excluded.append(key)
             continue
@@ -131,7 +154,7 @@ def _match(
             continue
         wanted = model_state[key]
         shapes = {"checkpoint": list(tensor.shape), "model": list(wanted.shape)}
-        if key == first_conv and _adaptable(tensor, wanted):
+        if key in stem and _adaptable(tensor, wanted):
             if not adapt_input_channels:
                 report.advice.append(
                     f"{key} was trained on 3 input channels, the model takes {wanted.shape[1]}: "
@@ -140,10 +163,11 @@ def _match(
             else:
                 tensor = _adapt_input_channels(tensor, wanted.shape[1])
                 report.adapted[key] = shapes
-        prefix = pos_embed.prefix_tokens(key, tensor, wanted)
-        if prefix is not None and tensor.shape != wanted.shape and resample_pos_embed:
-            tensor = pos_embed.resample(tensor, wanted.shape[1], prefix)
-            report.resampled[key] = shapes
+        if key in position_embeddings and tensor.shape != wanted.shape and resample_pos_embed:
+            prefix = pos_embed.prefix_tokens(tensor, wanted)
+            if prefix is not None:
+                tensor = pos_embed.resample(tensor, wanted.shape[1], prefix)
+                report.resampled[key] = shapes
         if tensor.shape != wanted.shape:
             report.skipped_shape[key] = shapes
             continue
@@ -159,7 +183,11 @@ def _match(
 
 def _exclusion(rules: KeyRules, origin: str) -> dict:
     """The report's record of the exclusions, and where they were set."""
-    return {"exclude": rules.exclude_patterns, "exclude_origin": origin if rules.exclude else ""}
+    return {
+        "exclude": rules.exclude_items,
+        "exclude_origin": origin if rules.exclude_items else "",
+        "excluded_by_role": {role: [] for role in rules.exclude_roles},
+    }
 
 
 def _check_outcome(report: LoadReport, keep, tensors, model_state, strict: bool) -> None:
@@ -183,13 +211,6 @@ def _check_outcome(report: LoadReport, keep, tensors, model_state, strict: bool)
             f"pretrained.strict=true: {where} does not fit the model exactly ({'; '.join(problems)}); "
             "exclude what the model should not take, or set pretrained.strict=false"
         )
-
-
-def _first_conv_weight(model: nn.Module) -> str | None:
-    for name, module in model.named_modules():
-        if isinstance(module, nn.Conv1d | nn.Conv2d | nn.Conv3d):
-            return f"{name}.weight"
-    return None
 
 
 def _adaptable(tensor: torch.Tensor, wanted: torch.Tensor) -> bool:

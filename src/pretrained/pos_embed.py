@@ -3,28 +3,27 @@ model's: a ViT pretrained at 224 pixels (14 x 14 patches of 16) fine-tuned at 38
 keeps what its embeddings learnt, as timm's `create_model(..., pretrained=True, img_size=...)`
 and the BEiT and MAE fine-tuning scripts do.
 
-The embeddings are found by name (timm's `pos_embed`, torchvision's `encoder.pos_embedding`,
-transformers' `embeddings.position_embeddings`) and shape ([1, prefix + grid, width] in the
-checkpoint and the model, the same width, square grids). The prefix tokens (a class token, a
+The embeddings are those the model source names (`ParameterRoles.position_embeddings`: timm's
+`pos_embed`, torchvision's `encoder.pos_embedding`, transformers' `embeddings.position_embeddings`,
+whatever a source of its own calls them), of a shape resampling fits ([1, prefix + grid, width]
+in the checkpoint and the model, the same width, square grids). The prefix tokens (a class token, a
 distillation token) keep their embeddings; their number is the smallest that leaves a square
 grid on both sides. The grid is resampled as `timm.layers.resample_abs_pos_embed` does it:
 bicubic, antialiased, in float32.
 """
 
 import math
-import re
 
 import torch
 from torch.nn import functional as F
 
-NAMES = re.compile(r"(?:^|\.)(?:pos_embed|pos_embedding|position_embeddings)$")
 MAX_PREFIX_TOKENS = 8  # class, distillation and register tokens: a few at most
 
 
-def prefix_tokens(key: str, checkpoint: torch.Tensor, model: torch.Tensor) -> int | None:
-    """The number of prefix tokens when `key` is a position embedding that resampling fits to
-    the model's; None when it is not one, or its grids are not square."""
-    if not NAMES.search(key) or checkpoint.ndim != 3 or model.ndim != 3:
+def prefix_tokens(checkpoint: torch.Tensor, model: torch.Tensor) -> int | None:
+    """The number of prefix tokens when a position embedding's checkpoint tensor is one that
+    resampling fits to the model's; None when its shapes are not, or its grids not square."""
+    if checkpoint.ndim != 3 or model.ndim != 3:
         return None
     if checkpoint.shape[0] != 1 or model.shape[0] != 1 or checkpoint.shape[2] != model.shape[2]:
         return None

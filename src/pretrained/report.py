@@ -32,8 +32,10 @@ class LoadReport:
     unbuilt: dict[str, str] = field(default_factory=dict)
     # Loaded tensors given a storage of their own -> why (shared with another key, a view).
     copied: dict[str, str] = field(default_factory=dict)
-    exclude: list[str] = field(default_factory=list)  # the patterns, as configured
+    exclude: list[str] = field(default_factory=list)  # the roles and patterns, as configured
     exclude_origin: str = ""  # where they were set, when not on the command line
+    # Each role `exclude` names -> the keys it kept out (the rest of `excluded`: by pattern).
+    excluded_by_role: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def loaded_share(self) -> float:
@@ -126,16 +128,18 @@ def fold_shapes(shapes: dict[str, dict[str, list[int]]]) -> list[str]:
 
 
 def _excluded_by(report: LoadReport) -> str:
-    """The excluded keys by the pattern that matched them, and where the patterns came from:
+    """The excluded keys by the role or pattern that kept them out, and where those came from:
     one set by a config file, not typed by the user, is easy to miss."""
-    by_pattern: dict[str, list[str]] = {}
+    by_item = {f"role {role}": keys for role, keys in report.excluded_by_role.items() if keys}
+    patterns = [p for p in report.exclude if p not in report.excluded_by_role]
+    by_role = {key for keys in report.excluded_by_role.values() for key in keys}
     for key in report.excluded:
-        pattern = next((p for p in report.exclude if re.search(p, key)), "?")
-        by_pattern.setdefault(pattern, []).append(key)
+        if key not in by_role:
+            pattern = next((p for p in patterns if re.search(p, key)), "?")
+            by_item.setdefault(f"'{pattern}'", []).append(key)
     origin = f", {report.exclude_origin}" if report.exclude_origin else ""
     return "; ".join(
-        f"by '{pattern}'{origin}: {', '.join(fold_by_prefix(keys))}"
-        for pattern, keys in by_pattern.items()
+        f"by {item}{origin}: {', '.join(fold_by_prefix(keys))}" for item, keys in by_item.items()
     )
 
 
