@@ -36,24 +36,19 @@ SMOKE = {"classes": 2, "per_class": 8, "epochs": 2, "workers": 1, "batch_size": 
 
 
 def build_folder(root: Path, cache_dir: Path, cache: bool, workers: int, batch_size: int):
-    """The image folder as a run at 224 pixels with ResNet-18's preprocessing builds it."""
-    options = {
-        field: getattr(ImageFolderConfig, field)
-        for field in ("val_fraction", "augment", "random_erasing", "pin_memory")
-    }
-    options |= {"randaugment_num_ops": 2, "randaugment_magnitude": 9, "cache_resolution": None}
-    return image_folder(
+    """The image folder as a run at 224 pixels with ResNet-18's preprocessing builds it (the
+    schema's defaults for every other option)."""
+    options = ImageFolderConfig(
+        _target_="src.data.image_folder.image_folder",
         root=str(root),
         batch_size=batch_size,
-        seed=0,
         transform_from="resnet18",
-        image_size=None,
         cache=cache,
         cache_dir=str(cache_dir),
         num_workers=workers,
         persistent_workers=workers > 0,
-        **options,
     )
+    return image_folder(options, seed=0)
 
 
 def epoch_images_per_s(data, device_stage: bool = True) -> float:

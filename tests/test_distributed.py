@@ -11,7 +11,7 @@ import torch.multiprocessing as mp
 from omegaconf import OmegaConf
 
 from src.config import resolvers
-from src.config.schema import TrainerConfig
+from src.config.schema import DigitsConfig, TrainerConfig
 from src.data import digits as data_module
 from src.models.lenet import LeNet
 from src.runner import Runner
@@ -68,12 +68,15 @@ def test_run_dirs_are_named_from_the_launch_time_the_entry_point_registers():
 def _train_with_fc3_unfrozen_at_epoch_2(rank: int, world: int, rendezvous: str, out: str):
     dist.init_process_group("gloo", init_method=f"file://{rendezvous}", rank=rank, world_size=world)
     torch.manual_seed(0)
-    data = data_module.digits(
-        classes=[5, 6, 7], batch_size=4, seed=0, shots_per_class=8, val_fraction=0.2,
-        image_size=32, test_fraction=0.0,
+    options = DigitsConfig(
+        _target_="src.data.digits.digits", classes=[5, 6, 7], batch_size=4, shots_per_class=8,
+        val_fraction=0.2, image_size=32, test_fraction=0.0,
     )  # fmt: skip
-    data.train_loader = distributed.shard(data.train_loader, pad=True)
-    data.val_loader = distributed.shard(data.val_loader, pad=False)
+    data = data_module.digits(options, seed=0)
+    data = data.with_loaders(
+        distributed.shard(data.train_loader, pad=True),
+        distributed.shard(data.val_loader, pad=False),
+    )
     model = LeNet(1, 3)
     initial_fc3 = model.fc3.weight.detach().clone()
     # Scheduled unfreezing as param_groups.optimizer_groups marks it: fc3 trains from epoch 1.
