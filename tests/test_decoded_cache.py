@@ -44,7 +44,8 @@ def decoded(monkeypatch) -> list[Path]:
 
 
 def only_cache(cache_dir: Path) -> Path:
-    (cache,) = cache_dir.iterdir()
+    """The one version of the one cache in `cache_dir`."""
+    (cache,) = cache_dir.glob("*/v-*")
     return cache
 
 
@@ -76,16 +77,19 @@ def test_an_unchanged_folder_is_read_without_decoding_and_a_changed_file_rebuild
 
     changed = root / "red" / "1.png"
     os.utime(changed, ns=(0, 10**18))  # touched: its modification time
-    cached_data(root, tmp_path / "cache")
+    touched = cached_data(root, tmp_path / "cache")  # kept: this version is read on
     assert len(decoded) == 18
 
     Image.new("RGB", (64, 64), (255, 255, 255)).save(changed)  # replaced: size and pixels
-    cached_data(root, tmp_path / "cache")
+    data = cached_data(root, tmp_path / "cache")
     assert len(decoded) == 27
-    cache = only_cache(tmp_path / "cache")  # the out-of-date cache was replaced, not kept
-    index = np.load(cache / INDEX)
+    # The newest version beside the one still read here; the first, read by nobody, removed.
+    versions = sorted((tmp_path / "cache").glob("*/v-*"), key=lambda v: v.stat().st_mtime)
+    read = [d.train_loader.dataset.dataset.pixels_path.parent for d in (touched, data)]
+    assert versions == read
+    index = np.load(versions[-1] / INDEX)
     assert index[:, 1:].tolist() == [[37, 44]] * 7 + [[37, 37], [37, 44]]  # blue, green, red
-    assert sorted(p.name for p in cache.iterdir()) == sorted([INDEX, KEY, PIXELS])
+    assert sorted(p.name for p in versions[-1].iterdir()) == sorted([INDEX, KEY, PIXELS])
 
 
 def test_a_build_that_fails_midway_leaves_no_cache(tmp_path, monkeypatch):
@@ -101,7 +105,8 @@ def test_a_build_that_fails_midway_leaves_no_cache(tmp_path, monkeypatch):
     monkeypatch.setattr(decode.Decoder, "__call__", failing)
     with pytest.raises(RuntimeError, match="killed"):
         cached_data(root, tmp_path / "cache")
-    assert list((tmp_path / "cache").iterdir()) == []  # not even the temporary folder
+    # Not even the temporary folder: only the cache's build lock.
+    assert [p.name for p in (tmp_path / "cache").glob("*/*")] == ["build.lock"]
     monkeypatch.setattr(decode.Decoder, "__call__", decode_file)
     data = cached_data(root, tmp_path / "cache")
     assert len(data.train_loader.dataset) + len(data.val_loader.dataset) == 12
@@ -132,14 +137,17 @@ def test_a_build_killed_by_sigkill_leaves_nothing_a_later_run_reads(tmp_path, de
         env={**os.environ, "PYTHONPATH": str(ROOT)},
     )
     deadline = time.monotonic() + 60
-    while not any(p.stat().st_size for p in cache_dir.glob(".building-*/" + PIXELS)):
+    while not any(p.stat().st_size for p in cache_dir.glob("*/.building-*/" + PIXELS)):
         assert build.poll() is None and time.monotonic() < deadline
         time.sleep(0.05)
     os.kill(build.pid, signal.SIGKILL)
     build.wait()
-    # Only the temporary folder is left; the next run builds the cache whole.
-    assert [p.name.startswith(".building-") for p in cache_dir.iterdir()] == [True]
+    # Only the temporary folder is left; the next run builds the cache whole and removes it.
+    (cache,) = cache_dir.iterdir()
+    left = sorted(p.name for p in cache.iterdir())
+    assert left[0].startswith(".building-") and left[1:] == ["build.lock"]
     data = cached_data(root, cache_dir)
+    assert not list(cache.glob(".building-*"))
     assert len(decoded) == 90
     assert len(data.train_loader.dataset) + len(data.val_loader.dataset) == 90
     next(iter(data.val_loader))

@@ -179,6 +179,11 @@ class ImageFolderConfig(FileDatasetConfig):
     cache_resolution: int | None = option(
         None, "the cached images' short side (never upscaled); null: the evaluation resize", ge=1
     )
+    cache_hash_contents: bool = option(
+        False,
+        "key the cache by each file's bytes (read in full at every start), not its inode and "
+        "change time: for filesystems that do not keep those",
+    )
 
 
 @dataclass

@@ -27,7 +27,12 @@ def default_cache_dir() -> Path:
 
 
 def cache_spec(
-    root: str, cache_dir: str | None, resolution: int | None, pre: Preprocess, workers: int
+    root: str,
+    cache_dir: str | None,
+    resolution: int | None,
+    pre: Preprocess,
+    workers: int,
+    hash_contents: bool,
 ) -> CacheSpec:
     return CacheSpec(
         root=root,
@@ -36,6 +41,7 @@ def cache_spec(
         short_side=resolution or pre.resize,
         interpolation=pre.interpolation,
         workers=workers,
+        hash_contents=hash_contents,
     )
 
 

@@ -36,8 +36,14 @@ def decoded_in_order(
         if torch.cuda.is_available():
             images = _on_gpu(files, decoder, torch.device("cuda", torch.cuda.current_device()))
         else:
+            # Its own generator: a DataLoader draws its workers' seed from torch's global one
+            # otherwise, and the run that builds would train differently from those that reuse.
             loader = DataLoader(
-                _Decoded(files, decoder), batch_size=None, num_workers=workers, shuffle=False
+                _Decoded(files, decoder),
+                batch_size=None,
+                num_workers=workers,
+                shuffle=False,
+                generator=torch.Generator(),
             )
             images = iter(loader)
         for image in images:

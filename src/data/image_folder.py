@@ -71,7 +71,12 @@ def image_folder(
     if options.cache:
         train_tf, val_tf = cached_folder.crop_transforms(pre, augmentation)
         spec = cached_folder.cache_spec(
-            root, options.cache_dir, options.cache_resolution, pre, files.loading.num_workers
+            root,
+            options.cache_dir,
+            options.cache_resolution,
+            pre,
+            files.loading.num_workers,
+            options.cache_hash_contents,
         )
     else:
         train_tf, val_tf = transforms.train_and_eval_transforms(pre, "photo", None, augmentation)
