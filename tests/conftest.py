@@ -74,6 +74,22 @@ def built_as_a_run_builds(builder):
     return call
 
 
+@pytest.fixture
+def decoded(monkeypatch) -> list[Path]:
+    """Every file the decoded cache's decoder decodes in this process (builds without workers)."""
+    from src.data import decode
+
+    files = []
+    decode_file = decode.Decoder.__call__
+
+    def counting(self, path):
+        files.append(Path(path))
+        return decode_file(self, path)
+
+    monkeypatch.setattr(decode.Decoder, "__call__", counting)
+    return files
+
+
 # --- pytest-xdist workers -------------------------------------------------------------------
 
 _set_by_the_worker = False  # whether this worker set OMP_NUM_THREADS (to its share)

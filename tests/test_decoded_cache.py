@@ -29,20 +29,6 @@ def cached_data(root: Path, cache_dir: Path, **options):
     return build_folder(root=str(root), cache_dir=str(cache_dir), **options)
 
 
-@pytest.fixture
-def decoded(monkeypatch) -> list[Path]:
-    """Every file the decoder decodes in this process (the builds here use no workers)."""
-    files = []
-    decode_file = decode.Decoder.__call__
-
-    def counting(self, path):
-        files.append(Path(path))
-        return decode_file(self, path)
-
-    monkeypatch.setattr(decode.Decoder, "__call__", counting)
-    return files
-
-
 def only_cache(cache_dir: Path) -> Path:
     """The one version of the one cache in `cache_dir`."""
     (cache,) = cache_dir.glob("*/v-*")

@@ -19,7 +19,7 @@ LAYERS = [
     {"src.checks", "src.resume"},
     # A run's orchestration, and a trained run read back: both build from the public steps.
     {"src.runner", "src.trained_run"},
-    {"src.run", "src.evaluate", "src.predict"},
+    {"src.run", "src.evaluate", "src.predict", "src.cache"},
 ]
 # The commands that run a training run; every other module builds from the steps themselves.
 ENTRY_POINTS = {"src.run"}

@@ -271,6 +271,26 @@ class PredictConfig:
     num_workers: int = option(0, "worker processes decoding images", ge=0)
 
 
+@dataclass
+class CacheConfig:
+    """`python -m src.cache`: conf/cache.yaml."""
+
+    action: str = option(
+        "list",
+        "list: every decoded cache with its size, source and last use; clean: remove what no "
+        "run holds of killed builds' leftovers, older versions and caches unused for a while",
+        choices=("list", "clean"),
+    )
+    cache_dir: str | None = option(
+        None, "the caches' folder (dataset.cache_dir); null: $XDG_CACHE_HOME/groupwise/decoded"
+    )
+    unused_for_days: float = option(
+        30.0,
+        "clean: remove whole caches last used longer ago than this (0: every unheld one)",
+        ge=0,
+    )
+
+
 def defaults(node: type) -> dict:
     """Each option's default (a factory's value made); required and private ones left out."""
     return {
@@ -295,6 +315,7 @@ SCHEMAS = {
     "constant": ConstantConfig,
     "evaluate": EvaluateConfig,
     "predict": PredictConfig,
+    "cache": CacheConfig,
 }
 
 

@@ -114,7 +114,7 @@ def bytes_in_progress(cache_dir: Path, besides: Path) -> int:
             continue
         try:
             expected = int((building / EXPECTED).read_text())
-            written = sum(f.stat().st_size for f in building.iterdir())
+            written = sum(f.stat().st_size for f in building.iterdir() if f.name != EXPECTED)
         except (OSError, ValueError):  # just started or just installed
             continue
         pending += max(0, expected - written)
