@@ -161,7 +161,8 @@ def test_the_space_check_counts_the_builds_in_progress(tmp_path, monkeypatch):
         cached_data(root, cache_dir)
     (line,) = err.value.problems
     assert "and 1000000 bytes are free, 1 MB of it taken by builds in progress" in line
-    assert "needs 34744 bytes (34.7 KB; 6 images" in line  # a small size in a readable unit, never 0.00 GB
+    # A small size in a readable unit, never 0.00 GB.
+    assert "needs 34744 bytes (34.7 KB; 6 images" in line
     cached_data(root, cache_dir)  # a killed build's leftover takes no room
 
 
