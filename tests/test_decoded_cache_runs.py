@@ -39,6 +39,28 @@ def test_a_cached_run_with_augmentation_resumed_mid_epoch_ends_bit_identical(
         assert_same_state(final, resumed)
 
 
+def test_a_run_that_builds_the_cache_ends_bit_identical_to_a_run_that_reuses_it(make_cfg, tmp_path):
+    root = write_image_folder(tmp_path / "data", per_class=6)
+    overrides = [
+        "dataset=image_folder",
+        f"dataset.root={root}",
+        "dataset.cache=true",
+        f"dataset.cache_dir={tmp_path / 'cache'}",
+        "dataset.batch_size=4",
+        "dataset.num_workers=1",  # the build decodes in a loader worker too
+        "trainer.max_epochs=2",
+        "pretrained=none",
+    ]
+    Runner(make_cfg(*overrides), tmp_path / "builds").run()
+    (version,) = (tmp_path / "cache").glob("*/v-*")
+    Runner(make_cfg(*overrides), tmp_path / "reuses").run()
+    assert list((tmp_path / "cache").glob("*/v-*")) == [version]  # reused, not rebuilt
+    built, reused = (
+        load_checkpoint(tmp_path / run / "checkpoints/last.pt") for run in ("builds", "reuses")
+    )
+    assert_same_state(built, reused)
+
+
 def test_two_torchrun_processes_build_the_cache_once_and_train_on_it(tmp_path):
     root = write_image_folder(tmp_path / "data", per_class=4)
     log = tmp_path / "decoded.log"
