@@ -85,8 +85,8 @@ def damaged_cache(tmp_path):
         seed=0,
         cache=True,
     )
-    (cache,) = (tmp_path / "cache").iterdir()
-    with open(cache / "pixels.u8", "r+b") as pixels:
+    (version,) = (tmp_path / "cache").glob("*/v-*")  # the one version of the one cache
+    with open(version / "pixels.u8", "r+b") as pixels:
         pixels.truncate(10)
     return overrides
 
