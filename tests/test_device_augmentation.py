@@ -7,7 +7,12 @@ import torch
 from PIL import Image
 from torchvision.transforms import v2
 
-from src.data.device_augmentation import DeviceAugmentation, PerImagePolicy, device_stages
+from src.data.device_augmentation import (
+    DeviceAugmentation,
+    PerImageJitter,
+    PerImagePolicy,
+    device_stages,
+)
 from src.data.device_erasing import PerImageErasing
 from src.data.transforms import Augmentation, train_and_eval_transforms
 from src.models.contract import IMAGENET_MEAN, IMAGENET_STD, Preprocess
@@ -98,6 +103,52 @@ def test_none_and_basic_give_the_cpu_pipelines_numbers_for_the_same_draws(
         assert len(outcomes) > 4
     else:  # the image as it is, and (basic) mirrored
         assert len(outcomes) == {"none": 1, "basic": 2}[policy]
+
+
+VIEWS = {  # each view option, alone and with the others and a policy after it
+    "hflip": ({"hflip": 0.3}, "basic"),
+    "vflip": ({"hflip": 0.0, "vflip": 0.5}, "basic"),
+    "color_jitter": ({"hflip": 0.0, "color_jitter": 0.4}, "basic"),
+    "all": ({"hflip": 0.5, "vflip": 0.5, "color_jitter": 0.3}, "randaugment"),
+}
+
+
+@pytest.mark.parametrize(
+    ("file_channels", "model_channels"), [(3, 3), (1, 1), (1, 3)], ids=["rgb", "gray", "gray2rgb"]
+)
+@pytest.mark.parametrize("view", list(VIEWS))
+def test_each_view_option_gives_the_cpu_pipelines_numbers_for_the_same_draws(
+    view, file_channels, model_channels
+):
+    """The flips and the colour jitter, drawn per image on the device as the CPU pipeline
+    draws them (the jitter with PIL's kernels on the CPU, as the workers run it)."""
+    pre = Preprocess(
+        32, 37, IMAGENET_MEAN[:model_channels], IMAGENET_STD[:model_channels], model_channels
+    )
+    options, policy = VIEWS[view]
+    augment = Augmentation(policy, 0.0, 2, 9, view_of(**options))
+    cpu, (device, _) = after_the_crop(pre, augment), device_stages(pre, augment)
+    image = smooth_image(file_channels)
+    outcomes = set()
+    for seed in range(12):
+        torch.manual_seed(seed)
+        expected = cpu(as_pil(image))
+        torch.manual_seed(seed)
+        out = device(image[None])[0]
+        assert torch.equal(out, expected), seed
+        outcomes.add(out.numpy().tobytes())
+    assert len(outcomes) > 1  # the option changes what training sees
+
+
+def test_the_jitter_with_torchs_kernels_draws_each_image_as_colorjitter_alone():
+    """What an accelerator computes: each image its own factors and order, as v2.ColorJitter
+    called image by image on the same generator."""
+    images = uint8_batch(16, channels=3, size=16)
+    torch.manual_seed(2)
+    batched = PerImageJitter(v2.ColorJitter(0.4, 0.4, 0.4), pil_on_cpu=False)(images)
+    torch.manual_seed(2)
+    jitter = v2.ColorJitter(0.4, 0.4, 0.4)
+    assert torch.equal(batched, torch.stack([jitter(image) for image in images]))
 
 
 @pytest.mark.parametrize("policy", POLICIES)
