@@ -28,7 +28,7 @@ import torch
 
 from benchmarks import data_loading_runs
 from benchmarks.gpu_data import write_photo_folder
-from src.config.schema import ImageFolderConfig
+from src.config.dataset_schema import ImageFolderConfig
 from src.data.image_folder import image_folder
 
 FULL = {"classes": 10, "per_class": 80, "epochs": 4, "workers": 2, "batch_size": 64}

@@ -17,6 +17,7 @@ import dataclasses
 from omegaconf import DictConfig, OmegaConf
 
 from src.config import schema
+from src.data.build import options_schema
 from src.data.transforms import augment_policy
 
 FORMER_TARGETS = {
@@ -45,10 +46,9 @@ def as_today(saved, section_schema: type | None):
 
 
 def dataset_as_today(dataset: DictConfig) -> DictConfig:
-    """A finished run's dataset config, as today's data code builds it: a file dataset's with
-    the options added since (augmentation policies, random erasing, batch mixing) at their
-    defaults, which keep what it trained with."""
-    if "transform_from" not in dataset:  # not a file dataset: none added since
-        return dataset
+    """A finished run's dataset config, as today's data code builds it: the options added since
+    (augmentation policies, random erasing, batch mixing, the training view) at the defaults of
+    the schema its builder takes (a torchvision dataset's padded crop, an image folder's
+    resized crop and flip), which keep what it trained with."""
     saved = OmegaConf.to_container(dataset, resolve=True)
-    return OmegaConf.create(as_today(saved, schema.FileDatasetConfig))
+    return OmegaConf.create(as_today(saved, options_schema(saved.get("_target_"))))

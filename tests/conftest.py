@@ -17,8 +17,9 @@ from tensorboard.backend.event_processing.event_accumulator import EventAccumula
 from tensorboard.plugins.hparams import metadata as hparams_metadata
 
 import src.run  # noqa: F401  registers the config resolvers
-from src.config.schema import FileDatasetConfig
+from src.config.dataset_schema import FileDatasetConfig, ImageFolderConfig
 from src.data import build as data_build
+from src.data.view import View
 from src.errors import GroupwiseError
 from src.training import checkpoints
 from src.training.checkpoints import PROGRESS
@@ -54,6 +55,12 @@ def every_checkpoint(monkeypatch, tmp_path):
 
     monkeypatch.setattr(checkpoints, "save_checkpoint", save_and_copy)
     return copies
+
+
+def view_of(kind: type = ImageFolderConfig, **options) -> View:
+    """A dataset kind's training view at its schema defaults (an image folder's: photos), with
+    `options` (dataset option names) changed."""
+    return View.of(kind(**options))
 
 
 def built_as_a_run_builds(builder):

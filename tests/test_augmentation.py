@@ -8,7 +8,7 @@ from PIL import Image
 from timm.data import auto_augment as timm_aa
 from torchvision.transforms import v2
 
-from src.config.schema import AUGMENT_POLICIES
+from src.config.dataset_schema import AUGMENT_POLICIES, TorchvisionDatasetConfig
 from src.data import image_folder as image_folder_module
 from src.data import torchvision_datasets
 from src.data.transforms import Augmentation, train_and_eval_transforms
@@ -16,7 +16,7 @@ from src.errors import GroupwiseError
 from src.models.contract import IMAGENET_MEAN, IMAGENET_STD, Preprocess
 from src.models.lenet import LeNetSource
 from src.runner import Runner
-from tests.conftest import ROOT, built_as_a_run_builds
+from tests.conftest import ROOT, built_as_a_run_builds, view_of
 from tests.generated_data import write_idx, write_image_folder
 
 image_folder = built_as_a_run_builds(image_folder_module.image_folder)
@@ -35,7 +35,7 @@ def kinds(pipeline: v2.Compose) -> list[type]:
 
 @pytest.mark.parametrize("policy", AUGMENT_POLICIES)
 def test_each_policy_follows_the_basic_crops_and_evaluation_stays_plain(policy):
-    augment = Augmentation(policy, 0.0, 2, 9)
+    augment = Augmentation(policy, 0.0, 2, 9, view_of())
     train, evaluation = train_and_eval_transforms(PHOTO, "photo", None, augment)
     crops = {"none": [v2.Resize, v2.CenterCrop]}.get(
         policy, [v2.RandomResizedCrop, v2.RandomHorizontalFlip]
@@ -55,9 +55,13 @@ def test_each_policy_follows_the_basic_crops_and_evaluation_stays_plain(policy):
 
 @pytest.mark.parametrize(("value", "means"), [(True, "basic"), ("True", "basic"), (False, "none")])
 def test_true_and_false_keep_meaning_basic_and_none(value, means):
-    assert Augmentation(value, 0.0, 2, 9).name == means
-    as_given = train_and_eval_transforms(PHOTO, "photo", None, Augmentation(value, 0.0, 2, 9))
-    named = train_and_eval_transforms(PHOTO, "photo", None, Augmentation(means, 0.0, 2, 9))
+    assert Augmentation(value, 0.0, 2, 9, view_of()).name == means
+    as_given = train_and_eval_transforms(
+        PHOTO, "photo", None, Augmentation(value, 0.0, 2, 9, view_of())
+    )
+    named = train_and_eval_transforms(
+        PHOTO, "photo", None, Augmentation(means, 0.0, 2, 9, view_of())
+    )
     assert kinds(as_given[0]) == kinds(named[0])
 
 
@@ -68,7 +72,9 @@ def test_the_policies_at_full_strength_run_on_colour_and_grayscale_images(policy
     torchvision's posterizes to 4 bits at least."""
     channels = 3 if mode == "RGB" else 1
     pre = Preprocess(28, 28, IMAGENET_MEAN[:channels], IMAGENET_STD[:channels], channels)
-    train, _ = train_and_eval_transforms(pre, "small", 28, Augmentation(policy, 0.0, 4, 30))
+    train, _ = train_and_eval_transforms(
+        pre, "small", 28, Augmentation(policy, 0.0, 4, 30, view_of(TorchvisionDatasetConfig))
+    )
     torch.manual_seed(0)
     image = Image.new(mode, (28, 28), "white" if mode == "L" else (200, 30, 90))
     outputs = [train(image) for _ in range(60)]  # every op is drawn at least once, likely
@@ -77,7 +83,9 @@ def test_the_policies_at_full_strength_run_on_colour_and_grayscale_images(policy
 
 
 def test_random_erasing_comes_last_and_erases_to_the_mean(tmp_path):
-    train, _ = train_and_eval_transforms(PHOTO, "photo", None, Augmentation("basic", 1.0, 2, 9))
+    train, _ = train_and_eval_transforms(
+        PHOTO, "photo", None, Augmentation("basic", 1.0, 2, 9, view_of())
+    )
     assert isinstance(train.transforms[-1], v2.RandomErasing) and train.transforms[-1].p == 1.0
     image = Image.new("RGB", (40, 40), (250, 250, 250))
     out = train(image)

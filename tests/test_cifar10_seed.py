@@ -8,11 +8,13 @@ import torchvision
 from PIL import Image
 from torchvision.transforms import v2
 
+from src.config.dataset_schema import TorchvisionDatasetConfig
 from src.data import transforms
 from src.data.torchvision_datasets import CIFAR10_NATIVE
 from src.errors import GroupwiseError
 from src.models.lenet import LeNet
 from src.runner import Runner
+from tests.conftest import view_of
 
 TRAIN_IMAGES = 32  # batch 16: two optimizer steps per epoch
 
@@ -85,7 +87,10 @@ def test_the_recipe_builds_the_seeds_model_optimizer_and_step_schedule(
 
 def test_the_seeds_cifar10_transforms():
     train, evaluation = transforms.train_and_eval_transforms(
-        CIFAR10_NATIVE, "small", 32, transforms.Augmentation("basic", 0.0, 2, 9)
+        CIFAR10_NATIVE,
+        "small",
+        32,
+        transforms.Augmentation("basic", 0.0, 2, 9, view_of(TorchvisionDatasetConfig)),
     )
     crop = [t for t in train.transforms if isinstance(t, v2.RandomCrop)]
     assert len(crop) == 1 and crop[0].size == (32, 32) and crop[0].padding == [4, 4, 4, 4]

@@ -102,7 +102,7 @@ SLOW_BUILD = """
 import sys, time
 from src.data import decode
 from src.data.image_folder import image_folder
-from src.config.schema import ImageFolderConfig
+from src.config.dataset_schema import ImageFolderConfig
 from tests.conftest import built_as_a_run_builds
 decode_file = decode.Decoder.__call__
 def slow(self, path):

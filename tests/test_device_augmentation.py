@@ -9,12 +9,14 @@ from torchvision.transforms import v2
 
 from src.data.device_augmentation import (
     DeviceAugmentation,
-    PerImageErasing,
+    PerImageJitter,
     PerImagePolicy,
     device_stages,
 )
+from src.data.device_erasing import PerImageErasing
 from src.data.transforms import Augmentation, train_and_eval_transforms
 from src.models.contract import IMAGENET_MEAN, IMAGENET_STD, Preprocess
+from tests.conftest import view_of
 
 PRE = Preprocess(8, 9, (0.4, 0.5, 0.6), (0.2, 0.25, 0.3), 3)
 POLICIES = ["randaugment", "trivialaugment", "autoaugment"]
@@ -57,22 +59,22 @@ def after_the_crop(pre: Preprocess, augment: Augmentation) -> v2.Compose:
 def test_evaluation_equals_torchvisions_scaling_and_normalisation():
     images = uint8_batch()
     expected = v2.Compose([v2.ToDtype(torch.float32, scale=True), v2.Normalize(PRE.mean, PRE.std)])
-    assert torch.equal(DeviceAugmentation(PRE, flip=False)(images), expected(images))
-    _, evaluation = device_stages(PRE, Augmentation("randaugment", 1.0, 2, 9))
+    assert torch.equal(DeviceAugmentation(PRE)(images), expected(images))
+    _, evaluation = device_stages(PRE, Augmentation("randaugment", 1.0, 2, 9, view_of()))
     assert torch.equal(evaluation(images), expected(images))  # no flip, policy nor erasing
 
 
 def test_training_flips_each_image_on_its_own_draw_from_the_seeded_generator():
     images = uint8_batch(64)
     torch.manual_seed(3)
-    out = DeviceAugmentation(PRE, flip=True)(images)
-    plain = DeviceAugmentation(PRE, flip=False)
+    out = DeviceAugmentation(PRE, hflip=0.5)(images)
+    plain = DeviceAugmentation(PRE)
     flipped = [torch.equal(o, plain(images[i : i + 1].flip(-1))[0]) for i, o in enumerate(out)]
     kept = [torch.equal(o, plain(images[i : i + 1])[0]) for i, o in enumerate(out)]
     assert all(f or k for f, k in zip(flipped, kept, strict=True))
     assert 10 < sum(flipped) < 54  # per image, not one choice for the whole batch
     torch.manual_seed(3)
-    assert torch.equal(DeviceAugmentation(PRE, flip=True)(images), out)
+    assert torch.equal(DeviceAugmentation(PRE, hflip=0.5)(images), out)
 
 
 @pytest.mark.parametrize(
@@ -86,7 +88,7 @@ def test_none_and_basic_give_the_cpu_pipelines_numbers_for_the_same_draws(
     pre = Preprocess(
         32, 37, IMAGENET_MEAN[:model_channels], IMAGENET_STD[:model_channels], model_channels
     )
-    augment = Augmentation(policy, erasing, 2, 9)
+    augment = Augmentation(policy, erasing, 2, 9, view_of())
     cpu, (device, _) = after_the_crop(pre, augment), device_stages(pre, augment)
     image = smooth_image(file_channels)
     outcomes = set()
@@ -101,6 +103,52 @@ def test_none_and_basic_give_the_cpu_pipelines_numbers_for_the_same_draws(
         assert len(outcomes) > 4
     else:  # the image as it is, and (basic) mirrored
         assert len(outcomes) == {"none": 1, "basic": 2}[policy]
+
+
+VIEWS = {  # each view option, alone and with the others and a policy after it
+    "hflip": ({"hflip": 0.3}, "basic"),
+    "vflip": ({"hflip": 0.0, "vflip": 0.5}, "basic"),
+    "color_jitter": ({"hflip": 0.0, "color_jitter": 0.4}, "basic"),
+    "all": ({"hflip": 0.5, "vflip": 0.5, "color_jitter": 0.3}, "randaugment"),
+}
+
+
+@pytest.mark.parametrize(
+    ("file_channels", "model_channels"), [(3, 3), (1, 1), (1, 3)], ids=["rgb", "gray", "gray2rgb"]
+)
+@pytest.mark.parametrize("view", list(VIEWS))
+def test_each_view_option_gives_the_cpu_pipelines_numbers_for_the_same_draws(
+    view, file_channels, model_channels
+):
+    """The flips and the colour jitter, drawn per image on the device as the CPU pipeline
+    draws them (the jitter with PIL's kernels on the CPU, as the workers run it)."""
+    pre = Preprocess(
+        32, 37, IMAGENET_MEAN[:model_channels], IMAGENET_STD[:model_channels], model_channels
+    )
+    options, policy = VIEWS[view]
+    augment = Augmentation(policy, 0.0, 2, 9, view_of(**options))
+    cpu, (device, _) = after_the_crop(pre, augment), device_stages(pre, augment)
+    image = smooth_image(file_channels)
+    outcomes = set()
+    for seed in range(12):
+        torch.manual_seed(seed)
+        expected = cpu(as_pil(image))
+        torch.manual_seed(seed)
+        out = device(image[None])[0]
+        assert torch.equal(out, expected), seed
+        outcomes.add(out.numpy().tobytes())
+    assert len(outcomes) > 1  # the option changes what training sees
+
+
+def test_the_jitter_with_torchs_kernels_draws_each_image_as_colorjitter_alone():
+    """What an accelerator computes: each image its own factors and order, as v2.ColorJitter
+    called image by image on the same generator."""
+    images = uint8_batch(16, channels=3, size=16)
+    torch.manual_seed(2)
+    batched = PerImageJitter(v2.ColorJitter(0.4, 0.4, 0.4), pil_on_cpu=False)(images)
+    torch.manual_seed(2)
+    jitter = v2.ColorJitter(0.4, 0.4, 0.4)
+    assert torch.equal(batched, torch.stack([jitter(image) for image in images]))
 
 
 @pytest.mark.parametrize("policy", POLICIES)
@@ -133,7 +181,7 @@ def policy_stage(pre: Preprocess, augment: Augmentation, pil_on_cpu: bool) -> De
 def test_a_policy_on_the_cpu_gives_the_cpu_pipelines_numbers_for_the_same_draws(policy, channels):
     """On the CPU the device stage runs the policy with PIL's kernels, as the workers do."""
     pre = Preprocess(32, 37, IMAGENET_MEAN[:channels], IMAGENET_STD[:channels], channels)
-    augment = Augmentation(policy, 0.5, 2, 9)
+    augment = Augmentation(policy, 0.5, 2, 9, view_of())
     cpu, device = after_the_crop(pre, augment), policy_stage(pre, augment, pil_on_cpu=True)
     image = smooth_image(channels)
     for seed in range(20):
@@ -150,7 +198,7 @@ def test_a_policy_with_torchs_kernels_matches_the_cpu_pipeline_within_their_roun
     a few grey levels of 255 at most, on average over the image, and most draws agree to
     the bit."""
     pre = Preprocess(32, 37, IMAGENET_MEAN, IMAGENET_STD, 3)
-    augment = Augmentation(policy, 0.5, 2, 9)
+    augment = Augmentation(policy, 0.5, 2, 9, view_of())
     cpu, device = after_the_crop(pre, augment), policy_stage(pre, augment, pil_on_cpu=False)
     image, std = smooth_image(3), torch.tensor(IMAGENET_STD).view(3, 1, 1)
     grey_levels = []
@@ -168,7 +216,9 @@ def test_a_policy_with_torchs_kernels_matches_the_cpu_pipeline_within_their_roun
 @pytest.mark.parametrize("policy", POLICIES)
 def test_policies_and_erasing_run_on_uint8_batches_of_one_and_three_channels(policy, channels):
     pre = Preprocess(16, 18, IMAGENET_MEAN[:channels], IMAGENET_STD[:channels], channels)
-    train, _ = device_stages(pre, Augmentation(policy, 0.5, 4, 30))  # the strongest setting
+    train, _ = device_stages(
+        pre, Augmentation(policy, 0.5, 4, 30, view_of())
+    )  # the strongest setting
     torch.manual_seed(0)
     out = train(uint8_batch(33, channels=channels, size=16))
     assert out.shape == (33, channels, 16, 16) and out.dtype == torch.float32

@@ -13,7 +13,7 @@ from src.data.transforms import Augmentation, input_description
 from src.models.contract import IMAGENET_MEAN, IMAGENET_STD, Preprocess
 from src.runner import Runner
 from src.training.checkpoints import load_checkpoint
-from tests.conftest import read_scalars
+from tests.conftest import read_scalars, view_of
 from tests.runs import assert_same_state, resumed_from
 
 pytestmark = pytest.mark.e2e  # whole runs
@@ -47,7 +47,7 @@ def in_memory_data(seen: list) -> Data:
     train_loader, val_loader = Loading(4, 0, 0, False, False).loaders(
         uint8_images(24, 0), uint8_images(12, 1)
     )
-    train, evaluation = device_stages(PRE, Augmentation("randaugment", 0.5, 2, 9))
+    train, evaluation = device_stages(PRE, Augmentation("randaugment", 0.5, 2, 9, view_of()))
 
     def recorded(stage, name):
         def run(images):

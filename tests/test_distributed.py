@@ -11,7 +11,8 @@ import torch.multiprocessing as mp
 from omegaconf import OmegaConf
 
 from src.config import resolvers
-from src.config.schema import DigitsConfig, TrainerConfig
+from src.config.dataset_schema import DigitsConfig
+from src.config.schema import TrainerConfig
 from src.data import digits as data_module
 from src.models.lenet import LeNet
 from src.runner import Runner

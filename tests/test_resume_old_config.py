@@ -13,6 +13,7 @@ from omegaconf import OmegaConf
 
 from src import evaluate
 from src.errors import GroupwiseError
+from src.migration import dataset_as_today
 from src.models.lenet import LeNetSource
 from src.resume import resume_state
 from src.runner import Runner
@@ -104,3 +105,45 @@ def test_a_run_that_excluded_the_head_by_pattern_resumes_under_the_head_role_and
 
     evaluate.main([f"run_dir={tmp_path}", "split=val"])
     assert json.loads((tmp_path / "eval_val.json").read_text())["split"] == "val"
+
+
+# Options the datasets gained with issue 33 (the training view and the evaluation's crop).
+VIEW_OPTIONS = (
+    "train_crop", "crop_scale", "crop_ratio", "crop_padding", "hflip", "vflip", "color_jitter",
+    "crop_pct", "interpolation",
+)  # fmt: skip
+KINDS = {
+    "digits": [],
+    "image_folder": ["dataset=image_folder", "dataset.root=/data/photos", "model=resnet18"],
+    "cifar10": ["dataset=cifar10", "pretrained=none"],
+}
+
+
+def before_the_view(cfg) -> dict:
+    config = OmegaConf.to_container(cfg, resolve=True)
+    for key in VIEW_OPTIONS:
+        config["dataset"].pop(key, None)
+    return config
+
+
+@pytest.mark.parametrize("kind", list(KINDS))
+def test_a_run_saved_before_the_view_options_reads_them_as_what_it_trained_with(
+    make_cfg, tmp_path, kind
+):
+    """Resume and the commands that rebuild a trained run's data (src.evaluate, src.predict)
+    read an old run's view as its kind's defaults: photos a resized crop and a flip, small
+    images a padded crop, the digits none; a change of one on resume is refused."""
+    cfg = make_cfg(*KINDS[kind], "trainer.max_epochs=3")
+    config = before_the_view(cfg)
+    torch.save({CONFIG: config, PROGRESS: {"epoch": 1}}, tmp_path / "last.pt")
+    assert resume_state(tmp_path / "last.pt", cfg)[PROGRESS]["epoch"] == 1
+    today = dataset_as_today(OmegaConf.create(config["dataset"]))
+    expected = {"digits": "none", "image_folder": "resized", "cifar10": "padded"}[kind]
+    assert today.train_crop == expected and today.get("crop_pct") is None
+    old, new = (0.5, 0.0) if kind == "image_folder" else (0.0, 0.5)
+    assert today.hflip == old
+    with pytest.raises(GroupwiseError, match=rf"dataset\.hflip: {old} -> {new}"):
+        resume_state(
+            tmp_path / "last.pt",
+            make_cfg(*KINDS[kind], "trainer.max_epochs=3", f"dataset.hflip={new}"),
+        )

@@ -4,7 +4,7 @@
 
 from dataclasses import dataclass
 
-from src.config.options import option
+from src.config.option import option
 
 
 @dataclass

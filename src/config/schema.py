@@ -16,7 +16,12 @@ from typing import Any
 from hydra.core.config_store import ConfigStore
 
 from src.config.command_schema import CacheConfig, EvaluateConfig, PredictConfig
-from src.config.options import option
+from src.config.dataset_schema import (
+    DigitsConfig,
+    ImageFolderConfig,
+    TorchvisionDatasetConfig,
+)
+from src.config.option import option
 
 # What a best checkpoint can follow, and which way is better.
 MONITORED = {
@@ -30,11 +35,6 @@ MONITORED = {
 }
 # trainer.precision: float32, bfloat16 autocast, float16 autocast with gradient scaling.
 PRECISIONS = ("32", "bf16", "16")
-# dataset.augment (src/data/transforms.py): what each training image gets on top of the
-# evaluation transform. true and false (as Hydra hands them: "True", "False") keep meaning
-# basic and none.
-AUGMENT_POLICIES = ("none", "basic", "randaugment", "trivialaugment", "autoaugment")
-AUGMENT_CHOICES = (*AUGMENT_POLICIES, "True", "False")
 
 
 @dataclass
@@ -103,91 +103,6 @@ class PretrainedConfig:
         "a ViT's position embeddings resampled (bicubic) to the run's patch grid; false: skipped",
     )
     strict: bool = option(False, "any unexpected, missing or mis-shaped tensor is an error")
-
-
-@dataclass
-class LoaderConfig:
-    """What every dataset takes."""
-
-    _target_: str = option("???", "the function that builds the dataset")
-    batch_size: int = option(16, "images per batch (per process under torchrun)", ge=1)
-    image_size: int | None = option(None, "pixels the model sees; null: the dataset's own", ge=1)
-    # Batch mixing (src/data/mixing.py): on the training device, with soft targets.
-    mixup_alpha: float = option(0.0, "Mixup's Beta(alpha, alpha) (0.8 in DeiT); 0: off", ge=0)
-    cutmix_alpha: float = option(0.0, "CutMix's Beta(alpha, alpha) (1.0 in DeiT); 0: off", ge=0)
-    mixup_switch_prob: float = option(
-        0.5, "with both alphas on: the share of batches taking CutMix instead", ge=0, le=1
-    )
-
-
-@dataclass
-class DigitsConfig(LoaderConfig):
-    classes: list[int] = option(
-        [5, 6, 7, 8, 9], "digits to use, relabelled 0..k-1", ge=0, le=9, min_items=1, unique=True
-    )
-    shots_per_class: int | None = option(None, "training images per class; null: all", ge=1)
-    val_fraction: float = option(0.2, "stratified, fixed by seed", gt=0, lt=1)
-    test_fraction: float = option(
-        0.2, "held out for python -m src.evaluate; stratified, fixed by seed; 0: none", ge=0, lt=1
-    )
-    image_size: int | None = option(32, "pixels the model sees", ge=1)
-
-
-@dataclass
-class FileDatasetConfig(LoaderConfig):
-    """Datasets read from files, through DataLoader worker processes."""
-
-    root: str = option("???", "where the files are")
-    transform_from: str | None = option(
-        "model",
-        "model: the model's own preprocessing (its source's metadata); null: the dataset's own; "
-        "or a torchvision model or weights name, timm:<model>, hf:<dir>",
-    )
-    augment: str = option(
-        "basic",
-        "basic: random crops (and flips for photos) while training; randaugment, "
-        "trivialaugment, autoaugment: basic, then that policy; none; true/false: basic/none",
-        choices=AUGMENT_CHOICES,
-    )
-    randaugment_num_ops: int = option(2, "RandAugment's operations per image", ge=1)
-    randaugment_magnitude: int = option(9, "RandAugment's strength, of 0-30", ge=0, le=30)
-    random_erasing: float = option(
-        0.0, "the share of training images with a random box erased (0.25 in DeiT)", ge=0, le=1
-    )
-    num_workers: int = option(0, "worker processes decoding images", ge=0)
-    pin_memory: bool = option(False, "page-locked batches, for GPUs")
-    persistent_workers: bool = option(False, "keep workers between epochs")
-
-
-@dataclass
-class ImageFolderConfig(FileDatasetConfig):
-    val_fraction: float = option(0.2, "used only when root has no train/ and val/", gt=0, lt=1)
-    # The decoded cache (src/data/decoded_cache.py, README "The decoded cache").
-    cache: bool = option(
-        False, "decode every image once into a memory-mapped uint8 cache; later epochs read it"
-    )
-    cache_dir: str | None = option(
-        None, "where caches are kept; null: $XDG_CACHE_HOME/groupwise/decoded (~/.cache/...)"
-    )
-    cache_resolution: int | None = option(
-        None, "the cached images' short side (never upscaled); null: the evaluation resize", ge=1
-    )
-    cache_hash_contents: bool = option(
-        False,
-        "key the cache by each file's bytes (read in full at every start), not its inode and "
-        "change time: for filesystems that do not keep those",
-    )
-
-
-@dataclass
-class TorchvisionDatasetConfig(FileDatasetConfig):
-    download: bool = option(False, "fetch into root when missing")
-    val_fraction: float = option(
-        0.1,
-        "of the training images, stratified, fixed by seed (test: the official test set)",
-        gt=0,
-        lt=1,
-    )
 
 
 @dataclass

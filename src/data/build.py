@@ -17,13 +17,14 @@ from dataclasses import is_dataclass
 from omegaconf import DictConfig, OmegaConf
 
 from src.config.arguments import check_arguments, locate
-from src.config.schema import (
+from src.config.dataset_schema import (
     DigitsConfig,
     FileDatasetConfig,
     ImageFolderConfig,
+    LoaderConfig,
     TorchvisionDatasetConfig,
 )
-from src.data import digits, file_datasets, image_folder
+from src.data import digits, file_datasets, image_folder, view
 from src.data.loading import Data
 from src.data.mixing import MIXING_KEYS
 from src.errors import GroupwiseError
@@ -32,6 +33,7 @@ from src.models.source import ModelSource
 # What each kind of options needs checked beyond its ranges, given the options and the seed;
 # a kind inherits its parents' checks.
 CHECKS: dict[type, Callable[[object, int], list[str]]] = {
+    LoaderConfig: lambda options, seed: view.problems(options),
     FileDatasetConfig: lambda options, seed: file_datasets.problems(options),
     ImageFolderConfig: lambda options, seed: image_folder.problems(options),
     DigitsConfig: digits.problems,
@@ -99,6 +101,15 @@ def build_data(section: Mapping, seed: int, source: ModelSource) -> Data:
     if isinstance(options, FileDatasetConfig):
         return builder(options, seed, model_preprocess=source.preprocess())
     return builder(options, seed)
+
+
+def options_schema(target: str | None) -> type | None:
+    """The schema dataclass the builder `target` names takes; None: no such builder, or one
+    that takes keywords."""
+    try:
+        return _options_type(locate(target, "dataset", "no such function"))
+    except GroupwiseError:
+        return None
 
 
 def _options_type(builder: Callable) -> type | None:

@@ -15,6 +15,7 @@ import os
 from pathlib import Path
 
 from src.data.decoded_cache import CachedImages, CacheSpec, cached_images
+from src.data.device_augmentation import tensor_interpolation
 from src.data.transforms import Augmentation
 from src.models.contract import Preprocess
 
@@ -39,7 +40,7 @@ def cache_spec(
         cache_dir=Path(cache_dir).expanduser() if cache_dir else default_cache_dir(),
         channels=pre.channels,
         short_side=resolution or pre.resize,
-        interpolation=pre.interpolation,
+        interpolation=tensor_interpolation(pre.interpolation),
         workers=workers,
         hash_contents=hash_contents,
     )
@@ -47,18 +48,17 @@ def cache_spec(
 
 def crop_transforms(pre: Preprocess, augmentation: Augmentation):
     """(train, eval) transforms from a stored uint8 image to a uint8 [C, size, size] crop:
-    training's random resized crop (torchvision's scale and ratio, as the uncached pipeline
-    draws them) or, with augment=none, evaluation's resize of the short side to `pre.resize`
-    (a no-op at the default resolution) and centre crop."""
+    training's crop (the dataset's view, drawn as the uncached pipeline draws it) or, with
+    augment=none, evaluation's resize of the short side to `pre.resize` (a no-op at the default
+    resolution) and centre crop. The flips and the jitter follow on the device."""
     from torchvision.transforms import InterpolationMode, v2
 
-    interpolation = InterpolationMode(pre.interpolation)
-    evaluation = v2.Compose(
-        [v2.Resize(pre.resize, interpolation, antialias=True), v2.CenterCrop(pre.size)]
-    )
+    interpolation = InterpolationMode(tensor_interpolation(pre.interpolation))
+    evaluation = [v2.Resize(pre.resize, interpolation, antialias=True), v2.CenterCrop(pre.size)]
     if augmentation.name == "none":
-        return evaluation, evaluation
-    return v2.RandomResizedCrop(pre.size, interpolation=interpolation, antialias=True), evaluation
+        return v2.Compose(evaluation), v2.Compose(evaluation)
+    train = augmentation.view.crop_transforms(pre.size, interpolation, evaluation)
+    return v2.Compose(train), v2.Compose(evaluation)
 
 
 def cached(spec: CacheSpec, folder, transform) -> CachedImages:

@@ -1,5 +1,5 @@
 """What a batch of uint8 images gets on the training device, after the loader's crop: the
-flip, the colour, the augmentation policy, scaling to [0, 1], normalisation and random
+flips, the colour, the jitter, the augmentation policy, scaling to [0, 1], normalisation and random
 erasing, in the order and with the numbers of `src.data.transforms.train_and_eval_transforms`
 after its crops, each image with its own random draws.
 
@@ -31,6 +31,7 @@ from collections import defaultdict
 
 import torch
 
+from src.data.device_erasing import PerImageErasing
 from src.data.transforms import Augmentation
 from src.models.contract import Preprocess
 
@@ -39,6 +40,11 @@ from src.models.contract import Preprocess
 TENSOR_INTERPOLATIONS = ("nearest", "bilinear", "bicubic")
 # Each image's operations: (transform id, magnitude) in the order they apply.
 Program = list[tuple[str, float]]
+
+
+def tensor_interpolation(name: str) -> str:
+    """`name` where torch's kernels have it, else bicubic."""
+    return name if name in TENSOR_INTERPOLATIONS else "bicubic"
 
 
 def _magnitude(policy, transform_id: str, bins: int, index, height: int, width: int) -> float:
@@ -124,61 +130,59 @@ class PerImagePolicy:
         )
 
     def _with_pil(self, images: torch.Tensor, programs: list[Program]) -> torch.Tensor:
-        import numpy as np
-        from PIL import Image
-
-        # numpy's copies between [C, H, W] and PIL's [H, W, C]: torch's strided uint8 copy
-        # of one image is 100x slower.
-        out = images.numpy().copy()
-        for index, program in enumerate(programs):
-            if all(transform_id == "Identity" for transform_id, _ in program):
-                continue
-            array = out[index].transpose(1, 2, 0)
-            image = Image.fromarray(
-                np.ascontiguousarray(array[..., 0] if len(out[index]) == 1 else array)
-            )
-            for transform_id, magnitude in program:
+        def run(index, image):
+            for transform_id, magnitude in programs[index]:
                 image = self._apply(image, transform_id, magnitude)
-            pixels = np.asarray(image)
-            out[index] = pixels[None] if pixels.ndim == 2 else pixels.transpose(2, 0, 1)
-        return torch.from_numpy(out)
+            return image
+
+        changed = [
+            index
+            for index, program in enumerate(programs)
+            if any(transform_id != "Identity" for transform_id, _ in program)
+        ]
+        return each_with_pil(images, changed, run)
 
 
-class PerImageErasing:
-    """`v2.RandomErasing(p)` on normalised images [batch, channels, height, width], each image
-    its own draw and box, erased to 0 (the mean colour)."""
+def each_with_pil(images: torch.Tensor, indices: list[int], run) -> torch.Tensor:
+    """uint8 `images` [batch, channels, height, width] with `run(index, PIL image)` applied
+    to the images at `indices`, as the CPU pipeline's workers apply it."""
+    import numpy as np
+    from PIL import Image
 
-    def __init__(self, p: float):
-        from torchvision.transforms import v2
+    # numpy's copies between [C, H, W] and PIL's [H, W, C]: torch's strided uint8 copy
+    # of one image is 100x slower.
+    out = images.numpy().copy()
+    for index in indices:
+        array = out[index].transpose(1, 2, 0)
+        image = Image.fromarray(
+            np.ascontiguousarray(array[..., 0] if len(out[index]) == 1 else array)
+        )
+        pixels = np.asarray(run(index, image))
+        out[index] = pixels[None] if pixels.ndim == 2 else pixels.transpose(2, 0, 1)
+    return torch.from_numpy(out)
 
-        self.erasing = v2.RandomErasing(p)
 
-    def boxes(self, images: torch.Tensor) -> list[tuple[int, int, int, int, int]]:
-        """(image, top, left, height, width) of each erased image, drawn as `forward` draws
-        them for one image: the coin, then `make_params`; no box fits: nothing erased."""
-        boxes = []
-        for index in range(len(images)):
-            if torch.rand(1) >= self.erasing.p:
-                continue
-            params = self.erasing.make_params([images[index]])
-            if params["v"] is not None:
-                boxes.append((index, params["i"], params["j"], params["h"], params["w"]))
-        return boxes
+class PerImageJitter:
+    """A `v2.ColorJitter` on uint8 images [batch, channels, height, width], each image its own
+    factors and order, drawn by the jitter's own `make_params` as its `forward` draws them
+    for one image, and applied by its own `transform`: PIL's kernels on the CPU (the CPU
+    pipeline's numbers), torch's elsewhere, image by image (continuous factors leave no
+    groups to share a launch)."""
+
+    def __init__(self, jitter, pil_on_cpu: bool = True):
+        self.jitter, self.pil_on_cpu = jitter, pil_on_cpu
 
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
-        boxes = self.boxes(images)
-        if not boxes:
-            return images
-        columns = torch.tensor(boxes, device=images.device).T.view(5, -1, 1, 1)
-        index, top, left, height, width = columns
-        rows = torch.arange(images.shape[-2], device=images.device).view(1, -1, 1)
-        cols = torch.arange(images.shape[-1], device=images.device).view(1, 1, -1)
-        inside = (rows >= top) & (rows < top + height) & (cols >= left) & (cols < left + width)
-        mask = torch.zeros(
-            (len(images), *images.shape[-2:]), dtype=torch.bool, device=images.device
+        params = [self.jitter.make_params([]) for _ in range(len(images))]
+        if images.device.type == "cpu" and self.pil_on_cpu:
+            return each_with_pil(
+                images,
+                list(range(len(images))),
+                lambda i, image: self.jitter.transform(image, params[i]),
+            )
+        return torch.stack(
+            [self.jitter.transform(image, p) for image, p in zip(images, params, strict=True)]
         )
-        mask[index.flatten()] = inside
-        return images.masked_fill(mask.unsqueeze(1), 0.0)
 
 
 class DeviceAugmentation:
@@ -187,26 +191,31 @@ class DeviceAugmentation:
     def __init__(
         self,
         pre: Preprocess,
-        flip: bool,
+        hflip: float = 0.0,
+        vflip: float = 0.0,
+        jitter: PerImageJitter | None = None,
         policy: PerImagePolicy | None = None,
         erasing: PerImageErasing | None = None,
     ):
-        """`flip`: each image mirrored left-right with probability 1/2 (training's basic
-        augmentation); `policy` and `erasing`: training's, when the dataset asks; evaluation
-        takes none of them."""
+        """`hflip`, `vflip`: each image mirrored left-right, top-bottom with these
+        probabilities; `jitter`, `policy` and `erasing`: training's, when the dataset asks;
+        evaluation takes none of them."""
         self.mean, self.std = list(pre.mean), list(pre.std)
         self.channels = pre.channels
-        self.flip, self.policy, self.erasing = flip, policy, erasing
+        self.flips = [(p, dim) for p, dim in ((hflip, -1), (vflip, -2)) if p]
+        self.jitter, self.policy, self.erasing = jitter, policy, erasing
 
     def __call__(self, images: torch.Tensor) -> torch.Tensor:
-        if self.flip:
-            mirrored = (torch.rand(len(images)) < 0.5).nonzero().flatten().to(images.device)
-            # Only the drawn images are copied, mirrored: half the batch's bytes, not all twice.
-            images = images.index_copy(0, mirrored, images[mirrored].flip(-1))
+        for p, dim in self.flips:  # v2.RandomHorizontalFlip's draw: mirrored when rand < p
+            mirrored = (torch.rand(len(images)) < p).nonzero().flatten().to(images.device)
+            # Only the drawn images are copied, mirrored: a share of the batch's bytes.
+            images = images.index_copy(0, mirrored, images[mirrored].flip(dim))
         from torchvision.transforms.v2 import functional as F  # start-up time: when used
 
         if self.channels == 3 and images.shape[1] == 1:  # v2.RGB(): grayscale to colour
             images = F.grayscale_to_rgb(images)
+        if self.jitter is not None:
+            images = self.jitter(images)
         if self.policy is not None:
             images = self.policy(images)
         # torchvision's own kernels: the numbers of the CPU pipeline's ToDtype and Normalize,
@@ -221,8 +230,7 @@ def device_policy(pre: Preprocess, augmentation: Augmentation) -> PerImagePolicy
     builds it for photos."""
     from torchvision.transforms import InterpolationMode, v2
 
-    name = pre.interpolation if pre.interpolation in TENSOR_INTERPOLATIONS else "bicubic"
-    interpolation = InterpolationMode(name)
+    interpolation = InterpolationMode(tensor_interpolation(pre.interpolation))
     policy = {
         "randaugment": lambda: v2.RandAugment(
             augmentation.randaugment_num_ops,
@@ -241,9 +249,17 @@ def device_stages(
     pre: Preprocess, augmentation: Augmentation
 ) -> tuple[DeviceAugmentation, DeviceAugmentation]:
     """(training's, evaluation's) device stage for uint8 images that arrive cropped to the
-    model's size: `Data.train_on_device` and `Data.eval_on_device`."""
+    model's size: `Data.train_on_device` and `Data.eval_on_device`. augment=none: no flips
+    nor jitter, as the CPU pipeline."""
     erasing = PerImageErasing(augmentation.random_erasing) if augmentation.random_erasing else None
+    view, augmented = augmentation.view, augmentation.name != "none"
+    jitter = view.jitter() if augmented else None
     train = DeviceAugmentation(
-        pre, augmentation.name != "none", device_policy(pre, augmentation), erasing
+        pre,
+        view.hflip if augmented else 0.0,
+        view.vflip if augmented else 0.0,
+        None if jitter is None else PerImageJitter(jitter),
+        device_policy(pre, augmentation),
+        erasing,
     )
-    return train, DeviceAugmentation(pre, flip=False)
+    return train, DeviceAugmentation(pre)

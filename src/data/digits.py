@@ -6,11 +6,12 @@ from pathlib import Path
 
 import torch
 from torch.nn import functional as F
-from torch.utils.data import DataLoader, TensorDataset
+from torch.utils.data import DataLoader, Dataset, TensorDataset
 
-from src.config.schema import DigitsConfig
+from src.config.dataset_schema import DigitsConfig
 from src.data.loading import Data
 from src.data.transforms import input_description
+from src.data.view import View
 from src.models.contract import Preprocess
 
 
@@ -46,8 +47,9 @@ def digits(options: DigitsConfig, seed: int) -> Data:
     The train/val/test split is stratified and fixed by `seed`; holding out a test split changes
     neither val nor the first training images of a class (`_split`); `classes` picks a subset
     whose labels become 0..k-1 in the order given; `shots_per_class` keeps the first N training
-    images of each class, so 5 shots are a subset of 20 shots. The options were checked by
-    `problems`.
+    images of each class, so 5 shots are a subset of 20 shots. The training view (crop, flips,
+    colour jitter: none by default) is torchvision's transforms on each digit's tensor, drawn
+    from the run's seeded generator. The options were checked by `problems`.
     """
     classes, batch_size, image_size = list(options.classes), options.batch_size, options.image_size
     pixels, labels = read_digits()
@@ -65,12 +67,17 @@ def digits(options: DigitsConfig, seed: int) -> Data:
     def split(idx: torch.Tensor) -> TensorDataset:
         return TensorDataset(images[idx], remapped[idx])
 
+    training = split(train_idx)
+    transform = view_transform(View.of(options), image_size)
+    if transform is not None:
+        training = Viewed(training, transform)
+
     def evaluation_loader(idx: torch.Tensor) -> DataLoader:
         return DataLoader(split(idx), batch_size=max(batch_size, 256))
 
     return Data(
         train_loader=DataLoader(
-            split(train_idx),
+            training,
             batch_size=batch_size,
             shuffle=True,
             generator=torch.Generator().manual_seed(seed),
@@ -85,6 +92,31 @@ def digits(options: DigitsConfig, seed: int) -> Data:
         ),
         test_loader=evaluation_loader(test_idx) if len(test_idx) else None,
     )
+
+
+def view_transform(view: View, image_size: int):
+    """The view's transforms on a [1, size, size] digit in [0, 1] (torchvision's v2 transforms
+    take a plain tensor as an image): its crop of the whole digit (the evaluation view is the
+    digit as it is), its flips and its jitter; None when the view changes nothing."""
+    from torchvision.transforms import InterpolationMode, v2
+
+    steps = [*view.crop_transforms(image_size, InterpolationMode.BILINEAR, []), *view.flips()]
+    steps += [] if view.jitter() is None else [view.jitter()]
+    return v2.Compose(steps) if steps else None
+
+
+class Viewed(Dataset):
+    """(image, label) pairs with `transform` applied to each image as it is read."""
+
+    def __init__(self, pairs: Dataset, transform):
+        self.pairs, self.transform = pairs, transform
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def __getitem__(self, index: int):
+        image, label = self.pairs[index]
+        return self.transform(image), label
 
 
 def _train_count(images: int, val_fraction: float, test_fraction: float) -> int:

@@ -4,9 +4,10 @@ start), and the checks those options need beyond their ranges."""
 
 from dataclasses import dataclass
 
-from src.config.schema import FileDatasetConfig
+from src.config.dataset_schema import FileDatasetConfig
 from src.data.loading import Loading
-from src.data.transforms import Augmentation, preprocess_for
+from src.data.transforms import Augmentation, evaluation_view, preprocess_for
+from src.data.view import View
 from src.models.contract import Preprocess
 
 
@@ -23,7 +24,8 @@ def file_dataset(
     options: FileDatasetConfig, seed: int, native: Preprocess, model_preprocess: Preprocess | None
 ) -> FileDataset:
     """`native`: the dataset's own preprocessing; `model_preprocess`: the model source's, which
-    `transform_from=model` (the default) takes."""
+    `transform_from=model` (the default) takes; the dataset's crop_pct and interpolation
+    override theirs."""
     return FileDataset(
         Loading(
             options.batch_size,
@@ -32,12 +34,17 @@ def file_dataset(
             options.pin_memory,
             options.persistent_workers,
         ),
-        preprocess_for(options.transform_from, options.image_size, native, model_preprocess),
+        evaluation_view(
+            preprocess_for(options.transform_from, options.image_size, native, model_preprocess),
+            options.crop_pct,
+            options.interpolation,
+        ),
         Augmentation(
             options.augment,
             options.random_erasing,
             options.randaugment_num_ops,
             options.randaugment_magnitude,
+            View.of(options),
         ),
     )
 

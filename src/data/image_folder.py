@@ -5,7 +5,7 @@ from pathlib import Path
 
 from torch.utils.data import Subset
 
-from src.config.schema import ImageFolderConfig
+from src.config.dataset_schema import ImageFolderConfig
 from src.data import cached_folder, transforms
 from src.data.decode import unreadable
 from src.data.device_augmentation import device_stages

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from torch.utils.data import Subset
 
-from src.config.schema import TorchvisionDatasetConfig
+from src.config.dataset_schema import TorchvisionDatasetConfig
 from src.data import transforms
 from src.data.file_datasets import file_dataset
 from src.data.loading import Data, stratified_split
@@ -58,8 +58,10 @@ def _torchvision_dataset(
 
     files = file_dataset(options, seed, native, model_preprocess)
     pre = files.pre
+    # Whole small images, unless the dataset asks for an evaluation crop (crop_pct).
+    style = "small" if options.crop_pct is None else "photo"
     train_tf, val_tf = transforms.train_and_eval_transforms(
-        pre, "small", native.size, files.augmentation
+        pre, style, native.size, files.augmentation
     )
     dataset = getattr(torchvision.datasets, name)
     root = str(Path(options.root).expanduser())
@@ -80,6 +82,6 @@ def _torchvision_dataset(
         len(train.classes),
         pre.channels,
         list(train.classes),
-        input=transforms.input_description(pre, "small"),
+        input=transforms.input_description(pre, style),
         test_loader=loaders[2],
     )

@@ -4,6 +4,7 @@ else from the dataset's own; training adds augmentation."""
 
 from dataclasses import dataclass, replace
 
+from src.data.view import View
 from src.models.contract import Preprocess
 from src.models.source import preprocess_named
 
@@ -34,6 +35,14 @@ def preprocess_for(
     return replace(pre, size=image_size, resize=round(image_size * pre.resize / pre.size))
 
 
+def evaluation_view(pre: Preprocess, crop_pct: float | None, interpolation: str | None):
+    """`pre` with the dataset's own evaluation crop fraction (timm's crop_pct: the short side
+    resized to size / crop_pct) and interpolation, where it sets them."""
+    if crop_pct is not None:
+        pre = replace(pre, resize=round(pre.size / crop_pct))
+    return pre if interpolation is None else replace(pre, interpolation=interpolation)
+
+
 def _completed(own: Preprocess, native: Preprocess) -> Preprocess:
     """The model's preprocessing with what it leaves to the data taken from `native`."""
     return replace(
@@ -59,6 +68,7 @@ class Augmentation:
     random_erasing: float  # probability
     randaugment_num_ops: int
     randaugment_magnitude: int
+    view: View  # crop, flips, colour jitter
 
     @property
     def name(self) -> str:
@@ -72,13 +82,14 @@ def train_and_eval_transforms(
 ):
     """(train, eval) transforms from PIL images to normalised float tensors.
 
-    `photo` (image folders): evaluation resizes and centre-crops; training (`basic`) takes a
-    random resized crop and a horizontal flip. `small` (CIFAR, MNIST: whole objects in a few
-    pixels, digits that a flip would change): evaluation only resizes; training shifts the image
-    with a padded random crop (the seed's RandomCrop(32, padding=4) at 32 pixels). A policy
-    (RandAugment, TrivialAugmentWide, AutoAugment: ImageNet's for photos, CIFAR-10's for small
-    images) follows the basic crops on the PIL image; random erasing comes last, on the
-    normalised tensor (an erased box is filled with 0: the mean colour).
+    Evaluation: `photo` (image folders, or a dataset.crop_pct) resizes and centre-crops;
+    `small` (CIFAR, MNIST: whole objects in a few pixels) only resizes, when the model's size
+    is not the dataset's own (`native_size`). Training (`basic`) takes the dataset's view
+    (`src.data.view`: its crop, then its flips), then the colour jitter; a policy
+    (RandAugment, TrivialAugmentWide, AutoAugment: ImageNet's for image folders, CIFAR-10's
+    for torchvision's small datasets) follows on the PIL image; random erasing comes last, on
+    the normalised tensor (an erased box is filled with 0: the mean colour). `none`: training
+    sees the evaluation view, random erasing still applies.
     """
     import torch
     from torchvision.transforms import InterpolationMode, v2
@@ -92,15 +103,13 @@ def train_and_eval_transforms(
     ]
     if style == "photo":
         evaluation = [v2.Resize(pre.resize, interpolation), v2.CenterCrop(pre.size)]
-        train = [
-            v2.RandomResizedCrop(pre.size, interpolation=interpolation),
-            v2.RandomHorizontalFlip(),
-        ]
     else:
         evaluation = (
             [] if pre.size == native_size else [v2.Resize((pre.size, pre.size), interpolation)]
         )
-        train = [*evaluation, v2.RandomCrop(pre.size, padding=pre.size // 8)]
+    view = augment.view
+    train = [*view.crop_transforms(pre.size, interpolation, evaluation), *view.flips()]
+    jitter = [] if view.jitter() is None else [view.jitter()]
     policy = {
         "none": [],
         "basic": [],
@@ -114,16 +123,18 @@ def train_and_eval_transforms(
         "trivialaugment": [v2.TrivialAugmentWide(interpolation=interpolation)],
         "autoaugment": [
             v2.AutoAugment(
-                v2.AutoAugmentPolicy.IMAGENET if style == "photo" else v2.AutoAugmentPolicy.CIFAR10,
+                v2.AutoAugmentPolicy.IMAGENET
+                if native_size is None
+                else v2.AutoAugmentPolicy.CIFAR10,
                 interpolation=interpolation,
             )
         ],
     }[augment.name]
     if augment.name == "none":
-        train = evaluation
+        train, jitter = evaluation, []
     erasing = [v2.RandomErasing(augment.random_erasing)] if augment.random_erasing else []
     return (
-        v2.Compose([*train, *colour, *policy, *to_tensor, *erasing]),
+        v2.Compose([*train, *colour, *jitter, *policy, *to_tensor, *erasing]),
         v2.Compose([*evaluation, *colour, *to_tensor]),
     )
 

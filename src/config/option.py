@@ -1,5 +1,5 @@
-"""`option()`: how every schema field is declared, with its help and limits (read by
-`src.config.checks` and the commands' `--help`)."""
+"""`option`: how every schema field declares its default, help and limits (src/config/checks.py
+reads the limits, src/config/run_help.py the help)."""
 
 from dataclasses import field
 from typing import Any
