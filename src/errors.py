@@ -11,10 +11,17 @@ import traceback
 from collections.abc import Iterable
 from typing import NoReturn
 
-USER_MISTAKE = 2  # exit code: the config or the input files need fixing
-JOBS_FAILED = 1  # exit code: a sweep ran to its end, and some of its jobs failed
-INTERRUPTED = 130  # exit code: Ctrl-C (128 + SIGINT, as shells report it)
+# Exit codes, by cause (the README's "Exit codes" lists them for users and schedulers):
+JOBS_FAILED = 1  # a sweep ran to its end, and some of its jobs failed
+USER_MISTAKE = 2  # the config or the input files need fixing
+WRITE_FAILED = 74  # a file could not be written (disk full, read-only): BSD's EX_IOERR
+BUSY = 75  # another process writes the run dir; try again once it has ended: EX_TEMPFAIL
+INTERRUPTED = 130  # Ctrl-C (128 + SIGINT, as shells report it)
+# SIGTERM (128 + SIGTERM): what a scheduler's preemption sends, and the code its requeue
+# logic reads as "stopped by the scheduler"; the checkpoint is kept for resume=true.
+TERMINATED = 143
 ERROR = "groupwise: error: "
+STOPPED = "groupwise: "  # an interruption asked for is no error
 WARNING = "groupwise: warning: "
 # How a DataLoader worker hands an error back: the worker's traceback, with the message last.
 WORKER_ERROR = "Caught GroupwiseError in DataLoader worker"
@@ -27,15 +34,35 @@ class GroupwiseError(Exception):
     Several problems found together are reported as one error, one per line.
     """
 
+    code = USER_MISTAKE
+    prefix = ERROR
+
     def __init__(self, *problems: str):
         self.problems = list(problems)
         super().__init__("\n".join(self.problems))
 
 
 class Interrupted(GroupwiseError):
-    """Ctrl-C: where the run stopped and how to continue it, one line, exit 130."""
+    """Ctrl-C or SIGTERM: where the command stopped and how to continue, one line that is not
+    labelled an error; exit 130 (Ctrl-C) or 143 (SIGTERM)."""
 
-    code = INTERRUPTED
+    prefix = STOPPED
+
+    def __init__(self, problem: str, code: int = INTERRUPTED):
+        super().__init__(problem)
+        self.code = code
+
+
+class WriteFailed(GroupwiseError):
+    """A file that could not be written: the disk is full, or the place is read-only."""
+
+    code = WRITE_FAILED
+
+
+class Busy(GroupwiseError):
+    """The run dir is another process's to write (src/run_lock.py)."""
+
+    code = BUSY
 
 
 def full_error() -> bool:
@@ -49,20 +76,21 @@ def report(err: BaseException) -> None:
     if not isinstance(err, GroupwiseError) or full_error():
         traceback.print_exception(err)
         return
-    _print_lines(ERROR, err.problems)
+    _print_lines(err.prefix, err.problems)
 
 
-def exit_with(*problems: str, code: int = USER_MISTAKE) -> NoReturn:
+def exit_with(*problems: str, code: int = USER_MISTAKE, prefix: str = ERROR) -> NoReturn:
     """Ends the command: one `groupwise: error:` line per problem, then exit `code`."""
-    _print_lines(ERROR, problems)
+    _print_lines(prefix, problems)
     sys.exit(code)
 
 
 def exit_if_user_mistake(err: BaseException) -> None:
-    """Ends the command if `err` is the user's mistake (its lines, exit 2), unless
-    HYDRA_FULL_ERROR=1 asks for its traceback; otherwise returns, for the caller to raise."""
+    """Ends the command if `err` is the user's mistake (its lines, exit 2; or an interruption,
+    a failed write, a busy run dir: their own codes), unless HYDRA_FULL_ERROR=1 asks for its
+    traceback; otherwise returns, for the caller to raise."""
     if isinstance(err, GroupwiseError) and not full_error():
-        exit_with(*err.problems, code=getattr(err, "code", USER_MISTAKE))
+        exit_with(*err.problems, code=err.code, prefix=err.prefix)
 
 
 def warn(message: str) -> None:

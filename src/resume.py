@@ -6,7 +6,8 @@ from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
 
-from src.errors import GroupwiseError, Interrupted
+from src import stopping
+from src.errors import GroupwiseError, Interrupted, WriteFailed
 from src.migration import as_today
 from src.training.checkpoints import CONFIG, PROGRESS, load_checkpoint_or_explain
 from src.training.state import TrainingState
@@ -16,21 +17,50 @@ from src.training.state import TrainingState
 RESUME_MUST_MATCH = ("seed", "model", "dataset", "optimizer", "param_groups", "weight_decay_1d")
 
 
+# What a run writes once it trains: any of them makes a dir a finished or interrupted run.
+TRAINING_RECORDS = ("checkpoints", "metrics.json", "export")
+
+
 def check_run_dir(run_dir: Path, checkpoint_path: Path, resume: bool, dry_run: bool) -> bool:
-    """Whether `run_dir` holds a trained run (a checkpoint); refused when it does and this is
-    neither a resume nor a dry run (which writes nothing into it), or when a resume has none."""
-    exists = checkpoint_path.exists()
-    if resume and not exists:
+    """Whether `run_dir` holds a trained run (any record of training: a checkpoint,
+    metrics.json, an export); refused when it does and this is neither a resume that can
+    continue it (from `checkpoint_path`) nor a dry run (which writes nothing into it), or when
+    a resume has nothing to continue."""
+    trained = any(_holds(run_dir / record) for record in TRAINING_RECORDS)
+    can_resume = checkpoint_path.exists()
+    if resume and not can_resume:
         raise GroupwiseError(
-            f"resume=true: no checkpoint at {checkpoint_path}; point hydra.run.dir at the "
+            f"resume=true: {run_dir} holds a trained run but no {checkpoint_path.name} to "
+            "continue from; start a new run in another hydra.run.dir (nothing was written)"
+            if trained
+            else f"resume=true: no checkpoint at {checkpoint_path}; point hydra.run.dir at the "
             "run to continue, or drop resume=true to start anew"
         )
-    if exists and not resume and not dry_run:
+    if trained and not resume and not dry_run:
+        continue_it = "pass resume=true to continue it, or " if can_resume else ""
         raise GroupwiseError(
-            f"hydra.run.dir={run_dir} already holds a trained run; pass resume=true to "
-            "continue it, or choose another hydra.run.dir (nothing was overwritten)"
+            f"hydra.run.dir={run_dir} already holds a trained run; {continue_it}choose another "
+            "hydra.run.dir (nothing was overwritten)"
         )
-    return exists
+    return trained
+
+
+def busy(run_dir: Path, resume: bool) -> str:
+    """The refusal of a run into `run_dir` while another process writes it (its `{holder}`)."""
+    if resume:
+        return (
+            f"resume=true: the run in {run_dir} is still running ({{holder}}); stop it first "
+            "(Ctrl-C, or kill that pid: it keeps its checkpoint), then resume"
+        )
+    return (
+        f"hydra.run.dir={run_dir} is being written by {{holder}}; choose another "
+        "hydra.run.dir, or wait until it has ended"
+    )
+
+
+def _holds(path: Path) -> bool:
+    """A file, or a directory with anything in it."""
+    return path.is_file() or (path.is_dir() and any(path.iterdir()))
 
 
 def resume_state(checkpoint_path: Path, cfg: DictConfig) -> dict:
@@ -68,26 +98,59 @@ def resume_state(checkpoint_path: Path, cfg: DictConfig) -> dict:
 
 
 def interrupted(
+    stop: KeyboardInterrupt,
     state: TrainingState,
     saved: TrainingState | None,
     checkpoint_path: Path,
     run_dir: Path,
     command: str | None,
 ) -> Interrupted:
-    """Ctrl-C during training, in one line: where training stood, the checkpoint resume=true
-    would continue from (or that there is none), and the command that does it."""
-    where = f"interrupted in epoch {state.epoch + 1}, at step {state.global_step}"
+    """Ctrl-C or SIGTERM during training, in one line: where training stood, the checkpoint
+    resume=true would continue from (or that there is none), and the command that does it."""
+    where = (
+        f"interrupted by {stopping.name(stop)} in epoch {state.epoch + 1}, at step "
+        f"{state.global_step}"
+    )
     command = command or "python -m src.run"
     if saved is None:
         return Interrupted(
             f"{where}; no checkpoint had been written yet, so there is nothing to resume: "
-            f"rerun {command} to start again ({run_dir} keeps what the run made)"
+            f"rerun {command} to start again ({run_dir} keeps what the run made)",
+            code=stopping.exit_code(stop),
         )
-    inside = f" and {saved.batches_in_epoch} batches of epoch {saved.epoch + 1}"
     return Interrupted(
-        f"{where}; resume=true continues from {checkpoint_path} (epoch {saved.epoch} done"
-        f"{inside if saved.batches_in_epoch else ''}, step {saved.global_step}): "
-        f"{resume_command(command, run_dir)}"
+        f"{where}; resume=true continues from {_continued(checkpoint_path, saved)}: "
+        f"{resume_command(command, run_dir)}",
+        code=stopping.exit_code(stop),
+    )
+
+
+def write_failed(
+    err: OSError,
+    saved: TrainingState | None,
+    checkpoint_path: Path,
+    run_dir: Path,
+    command: str | None,
+) -> WriteFailed:
+    """A write of the run that failed (disk full, read-only), in one line: the path, what the
+    system said (a checkpoint's: with its size), and how to continue once there is room."""
+    problem = f"could not write {err.filename or run_dir} ({err.strerror})"
+    if saved is None:
+        return WriteFailed(
+            f"{problem}; no checkpoint had been written, so there is nothing to resume: free "
+            f"space, then rerun {command or 'python -m src.run'} in a new hydra.run.dir"
+        )
+    return WriteFailed(
+        f"{problem}; {_continued(checkpoint_path, saved)} is kept: free space, then "
+        f"{resume_command(command or 'python -m src.run', run_dir)}"
+    )
+
+
+def _continued(checkpoint_path: Path, saved: TrainingState) -> str:
+    inside = f" and {saved.batches_in_epoch} batches of epoch {saved.epoch + 1}"
+    return (
+        f"{checkpoint_path} (epoch {saved.epoch} done"
+        f"{inside if saved.batches_in_epoch else ''}, step {saved.global_step})"
     )
 
 

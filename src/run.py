@@ -12,7 +12,7 @@ from hydra.core.hydra_config import HydraConfig
 from hydra.types import RunMode
 from omegaconf import DictConfig
 
-from src import errors
+from src import errors, stopping
 from src.config import checks, command, hydra_internals, resolvers, run_dir, run_help, schema, sweep
 from src.config.launch_record import Record
 from src.tracking import hparams
@@ -30,19 +30,20 @@ def main(cfg: DictConfig) -> float | None:
     hydra_cfg = HydraConfig.get()  # Hydra's state, read here only
     try:
         metrics = Runner(cfg, Path(hydra_cfg.runtime.output_dir), _launch(cfg, hydra_cfg)).run()
-    except KeyboardInterrupt:  # before training started: nothing to resume
+    except KeyboardInterrupt as stop:  # before training started: nothing to resume
         run_dir.remove_made_dirs()
-        errors.exit_with(
-            "interrupted before training started: no checkpoint to resume; rerun the command",
-            code=errors.INTERRUPTED,
+        stopping.exit_stopped(
+            stop, "before training started: no checkpoint to resume; rerun the command"
         )
     except Exception as err:
-        if hydra_cfg.mode == RunMode.MULTIRUN and not isinstance(err, errors.Interrupted):
+        if hydra_cfg.mode == RunMode.MULTIRUN and not isinstance(
+            err, errors.Interrupted | errors.WriteFailed
+        ):
             # Returned, not raised: Hydra's sweepers end the whole sweep at a job that raises;
             # this one keeps its row in the sweep summary and the other jobs still run.
             errors.report(err)
             return FailedJob.of(err)
-        if isinstance(err, errors.GroupwiseError):
+        if isinstance(err, errors.GroupwiseError) and err.code != errors.WRITE_FAILED:
             run_dir.remove_made_dirs()  # a refused run leaves nothing behind
         errors.exit_if_user_mistake(err)
         raise  # a bug (or HYDRA_FULL_ERROR=1): Hydra prints its traceback
@@ -113,16 +114,21 @@ if __name__ == "__main__":
         distributed.setup()
         # Before Hydra names the run dir: every rank names it from rank 0's clock.
         resolvers.register(launch_time=distributed.rank_zero_time())
-    if {"-h", "--help"} & set(sys.argv[1:]):
-        print(run_help.usage())
-        sys.exit(0)
-    unknown = hydra_internals.unknown_flags(sys.argv[1:])
-    if unknown:
-        errors.exit_with(*unknown[:1])
     # `python -m src.run | head`: the run goes on once the reader has gone, run.log keeps
     # every line, and no logging error is printed per line.
-    with hydra_internals.config_errors_as_one_line(), command.console_may_close():
-        main()
+    with command.console_may_close(), stopping.on_signals():
+        if {"-h", "--help"} & set(sys.argv[1:]):
+            print(run_help.usage())
+            sys.exit(0)
+        unknown = hydra_internals.unknown_flags(sys.argv[1:])
+        if unknown:
+            errors.exit_with(*unknown[:1])
+        try:
+            with hydra_internals.config_errors_as_one_line():
+                main()
+        except KeyboardInterrupt as stop:  # in Hydra's start-up or its job's end, not a run's
+            run_dir.remove_made_dirs()
+            stopping.exit_stopped(stop, "outside a run's training: see run.log for where it stood")
     # Everything is written and closed: the interpreter's last collections at exit would
     # walk every object again (the default run's exit: 1.8 s, 0.5 s frozen); the OS frees them.
     gc.freeze()

@@ -17,7 +17,7 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from src import resume
+from src import resume, run_lock, stopping
 from src.checks import CheckedRun, check_run
 from src.config.arguments import build
 from src.config.launch_record import Record
@@ -37,7 +37,6 @@ from src.tracking import config_text, follow_up
 from src.tracking.hparams import HParams
 from src.tracking.logger import RunLogger
 from src.training import distributed, progress
-from src.training.checkpoints import PROGRESS, load_checkpoint, served_weights
 from src.training.trainer import Trainer
 
 log = logging.getLogger(__name__)
@@ -82,8 +81,16 @@ class Runner:
         return self.checked
 
     def run(self) -> dict | None:
-        """Check, set up, write the reports, then explain (dry run) or train. Nothing is
-        written before every check has passed; into a trained run, only by a resume."""
+        """Check, set up, write the reports, then explain (dry run) or train, holding the run
+        dir's lock throughout (src/run_lock.py; rank 0 for all ranks, who share the dir).
+        Nothing is written before every check has passed; into a trained run, only by a resume."""
+        if not distributed.is_main():
+            return self._run()
+        self.run_dir.mkdir(parents=True, exist_ok=True)
+        with run_lock.held(self.run_dir, resume.busy(self.run_dir, self.cfg.resume)):
+            return self._run()
+
+    def _run(self) -> dict | None:
         trained = resume.check_run_dir(
             self.run_dir, self.checkpoint_path, self.cfg.resume, self.cfg.dry_run
         )
@@ -185,6 +192,11 @@ class Runner:
             texts["pretrained"] = f"```\n{pretrained.format_report(self.load_report)}\n```"
         return texts
 
+    def _continued(self, trainer: Trainer) -> tuple:
+        """Where a stopped run's training can be continued from, for its one line."""
+        saved = trainer.checkpointer.saved
+        return saved, self.checkpoint_path, self.run_dir, self.launch.command
+
     def build_trainer(self, logger: RunLogger, config: dict) -> Trainer:
         """The loop over what `setup` built, with the config's trainer options."""
         return Trainer(
@@ -215,48 +227,31 @@ class Runner:
                 logger.hparams_start(self.launch.hparams)
             state = trainer.fit()
             logger.hparams_end(state.best_val_acc, state.global_step)
-        except KeyboardInterrupt:  # Ctrl-C: one line saying how to continue, exit 130
-            raise resume.interrupted(
-                trainer.state,
-                trainer.checkpointer.saved,
-                self.checkpoint_path,
-                self.run_dir,
-                self.launch.command,
-            ) from None
+        except KeyboardInterrupt as stop:  # Ctrl-C, SIGTERM: one line saying how to continue
+            raise resume.interrupted(stop, trainer.state, *self._continued(trainer)) from None
+        except OSError as err:  # a checkpoint on a full disk: the one before it is kept
+            raise resume.write_failed(err, *self._continued(trainer)) from None
         finally:
             # The basic launcher runs sweep jobs in one process: every writer must be closed.
             logger.close()
-        self.export()
         metrics = state.final_metrics(self.options.monitor)
-        _write_json(self.run_dir / "metrics.json", metrics)
+        try:
+            with stopping.deferred():  # a signal now waits for the last files: they are short
+                export.export_run(
+                    self.checkpoint_path,
+                    self.options.monitor,
+                    self.check().source,
+                    self.model,
+                    self.data,
+                )
+                _write_json(self.run_dir / "metrics.json", metrics)
+        except KeyboardInterrupt as stop:
+            stopping.exit_stopped(
+                stop, f"as the run finished: every file is written ({self.run_dir})"
+            )
         has_best = self.checkpoint_path.with_name("best.pt").exists()
         log.info(follow_up.finished(self.run_dir, self.data.test_loader is not None, has_best))
         return metrics
-
-    def export(self) -> None:
-        """export/: the weights of checkpoints/best.pt (by trainer.monitor; last.pt without
-        one, or when a resumed run's dir lacks it; the EMA's when the monitor follows
-        val_ema/*) under the model's own names, and what rebuilding and feeding the model
-        takes; model.json says which checkpoint and which weights they were."""
-        if not distributed.is_main():
-            return
-        best = self.checkpoint_path.with_name("best.pt")
-        name = "best" if self.options.monitor is not None and best.exists() else "last"
-        checkpoint = load_checkpoint(self.checkpoint_path.with_name(f"{name}.pt"))
-        weights, which = served_weights(checkpoint)  # the EMA's when the monitor follows it
-        export.write_export(
-            self.run_dir / export.DIRECTORY,
-            weights,
-            self.check().source,
-            self.model,
-            self.data.class_names,
-            self.data.input,
-            origin={
-                "checkpoint": f"checkpoints/{name}.pt",
-                "epoch": checkpoint[PROGRESS]["epoch"],
-                "weights": which,  # model, or ema: the checkpoint's EMA of the weights
-            },
-        )
 
 
 def _rank_share(data: Data) -> Data:

@@ -108,6 +108,12 @@ def save_checkpoint(state: dict, path: Path) -> None:
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
+    except OSError as err:  # disk full, read-only: the previous checkpoint is left as it was
+        tmp.unlink(missing_ok=True)
+        needed = sum(t.numel() * t.element_size() for t in _tensors(state))
+        raise OSError(
+            err.errno, f"{err.strerror}; about {needed:,} bytes to write", str(path)
+        ) from err
     except BaseException:  # Ctrl-C too: no half-written file is left beside the checkpoint
         tmp.unlink(missing_ok=True)
         raise
@@ -117,6 +123,16 @@ def save_checkpoint(state: dict, path: Path) -> None:
         os.fsync(directory)
     finally:
         os.close(directory)
+
+
+def _tensors(value) -> list[torch.Tensor]:
+    if isinstance(value, torch.Tensor):
+        return [value]
+    if isinstance(value, dict):
+        value = list(value.values())
+    if isinstance(value, list | tuple):
+        return [t for item in value for t in _tensors(item)]
+    return []
 
 
 def load_checkpoint(path: Path) -> dict:

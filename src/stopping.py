@@ -1,0 +1,86 @@
+"""How a command stops when asked to: Ctrl-C (SIGINT) and SIGTERM (a scheduler's preemption, a
+`kill`) both raise KeyboardInterrupt where the command stands, so the one path that turns
+Ctrl-C into a kept checkpoint and one line serves both; `Terminated` tells them apart for the
+exit code (src/errors.py: 130, 143).
+
+The first signal is the one that counts: later ones, while the command cleans up and prints
+its line (a second Ctrl-C, a scheduler's repeated SIGTERM), are ignored, so they cannot break
+the clean-up off with a traceback from wherever it stood (an atexit handler, a file's close).
+"""
+
+import contextlib
+import signal
+import sys
+from collections.abc import Iterator
+
+from src import errors
+
+SIGNALS = (signal.SIGINT, signal.SIGTERM)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised where Ctrl-C's KeyboardInterrupt would be."""
+
+
+def exit_code(stop: BaseException) -> int:
+    return errors.TERMINATED if isinstance(stop, Terminated) else errors.INTERRUPTED
+
+
+def name(stop: BaseException) -> str:
+    return "SIGTERM" if isinstance(stop, Terminated) else "Ctrl-C"
+
+
+def _stop(signum: int, frame) -> None:
+    for each in SIGNALS:
+        signal.signal(each, signal.SIG_IGN)
+    raise Terminated() if signum == signal.SIGTERM else KeyboardInterrupt()
+
+
+@contextlib.contextmanager
+def on_signals() -> Iterator[None]:
+    """Within the `with`: SIGINT and SIGTERM stop the command as above; before and after,
+    the handlers as they were (the tests run commands inside pytest's own process)."""
+    before = {each: signal.getsignal(each) for each in SIGNALS}
+    for each in SIGNALS:
+        signal.signal(each, _stop)
+    try:
+        yield
+    finally:
+        for each, handler in before.items():
+            signal.signal(each, handler)
+
+
+@contextlib.contextmanager
+def deferred() -> Iterator[None]:
+    """A signal within the `with` (last files, short, that must be whole) stops the command at
+    its end."""
+    arrived = []
+    before = {each: signal.getsignal(each) for each in SIGNALS}
+    for each in SIGNALS:
+        signal.signal(each, lambda signum, frame: arrived.append(signum))
+    try:
+        yield
+    finally:
+        for each, handler in before.items():
+            signal.signal(each, handler)
+    if arrived:
+        raise Terminated() if arrived[0] == signal.SIGTERM else KeyboardInterrupt()
+
+
+def exit_stopped(stop: BaseException, what: str) -> None:
+    """Ends the command stopped by `stop` with one line: `what` it had done."""
+    errors.exit_with(
+        f"interrupted by {name(stop)} {what}", code=exit_code(stop), prefix=errors.STOPPED
+    )
+
+
+def start_up_hook(kind, value, traceback) -> None:
+    """sys.excepthook of a command: a Ctrl-C while Python imports the command's modules (before
+    `on_signals`) is one line too; anything else, Python's own traceback."""
+    if issubclass(kind, KeyboardInterrupt) and not errors.full_error():
+        print(
+            f"{errors.STOPPED}interrupted by Ctrl-C during start-up: nothing was run",
+            file=sys.stderr,
+        )
+        return
+    sys.__excepthook__(kind, value, traceback)
