@@ -2,10 +2,11 @@
 a checkpoint of the run evaluated on a split of its own data, rebuilt from its config.
 
 Prints the figures and a per-class table; writes `<run_dir>/eval_<split>.json` (with another
-checkpoint than best: `eval_<split>_<checkpoint>.json`; elsewhere with `output=`; an existing
-file is never overwritten) and puts the figures and the confusion matrix into the run's
-TensorBoard, at the checkpoint's step. Everything is written before the figures are printed,
-so a closed pipe (`| head`) loses only console lines.
+checkpoint than best: `eval_<split>_<checkpoint>.json`; an existing file is never overwritten)
+and puts the figures and the confusion matrix into the run's TensorBoard, at the checkpoint's
+step; with `output=` the report goes there and nothing is written into the run dir (a
+read-only one too). Everything is written before the figures are printed, so a closed pipe
+(`| head`) loses only console lines. A run still training is refused (src/run_lock.py).
 
 `sweep_dir=<a sweep's root>` instead: every finished job of the sweep (one already evaluated
 keeps its eval_<split>.json), then the sweep's settings.csv, summary.csv, summary.md and
@@ -16,21 +17,27 @@ import json
 import sys
 from pathlib import Path
 
-import torch
 from omegaconf import DictConfig
 
-from src.config.command import run_command
+from src.config.command import run_command, written
 from src.errors import GroupwiseError
 from src.tracking import confusion_picture, sweep_summary
-from src.tracking.logger import RunLogger
-from src.trained_run import TrainedRun, open_run
-from src.training.evaluation import classification_report, format_report, outputs
 
 DEFAULT_CHECKPOINT = "best"
 
 
 def evaluate(cfg: DictConfig) -> dict:
-    run = open_run(cfg.run_dir, cfg.checkpoint)
+    from src import trained_run  # torch: imported once the command runs, so `--help` is fast
+
+    with trained_run.in_use(cfg.run_dir, writes=not cfg.output):
+        return _evaluate(cfg, trained_run.open_run(cfg.run_dir, cfg.checkpoint))
+
+
+def _evaluate(cfg: DictConfig, run) -> dict:
+    import torch
+
+    from src.training.evaluation import classification_report, format_report, outputs
+
     suffix = "" if cfg.checkpoint == DEFAULT_CHECKPOINT else f"_{cfg.checkpoint}"
     path = (
         Path(cfg.output).expanduser()
@@ -65,9 +72,11 @@ def evaluate(cfg: DictConfig) -> dict:
         "epoch": run.epoch,
         **classification_report(torch.cat(logits), torch.cat(labels), data.class_names),
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(report, indent=2) + "\n")
-    hint = _to_tensorboard(run, report, f"eval{suffix}/{cfg.split}")
+    with written(path, "pass output=<file>.json where there is room"):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(report, indent=2) + "\n")
+        # output= elsewhere: nothing goes into the run dir (it may be read-only, or shared).
+        hint = "" if cfg.output else _to_tensorboard(run, report, f"eval{suffix}/{cfg.split}")
     print(f"{cfg.split} split of {run.run_dir}, checkpoint {cfg.checkpoint} (epoch {run.epoch})")
     print(format_report(report))
     print(f"written: {path}")
@@ -76,9 +85,11 @@ def evaluate(cfg: DictConfig) -> dict:
     return report
 
 
-def _to_tensorboard(run: TrainedRun, report: dict, prefix: str) -> str:
-    """Beside the run's training curves: the figures, and the matrix as a picture; returns
-    what to install for the picture, when it could not be drawn."""
+def _to_tensorboard(run, report: dict, prefix: str) -> str:
+    """Beside the run's training curves (`run`: a TrainedRun): the figures, and the matrix as a
+    picture; returns what to install for the picture, when it could not be drawn."""
+    from src.tracking.logger import RunLogger
+
     logger = RunLogger(run.run_dir)
     try:
         figures = {f"{prefix}/{key}": report[key] for key in ("accuracy", "loss")}

@@ -14,22 +14,26 @@ import sys
 from pathlib import Path
 
 from omegaconf import DictConfig
-from torch.utils.data import DataLoader
-from tqdm import tqdm
 
-from src.config.command import run_command
-from src.data.image_files import ImageFiles, find_images
-from src.data.transforms import inference_transform
+from src.config.command import run_command, written
 from src.errors import GroupwiseError, warn
-from src.trained_run import open_run
-from src.training import progress
-from src.training.evaluation import outputs
 
 OUTPUT_NAME = "predictions.csv"
 
 
 def predict(cfg: DictConfig) -> Path:
-    run = open_run(cfg.run_dir, cfg.checkpoint)
+    from src import trained_run  # torch: imported once the command runs, so `--help` is fast
+
+    with trained_run.in_use(cfg.run_dir, writes=not cfg.output):
+        return _predict(cfg, trained_run.open_run(cfg.run_dir, cfg.checkpoint))
+
+
+def _predict(cfg: DictConfig, run) -> Path:
+    from torch.utils.data import DataLoader
+
+    from src.data.image_files import ImageFiles, find_images
+    from src.data.transforms import inference_transform
+
     output = Path(cfg.output).expanduser() if cfg.output else run.run_dir / OUTPUT_NAME
     if output.exists():
         raise GroupwiseError(
@@ -43,35 +47,16 @@ def predict(cfg: DictConfig) -> Path:
     model = run.model(architecture["in_channels"], architecture["num_classes"], device)
     images = ImageFiles(files, image_input["channels"], inference_transform(image_input))
     loader = DataLoader(images, batch_size=cfg.batch_size, num_workers=cfg.num_workers)
-    classes = description["classes"]
-    k = min(cfg.top_k, len(classes))
-    output.parent.mkdir(parents=True, exist_ok=True)
     partial = output.with_name(output.name + ".tmp")  # renamed into place once complete
-    unreadable = 0
-    with partial.open("w", newline="") as f:
-        writer = csv.writer(f)
-        writer.writerow(_header(k))
-        bar = tqdm(total=len(files), unit="img", desc="predict", disable=not progress.wanted())
-        batches = outputs(model, loader, device, run.autocast(device))
-        done = 0
-        for logits, errors in batches:
-            top = logits.softmax(1).topk(k, dim=1)
-            for row, error in enumerate(errors):
-                path = files[done + row].relative_to(root).as_posix()
-                if error:
-                    unreadable += 1
-                    warn(f"{files[done + row]}: {error}")
-                    writer.writerow([path, "", "", *[""] * (2 * k), error])
-                    continue
-                ranked = [
-                    value
-                    for p, i in zip(top.values[row], top.indices[row], strict=True)
-                    for value in (classes[i], f"{p:.6f}")
-                ]
-                writer.writerow([path, *ranked[:2], *ranked, ""])
-            done += len(errors)
-            bar.update(len(errors))
-        bar.close()
+    try:
+        with written(output, "pass output=<file>.csv where there is room"):
+            output.parent.mkdir(parents=True, exist_ok=True)
+            k = min(cfg.top_k, len(description["classes"]))
+            rows = _rows(run, model, loader, device, description["classes"], k)
+            unreadable = _write_rows(partial, rows, files, root, k)
+    except BaseException:  # Ctrl-C, a full disk: no half-written file is left
+        partial.unlink(missing_ok=True)
+        raise
     if unreadable == len(files):  # nothing predicted: no file to keep
         partial.unlink()
         raise GroupwiseError(
@@ -82,6 +67,51 @@ def predict(cfg: DictConfig) -> Path:
     failed = f"; {unreadable} could not be read (their error column says why)" if unreadable else ""
     print(f"predicted {len(files) - unreadable} of {len(files)} images{failed}: {output}")
     return output
+
+
+def _rows(run, model, loader, device, classes: list[str], k: int):
+    """Per batch, per file: its top `k` classes and probabilities, flat, and its error (the
+    classes empty when it is set)."""
+    from src.training.evaluation import outputs
+
+    for logits, errors in outputs(model, loader, device, run.autocast(device)):
+        top = logits.softmax(1).topk(k, dim=1)
+        yield [
+            (
+                [""] * (2 * k)
+                if error
+                else [
+                    value
+                    for p, i in zip(top.values[row], top.indices[row], strict=True)
+                    for value in (classes[i], f"{p:.6f}")
+                ],
+                error,
+            )
+            for row, error in enumerate(errors)
+        ]
+
+
+def _write_rows(partial: Path, rows, files: list[Path], root: Path, k: int) -> int:
+    """predictions.csv into `partial`, a row per file; returns how many could not be read."""
+    from tqdm import tqdm
+
+    from src.training import progress
+
+    unreadable, done = 0, 0
+    with partial.open("w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(_header(k))
+        bar = tqdm(total=len(files), unit="img", desc="predict", disable=not progress.wanted())
+        for batch in rows:
+            for file, (ranked, error) in zip(files[done:], batch, strict=False):
+                if error:
+                    unreadable += 1
+                    warn(f"{file}: {error}")
+                writer.writerow([file.relative_to(root).as_posix(), *ranked[:2], *ranked, error])
+            done += len(batch)
+            bar.update(len(batch))
+        bar.close()
+    return unreadable
 
 
 def _header(k: int) -> list[str]:

@@ -2,6 +2,7 @@
 `src.predict`): its config and a checkpoint, and the model, data and device rebuilt from them
 by the same public steps a run builds with (`src.data.build`, the model source)."""
 
+import contextlib
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -9,6 +10,7 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from src import run_lock
 from src.checks import resolve_device
 from src.data.build import build_data
 from src.data.loading import Data
@@ -77,6 +79,20 @@ class TrainedRun:
                 "trained before groupwise exported its models); train it anew to predict with it"
             )
         return export.read_description(path.parent)
+
+
+def in_use(run_dir: str, writes: bool):
+    """The run dir's lock (src/run_lock.py) while a command reads it, exclusive while it
+    `writes` into it: refused while a run trains there. No dir: `open_run` says so."""
+    path = Path(run_dir).expanduser()
+    if not path.is_dir():
+        return contextlib.nullcontext()
+    return run_lock.held(
+        path,
+        f"run_dir={run_dir}: {{holder}} is writing it (a run still training, or another "
+        "command); wait until it has ended, then run this again",
+        exclusive=writes,
+    )
 
 
 def open_run(run_dir: str, checkpoint: str) -> TrainedRun:

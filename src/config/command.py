@@ -17,10 +17,10 @@ from pathlib import Path
 from hydra import compose, initialize_config_dir
 from omegaconf import DictConfig
 
-from src import errors
+from src import errors, stopping
 from src.config import checks, schema
 from src.config.hydra_errors import CONFIG_ERRORS, one_line
-from src.errors import GroupwiseError
+from src.errors import GroupwiseError, WriteFailed
 
 CONF_DIR = Path(__file__).resolve().parents[2] / "conf"
 
@@ -57,12 +57,14 @@ def run_command(
 ) -> None:
     """`python -m src.<name> key=value ...`: `--help` prints the usage; otherwise `action` gets
     the composed, checked config, and bad input is reported (src/errors.py): exit 2."""
-    if {"-h", "--help"} & set(args):
-        print(usage(name, doc))
-        return
     try:
-        with console_may_close():
+        with console_may_close(), stopping.on_signals():
+            if {"-h", "--help"} & set(args):
+                print(usage(name, doc))
+                return
             action(compose_command(name, args))
+    except KeyboardInterrupt as stop:  # what was written is whole: reports are written at once
+        stopping.exit_stopped(stop, f"in src.{name}: nothing left half-written; run it again")
     except GroupwiseError as err:
         errors.exit_if_user_mistake(err)
         raise  # HYDRA_FULL_ERROR=1: with its traceback
@@ -102,6 +104,18 @@ def console_may_close() -> Iterator[None]:
         yield
     finally:
         sys.stdout = stdout
+
+
+@contextlib.contextmanager
+def written(path: Path, advice: str) -> Iterator[None]:
+    """Writes into `path` within the `with`: a full disk or a read-only place is one line
+    (exit 74) naming the file and `advice`, not a traceback."""
+    try:
+        yield
+    except OSError as err:
+        raise WriteFailed(
+            f"could not write {err.filename or path} ({err.strerror}); {advice}"
+        ) from None
 
 
 def usage(name: str, doc: str) -> str:
