@@ -2,17 +2,23 @@
 command of the bad-input catalogue, each dry run and each refused resume, evaluation and
 prediction, pointed at a finished run, leaves every byte of every file as it was."""
 
+import errno
 import hashlib
 import json
+import os
+import shutil
+import signal
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
 from src import evaluate, predict
 from tests.bad_inputs import CASES, run_all_in_one_process
-from tests.conftest import ROOT, assert_one_clear_line, run_cli_here
-from tests.runs import FEW_DIGITS, train_one_epoch
+from tests.conftest import ROOT, assert_one_clear_line, run_cli, run_cli_here, run_python
+from tests.runs import FEW_DIGITS, TINY, train_one_epoch
+from tests.test_interrupt import wait_for
 
 pytestmark = pytest.mark.e2e  # every case runs the CLI
 
@@ -100,7 +106,9 @@ def test_evaluate_and_predict_never_overwrite_beside_a_finished_run(finished_run
 
 
 def test_evaluate_into_a_closed_pipe_still_writes_its_report(finished_run, tmp_path):
-    """`python -m src.evaluate ... | head -4`: the reader gone before the table is printed."""
+    """`python -m src.evaluate ... | head -4`: the reader gone before the table is printed; with
+    output= elsewhere, nothing is written into the run dir (no TensorBoard events either)."""
+    before = hashes(finished_run)
     output = tmp_path / "eval.json"
     reader_gone = subprocess.Popen(
         [sys.executable, "-m", "src.evaluate", f"run_dir={finished_run}", f"output={output}"],
@@ -114,3 +122,95 @@ def test_evaluate_into_a_closed_pipe_still_writes_its_report(finished_run, tmp_p
     assert reader_gone.wait(timeout=300) == 0, stderr
     assert "BrokenPipeError" not in stderr and "Traceback" not in stderr
     assert json.loads(output.read_text())["split"] == "test"
+    assert hashes(finished_run) == before
+
+
+def test_a_trained_run_without_last_pt_is_never_started_anew(finished_run, tmp_path):
+    """metrics.json, best.pt or export/ make a dir trained: with last.pt gone, resume=true
+    offers a new dir, and a new run into it is refused without suggesting resume=true."""
+    run_dir = tmp_path / "run"
+    shutil.copytree(finished_run, run_dir)
+    (run_dir / "checkpoints" / "last.pt").unlink()
+    before = hashes(run_dir)
+    resumed = run_cli_here(*FEW_DIGITS, "resume=true", f"hydra.run.dir={run_dir}", check=False)
+    assert_one_clear_line(resumed, "holds a trained run but no last.pt to continue from")
+    assert "another hydra.run.dir" in resumed.stderr and "drop resume" not in resumed.stderr
+    anew = run_cli_here(*FEW_DIGITS, f"hydra.run.dir={run_dir}", check=False)
+    assert_one_clear_line(anew, "already holds a trained run; choose another hydra.run.dir")
+    assert hashes(run_dir) == before
+
+
+def test_a_second_writer_is_refused_while_a_run_trains(tmp_path):
+    """A real run (paused after its 4th step) holds its dir: a second run, a resume=true and an
+    evaluation into it are refused in one line naming its pid, exit 75; nothing of it
+    changes; once it is stopped (SIGTERM), the resume goes ahead."""
+    run_dir = tmp_path / "run"
+    training = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "tests.crashing_run",
+            "pause",
+            "4",
+            *TINY,
+            f"hydra.run.dir={run_dir}",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        wait_for(run_dir / "checkpoints" / "last.pt", training)
+        before = hashes(run_dir)
+        for command, expected in (
+            (["-m", "src.run", *TINY, f"hydra.run.dir={run_dir}"], "is being written by"),
+            (["-m", "src.run", *TINY, f"hydra.run.dir={run_dir}", "resume=true"], "still running"),
+            (["-m", "src.evaluate", f"run_dir={run_dir}", "split=val"], "is writing it"),
+        ):
+            result = run_python(*command)
+            assert result.returncode == 75, result.stderr
+            lines = result.stderr.splitlines()
+            assert len(lines) == 1 and expected in lines[0], result.stderr
+            assert f"pid {training.pid}: python -m tests.crashing_run" in lines[0], lines[0]
+        assert hashes(run_dir) == before
+    finally:
+        training.send_signal(signal.SIGTERM)
+        stderr = training.communicate(timeout=120)[1]
+    assert training.returncode == 143, stderr
+    run_cli(*TINY, f"hydra.run.dir={run_dir}", "resume=true")
+    assert (run_dir / "metrics.json").exists()
+
+
+def test_evaluate_on_a_read_only_run_dir_is_one_line(finished_run, tmp_path, capsys, monkeypatch):
+    """Writes into the run dir fail as on a read-only mount (EROFS, monkeypatched in this
+    process: chmod does not stop root): exit 74, one line naming the file and output=."""
+    run_dir = tmp_path / "run"
+    shutil.copytree(finished_run, run_dir)
+    (run_dir / "eval_val.json").unlink()
+    before = hashes(run_dir)
+
+    def read_only(path, *args, **kwargs):
+        raise OSError(errno.EROFS, os.strerror(errno.EROFS), str(path))
+
+    monkeypatch.setattr(Path, "write_text", read_only)
+    with pytest.raises(SystemExit) as exit_:
+        evaluate.main([f"run_dir={run_dir}", "split=val"])
+    assert exit_.value.code == 74
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and "Read-only file system" in err[0] and "output=" in err[0], err
+    monkeypatch.undo()
+    assert hashes(run_dir) == before
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes through chmod")
+def test_evaluate_on_a_chmod_read_only_run_dir_is_one_line(finished_run, tmp_path):
+    run_dir = tmp_path / "run"
+    shutil.copytree(finished_run, run_dir)
+    (run_dir / "eval_val.json").unlink()
+    run_dir.chmod(0o555)
+    try:
+        result = run_python("-m", "src.evaluate", f"run_dir={run_dir}", "split=val")
+    finally:
+        run_dir.chmod(0o755)
+    assert result.returncode == 74 and len(result.stderr.splitlines()) == 1, result.stderr

@@ -1,17 +1,23 @@
-"""Ctrl-C (SIGINT) during training, sent to a real run in its own process mid-epoch: one line
-with where training stood, the checkpoint resume=true continues from and the command that
-does it; exit 130; no traceback; no half-written file. The command it gives finishes the run
-bit-identical to an uninterrupted one."""
+"""Ctrl-C (SIGINT) and SIGTERM (a scheduler's preemption) during training, sent to a real run in
+its own process mid-epoch, and a checkpoint that finds the disk full: one line (not labelled
+an error) with where training stood, the checkpoint resume=true continues from and the command
+that does it; exit 130, 143, 74; no traceback; no half-written file. The command it gives
+finishes the run bit-identical to an uninterrupted one. Ctrl-C once or twice at any moment of
+start-up, and a reader that closes the pipe, are one line or none in every command."""
 
 import json
 import re
 import shlex
+import signal
+import subprocess
+import sys
+import time
 
 import pytest
 
 from src.training.checkpoints import load_checkpoint
-from tests.conftest import read_scalars, run_cli, run_python
-from tests.runs import TINY, assert_same_state
+from tests.conftest import ROOT, read_scalars, run_cli, run_python
+from tests.runs import FEW_DIGITS, TINY, assert_same_state
 
 pytestmark = pytest.mark.e2e  # whole runs, interrupted and resumed
 
@@ -37,7 +43,7 @@ def test_ctrl_c_mid_epoch_says_how_to_resume_and_resuming_ends_bit_identical(tmp
     line = interrupt(4, split)
     checkpoint = split / "checkpoints" / "last.pt"
     found = re.fullmatch(
-        r"groupwise: error: interrupted in epoch 1, at step (\d+); resume=true continues from "
+        r"groupwise: interrupted by Ctrl-C in epoch 1, at step (\d+); resume=true continues from "
         rf"{re.escape(str(checkpoint))} \(epoch 0 done and 3 batches of epoch 1, step 3\): "
         r"(python -m src\.run .*)",
         line,
@@ -58,3 +64,127 @@ def test_ctrl_c_before_the_first_checkpoint_says_there_is_none(tmp_path):
     line = interrupt(1, tmp_path / "run")
     assert "no checkpoint had been written yet, so there is nothing to resume" in line
     assert not (tmp_path / "run" / "checkpoints" / "last.pt").exists()
+
+
+def resumed_as_told(line: str, run_dir) -> None:
+    """The command at the end of `line`, run as typed: it continues the run in `run_dir`."""
+    command = shlex.split(line.partition(": python -m src.run ")[2])
+    assert command[-2:] == [f"hydra.run.dir={run_dir}", "resume=true"], line
+    run_cli(*command)
+
+
+def test_a_preempted_run_sigterm_then_requeued_resume_ends_bit_identical(tmp_path):
+    """A scheduler's preemption: SIGTERM to the real process mid-epoch (after step 4 of 15,
+    while it pauses), exit 143 and one line; the requeued `resume=true` it gives finishes the run
+    exactly as an uninterrupted one."""
+    whole, preempted = tmp_path / "whole", tmp_path / "preempted"
+    run_cli(*TINY, f"hydra.run.dir={whole}")
+    paused = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "tests.crashing_run",
+            "pause",
+            "4",
+            *TINY,
+            f"hydra.run.dir={preempted}",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    wait_for(preempted / "checkpoints" / "last.pt", paused)
+    time.sleep(1)  # step 4 done, asleep
+    paused.send_signal(signal.SIGTERM)
+    stderr = paused.communicate(timeout=120)[1]
+    assert paused.returncode == 143, stderr
+    lines = stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("groupwise: interrupted by SIGTERM in epoch 1")
+    assert not list(preempted.rglob("*.tmp"))
+    resumed_as_told(lines[0], preempted)
+    assert_same_state(
+        load_checkpoint(whole / "checkpoints/last.pt"),
+        load_checkpoint(preempted / "checkpoints/last.pt"),
+    )
+
+
+def wait_for(path, process: subprocess.Popen, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while not path.exists():
+        assert process.poll() is None, process.stderr.read()
+        assert time.monotonic() < deadline, f"{path} never came"
+        time.sleep(0.1)
+
+
+def test_a_checkpoint_on_a_full_disk_keeps_the_last_one_and_says_how_to_resume(tmp_path):
+    """The 3rd checkpoint's write fails halfway with ENOSPC (torch.save monkeypatched in the
+    real CLI's process, tests/crashing_run.py): exit 74, one line naming the file, the bytes
+    and the resume command; the 2nd checkpoint kept, no temporary file; resuming as told ends
+    bit-identical to an uninterrupted run."""
+    whole, full = tmp_path / "whole", tmp_path / "full"
+    run_cli(*TINY, f"hydra.run.dir={whole}")
+    result = run_python("-m", "tests.crashing_run", "full", "3", *TINY, f"hydra.run.dir={full}")
+    assert result.returncode == 74, result.stderr
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and "Traceback" not in result.stdout, result.stderr
+    assert re.match(
+        rf"groupwise: error: could not write {re.escape(str(full / 'checkpoints/last.pt'))} "
+        r"\(No space left on device; about [\d,]+ bytes to write\); .* \(epoch 1 done, step 5\) "
+        "is kept: free space, then python -m src.run ",
+        lines[0],
+    ), lines[0]
+    assert not list(full.rglob("*.tmp"))
+    resumed_as_told(lines[0], full)
+    assert_same_state(
+        load_checkpoint(whole / "checkpoints/last.pt"),
+        load_checkpoint(full / "checkpoints/last.pt"),
+    )
+
+
+@pytest.mark.parametrize("delay", [0.2, 1.0, 2.5])
+@pytest.mark.parametrize("times", [1, 2])
+def test_ctrl_c_during_start_up_once_or_twice_is_one_line(tmp_path, delay, times):
+    """SIGINT at a moment of start-up (Python's imports, Hydra's composing, torch's import, the
+    run's checks), once or twice 50 ms apart: at most one line, never a traceback, exit 130
+    (or death by SIGINT itself, before Python has its handler)."""
+    started = subprocess.Popen(
+        [sys.executable, "-m", "src.run", *FEW_DIGITS, f"hydra.run.dir={tmp_path / 'run'}"],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    time.sleep(delay)
+    for _ in range(times):
+        started.send_signal(signal.SIGINT)
+        time.sleep(0.05)
+    stdout, stderr = started.communicate(timeout=120)
+    assert started.returncode in (130, -signal.SIGINT), stderr
+    assert "Traceback" not in stdout + stderr and "Exception ignored" not in stderr, stderr
+    lines = stderr.splitlines()
+    assert len(lines) <= 1 and all(x.startswith("groupwise: interrupted by Ctrl-C") for x in lines)
+
+
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["src.run", "-h"],
+        ["src.cache", "--help"],
+        ["src.evaluate", "--help"],
+        ["src.predict", "--help"],
+    ],
+)
+def test_a_reader_that_closes_the_pipe_is_no_error(command):
+    """`python -m src.run -h | head -3`: the reader gone before the help is printed."""
+    reader_gone = subprocess.Popen(
+        [sys.executable, "-m", *command],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    reader_gone.stdout.close()  # as `head` exits
+    stderr = reader_gone.stderr.read()
+    assert reader_gone.wait(timeout=60) == 0, stderr
+    assert stderr == ""
