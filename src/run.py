@@ -26,9 +26,9 @@ schema.register()  # before Hydra composes: the config files start from the sche
 def main(cfg: DictConfig) -> float | None:
     from src.runner import Runner  # after Hydra parsed the command line: `--help` stays fast
 
-    _start_up_done()
     hydra_cfg = HydraConfig.get()  # Hydra's state, read here only
     try:
+        _start_up_done()
         metrics = Runner(cfg, Path(hydra_cfg.runtime.output_dir), _launch(cfg, hydra_cfg)).run()
     except KeyboardInterrupt as stop:  # before training started: nothing to resume
         run_dir.remove_made_dirs()

@@ -26,7 +26,6 @@ from src.data import mixing
 from src.data.build import build_data
 from src.data.loading import Data
 from src.data.mixing import BatchMixing
-from src.models import export
 from src.models.input_size import check_input_size
 from src.models.source import ModelSource
 from src.optim import explain
@@ -37,6 +36,7 @@ from src.tracking import config_text, follow_up
 from src.tracking.hparams import HParams
 from src.tracking.logger import RunLogger
 from src.training import distributed, progress
+from src.training.checkpoints import export_run
 from src.training.trainer import Trainer
 
 log = logging.getLogger(__name__)
@@ -237,7 +237,7 @@ class Runner:
         metrics = state.final_metrics(self.options.monitor)
         try:
             with stopping.deferred():  # a signal now waits for the last files: they are short
-                export.export_run(
+                export_run(
                     self.checkpoint_path,
                     self.options.monitor,
                     self.check().source,

@@ -68,7 +68,7 @@ def test_ctrl_c_before_the_first_checkpoint_says_there_is_none(tmp_path):
 
 def resumed_as_told(line: str, run_dir) -> None:
     """The command at the end of `line`, run as typed: it continues the run in `run_dir`."""
-    command = shlex.split(line.partition(": python -m src.run ")[2])
+    command = shlex.split(line.rpartition("python -m src.run ")[2])
     assert command[-2:] == [f"hydra.run.dir={run_dir}", "resume=true"], line
     run_cli(*command)
 

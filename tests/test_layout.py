@@ -11,6 +11,7 @@ SRC = ROOT / "src"
 # Lowest first; a module imports from its own layer or a lower one, never from a higher one.
 LAYERS = [
     {"src.errors"},
+    {"src.stopping", "src.run_lock"},  # how a command stops; the run dir's one writer
     {"src.config"},
     {"src.models"},  # the model sources: data and optim ask them
     {"src.data", "src.pretrained", "src.optim", "src.tracking"},
