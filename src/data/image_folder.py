@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 
 def problems(options: ImageFolderConfig) -> list[str]:
     """What the folder's layout says before any image is read: a root that is no directory,
-    fewer than two class folders, splits with different class folders."""
+    one class folder, splits with different class folders."""
     root = Path(options.root).expanduser()
     if not root.is_dir():
         return [
@@ -47,12 +47,12 @@ def problems(options: ImageFolderConfig) -> list[str]:
 
 
 def _class_count_problems(root: str, classes: list[str]) -> list[str]:
-    """A classifier of fewer than two classes trains to loss 0 and accuracy 1, learning nothing."""
-    if len(classes) >= 2:
+    """A classifier of one class trains to loss 0 and accuracy 1, learning nothing (a root of
+    no class folder is told by the scan, which names what it looked for)."""
+    if len(classes) != 1:
         return []
-    found = f"one class folder ({classes[0]})" if classes else "no class folder"
     return [
-        f"dataset.root={root}: holds {found}; a classifier needs at least two classes: "
+        f"dataset.root={root}: holds one class folder ({classes[0]}); a classifier needs at least two classes: "
         "expected one folder per class holding images"
     ]
 
