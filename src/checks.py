@@ -97,7 +97,8 @@ def optimizer_class(target: str) -> type:
 
 def _optimizer_problems(optimizer: DictConfig) -> tuple[type | None, list[str]]:
     """The optimizer's class, and what is wrong with its arguments: the base lr and weight
-    decay must be finite numbers >= 0 (every group's are multiples of them); the rest is
+    decay must be finite numbers >= 0 (every group's are multiples of them), and a base lr of 0
+    freezes every group, as every group at lr_mult=0 would (refused alike); the rest is
     checked by the optimizer's own constructor, on one dummy tensor."""
     try:
         cls = optimizer_class(optimizer.get("_target_"))
@@ -111,6 +112,11 @@ def _optimizer_problems(optimizer: DictConfig) -> tuple[type | None, list[str]]:
         for key in ("lr", "weight_decay")
         if key in arguments and not _finite_non_negative(arguments[key])
     ]
+    if not problems and arguments.get("lr") == 0:
+        problems.append(
+            "optimizer.lr=0: every group's lr is a multiple of it, so nothing would train; "
+            "set a base lr > 0 (freeze a group with param_groups.<name>.lr_mult=0)"
+        )
     problems += _parsed(check_arguments, cls, {"params": [], **arguments}, "optimizer")[1]
     if problems:
         return cls, problems

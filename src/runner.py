@@ -35,7 +35,7 @@ from src.pretrained.report import LoadReport
 from src.tracking import config_text, follow_up
 from src.tracking.hparams import HParams
 from src.tracking.logger import RunLogger
-from src.training import distributed, progress
+from src.training import distributed, progress, threads
 from src.training.checkpoints import export_run
 from src.training.trainer import Trainer
 
@@ -123,6 +123,7 @@ class Runner:
         self.options = OmegaConf.to_object(cfg.trainer)
         _seed_everything(cfg.seed)
         self.device = distributed.device(checked.device)
+        log.info("device: %s, %s", self.device, threads.set_threads(self.options.threads))
         source = checked.source
         self.data = _rank_share(build_data(cfg.dataset, cfg.seed, source))
         self.mixing = mixing.batch_mixing(self.data.num_classes, cfg.dataset)

@@ -10,10 +10,13 @@ two minutes importing torch."""
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 
+import numpy as np
 import torch
+from PIL import Image
 
 from tests.conftest import ROOT, SHIPPED_WEIGHTS, CreatesFile
 from tests.generated_data import write_image_folder
@@ -94,6 +97,30 @@ def damaged_cache(tmp_path):
 def unreadable_image_cached(tmp_path):
     overrides = cached_folder(tmp_path)
     (tmp_path / "data" / "red" / "broken.jpg").write_bytes(b"\xff\xd8 not a jpeg")
+    return overrides
+
+
+def integer_weights(tmp_path):
+    """The shipped weights as int64, saved by safetensors' own code: loaded, they trained to a
+    loss of 1e28."""
+    from safetensors.torch import save_file
+
+    weights = torch.load(SHIPPED_WEIGHTS, weights_only=True)
+    save_file({k: (v * 1000).to(torch.int64) for k, v in weights.items()}, tmp_path / "int.st")
+    return [f"pretrained.path={tmp_path / 'int.st'}"]
+
+
+def one_class_folder(tmp_path):
+    root = write_image_folder(tmp_path / "data", per_class=2)
+    for name in ("blue", "green"):
+        shutil.rmtree(root / name)
+    return ["dataset=image_folder", f"dataset.root={root}"]
+
+
+def float_image_cached(tmp_path):
+    """A 32-bit float TIFF, whose range no file states, decoded for the cache at build time."""
+    overrides = cached_folder(tmp_path)
+    Image.fromarray(np.full((8, 8), 0.5, np.float32)).save(tmp_path / "data" / "red" / "f.tif")
     return overrides
 
 
@@ -251,6 +278,12 @@ CASES = {
     "cache-dir-is-a-file": (cache_dir_is_a_file, "/cache: cannot write a cache there"),
     "cache-damaged": (damaged_cache, "pixels.u8 holds 10 bytes, its index says"),
     "cache-unreadable-image": (unreadable_image_cached, "broken.jpg (UnidentifiedImageError)"),
+    # issue 30: data and weights that are not what they claim
+    "one-digit": (["dataset.classes=[5]"], "dataset.classes=[5]: one class; a classifier needs"),
+    "one-class-folder": (one_class_folder, "holds one class folder (red); a classifier needs"),
+    "zero-lr": (["optimizer.lr=0"], "optimizer.lr=0: every group's lr is a multiple of it"),
+    "integer-weights": (integer_weights, "8 tensor(s) hold integers or booleans where the model"),
+    "cache-float-image": (float_image_cached, "f.tif holds floating-point pixels (PIL mode F)"),
 }
 
 

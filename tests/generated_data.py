@@ -40,3 +40,28 @@ def write_idx(root: Path, folder: str, n_train: int, n_test: int, seed: int = 0)
             struct.pack(">II", 0x0801, n) + labels.tobytes()
         )
     return root
+
+
+def write_png16(path: Path, pixels: np.ndarray) -> Path:
+    """A 16-bit PNG of `pixels` (uint16, [height, width] grey or [height, width, 3] RGB), written
+    byte by byte as the PNG specification lays it out: PIL writes 16-bit grey, never 16-bit RGB."""
+    import zlib
+
+    height, width = pixels.shape[:2]
+    colour_type = 2 if pixels.ndim == 3 else 0
+    rows = pixels.astype(">u2").reshape(height, -1).tobytes()
+    stride = len(rows) // height
+    raw = b"".join(b"\x00" + rows[i * stride : (i + 1) * stride] for i in range(height))
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        body = kind + data
+        return struct.pack(">I", len(data)) + body + struct.pack(">I", zlib.crc32(body))
+
+    header = struct.pack(">IIBBBBB", width, height, 16, colour_type, 0, 0, 0)
+    path.write_bytes(
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", header)
+        + chunk(b"IDAT", zlib.compress(raw))
+        + chunk(b"IEND", b"")
+    )
+    return path

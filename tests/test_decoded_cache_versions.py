@@ -89,10 +89,11 @@ def test_a_reader_in_a_worker_keeps_its_pixels_while_another_process_rebuilds(tm
 
 def test_a_replacement_that_keeps_size_and_modification_time_is_rebuilt(tmp_path, decoded):
     root = tmp_path / "data"
-    (root / "red").mkdir(parents=True)
+    for name in ("red", "blue"):
+        (root / name).mkdir(parents=True)
     target = root / "red" / "0.bmp"  # uncompressed: a replacement of the same size in bytes
     Image.new("RGB", (40, 40), (200, 0, 0)).save(target)
-    Image.new("RGB", (40, 40), (0, 0, 200)).save(root / "red" / "1.bmp")
+    Image.new("RGB", (40, 40), (0, 0, 200)).save(root / "blue" / "1.bmp")
     first = cached_data(root, tmp_path / "cache")
     assert len(decoded) == 2
 
@@ -104,7 +105,7 @@ def test_a_replacement_that_keeps_size_and_modification_time_is_rebuilt(tmp_path
     assert (target.stat().st_size, target.stat().st_mtime_ns) == (old.st_size, old.st_mtime_ns)
     second = cached_data(root, tmp_path / "cache")
     assert len(decoded) == 4
-    image, _ = second.train_loader.dataset.dataset[0]
+    image, _ = second.train_loader.dataset.dataset[1]  # red/0.bmp: blue/ sorts first
     assert image.float().mean((1, 2)).argmax() == 1  # green: the new pixels
     del first
 

@@ -250,3 +250,10 @@ def test_progress_bar_stays_off_without_a_terminal_and_in_parallel_sweeps(monkey
         launch = _launch(cfg, cfg.hydra)  # what the entry point reads of Hydra's state
         assert launch.parallel_sweep is parallel, overrides
         assert progress.wanted(launch.parallel_sweep) is not parallel, overrides
+
+
+def test_the_progress_bar_counts_whole_images():
+    bar = progress.ProgressBar(538, 1, enabled=True)
+    bar.advance(32)
+    assert "| 32/538 [" in str(bar.bar)  # not 32.0/538
+    bar.close()

@@ -60,6 +60,12 @@ class RunConfig:
 class TrainerConfig:
     max_epochs: int = option(20, "epochs to train in all (a resumed run counts those done)", ge=1)
     device: str = option("auto", "auto (CUDA when available), cpu, cuda or cuda:N")
+    threads: int | None = option(
+        None,
+        "torch's CPU threads; null: the CPUs this process may use (affinity, cgroup quota), "
+        "or OMP_NUM_THREADS when set",
+        ge=1,
+    )
     log_every_n_steps: int = option(10, "log lr/<group> and train/loss every N steps", ge=1)
     precision: str = option(
         "32", "32, bf16 (autocast) or 16 (autocast + scaling)", choices=PRECISIONS

@@ -2,7 +2,8 @@
 the decoded cache (`src.data.decoded_cache`) stores.
 
 On the CPU, torchvision.io decodes JPEG, PNG, GIF and WebP (libjpeg-turbo, libpng), and PIL
-every other format ImageFolder accepts (BMP, TIFF, PPM). On a CUDA machine, JPEGs are decoded
+every other format ImageFolder accepts (BMP, TIFF, PPM); 16-bit images are stored with 8 bits
+per channel, as the uncached loader reads them (`src.data.pixels`). On a CUDA machine, JPEGs are decoded
 in batches by nvJPEG (`torchvision.io.decode_jpeg(list, device="cuda")`) and resized there.
 EXIF orientation is not applied, as torchvision's ImageFolder loader (PIL) does not apply it:
 the cached image is the uncached pipeline's image. torchvision 0.29 deprecates its decoders
@@ -15,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from src.data.pixels import UnsupportedPixels, converted, eight_bit
 from src.errors import GroupwiseError
 
 JPEG_SUFFIXES = (".jpg", ".jpeg")
@@ -44,7 +46,10 @@ def header_size(path: Path, root: str) -> tuple[int, int]:
 
 def unreadable(root: str, path: Path, err: Exception) -> GroupwiseError:
     """A file of the folder that cannot be read as an image: the user's to replace or delete
-    (the cache's decoders and the uncached loader say it alike)."""
+    (the cache's decoders and the uncached loader say it alike); pixels of no stated range,
+    the user's to save again."""
+    if isinstance(err, UnsupportedPixels):
+        return GroupwiseError(f"dataset.root={root}: the image {path} holds {err}")
     return GroupwiseError(
         f"dataset.root={root}: cannot read the image {path} ({type(err).__name__}); "
         "replace or delete the file"
@@ -74,7 +79,7 @@ class Decoder:
 
         mode = ImageReadMode.RGB if self.channels == 3 else ImageReadMode.GRAY
         try:
-            image = decode_image(read_file(str(path)), mode=mode)
+            image = eight_bit(decode_image(read_file(str(path)), mode=mode))
         except RuntimeError:  # a format libjpeg/libpng do not read (BMP, TIFF), or damaged
             image = self._with_pil(path)
         return resized(image, self.short_side, self.interpolation).contiguous()
@@ -84,7 +89,7 @@ class Decoder:
 
         try:
             with Image.open(path) as image:
-                pixels = np.asarray(image.convert("RGB" if self.channels == 3 else "L"))
+                pixels = np.asarray(converted(image, "RGB" if self.channels == 3 else "L"))
         except (OSError, ValueError, Image.DecompressionBombError) as err:
             raise unreadable(self.root, path, err) from None
         return torch.from_numpy(pixels.copy()).reshape(*pixels.shape[:2], -1).permute(2, 0, 1)

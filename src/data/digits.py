@@ -16,9 +16,15 @@ from src.models.contract import Preprocess
 
 
 def problems(options: DigitsConfig, seed: int) -> list[str]:
-    """What the options' ranges cannot say: splits that leave no training images, more shots
+    """What the options' ranges cannot say: one class (a classifier of one class trains to
+    loss 0 and accuracy 1, learning nothing), splits that leave no training images, more shots
     than a digit has training images (after its seeded split)."""
     val_fraction, test_fraction = options.val_fraction, options.test_fraction
+    if len(options.classes) == 1:
+        return [
+            f"dataset.classes=[{options.classes[0]}]: one class; a classifier needs at least "
+            "two, e.g. dataset.classes=[3,5]"
+        ]
     if val_fraction + test_fraction >= 1:
         return [
             f"dataset.val_fraction={val_fraction:g} and dataset.test_fraction={test_fraction:g} "

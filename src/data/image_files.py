@@ -6,6 +6,7 @@ from pathlib import Path
 import torch
 from torch.utils.data import Dataset
 
+from src.data.pixels import UnsupportedPixels, converted
 from src.errors import GroupwiseError
 
 # What torchvision's ImageFolder reads, by extension.
@@ -40,7 +41,8 @@ class ImageFiles(Dataset):
 
     def __init__(self, files: list[Path], channels: int, transform):
         self.files = files
-        self.mode = "RGB" if channels == 3 else "L"  # any colour mode converts to the model's
+        # Any colour mode converts to the model's; 16-bit ones scaled (`src.data.pixels`).
+        self.mode = "RGB" if channels == 3 else "L"
         self.transform = transform
 
     def __len__(self) -> int:
@@ -51,7 +53,9 @@ class ImageFiles(Dataset):
 
         try:
             with Image.open(self.files[index]) as image:
-                return self.transform(image.convert(self.mode)), ""
+                return self.transform(converted(image, self.mode)), ""
+        except UnsupportedPixels as err:
+            return self._blank(), f"cannot read the image: it holds {err}"
         except (OSError, ValueError, Image.DecompressionBombError) as err:
             # PIL's UnidentifiedImageError is an OSError; a truncated file raises OSError too.
             return self._blank(), f"cannot read the image ({type(err).__name__}: {err})"

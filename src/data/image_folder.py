@@ -1,6 +1,8 @@
 """Images in class folders on disk, read with torchvision's ImageFolder."""
 
+import logging
 import os
+from collections import Counter
 from pathlib import Path
 
 from torch.utils.data import Subset
@@ -10,7 +12,9 @@ from src.data import cached_folder, transforms
 from src.data.decode import unreadable
 from src.data.device_augmentation import device_stages
 from src.data.file_datasets import file_dataset
+from src.data.image_files import IMAGE_EXTENSIONS
 from src.data.loading import Data, stratified_split
+from src.data.pixels import converted
 from src.errors import GroupwiseError
 from src.models.contract import IMAGENET_MEAN, IMAGENET_STD, Preprocess
 
@@ -18,11 +22,13 @@ from src.models.contract import IMAGENET_MEAN, IMAGENET_STD, Preprocess
 # resized as ImageNet's 224-in-256 is (37 for 32).
 PHOTO_NATIVE = Preprocess(32, 37, IMAGENET_MEAN, IMAGENET_STD, 3)
 SPLITS = ("train", "val")  # root's first layout: these two, and test/ when there is one
+SHOWN = 3  # files named in the report of those not read
+log = logging.getLogger(__name__)
 
 
 def problems(options: ImageFolderConfig) -> list[str]:
     """What the folder's layout says before any image is read: a root that is no directory,
-    splits with different class folders."""
+    one class folder, splits with different class folders."""
     root = Path(options.root).expanduser()
     if not root.is_dir():
         return [
@@ -31,12 +37,23 @@ def problems(options: ImageFolderConfig) -> list[str]:
         ]
     splits = {name: class_folders(root / name) for name in (*SPLITS, "test")}
     if splits["train"] is None or splits["val"] is None:
-        return []
-    return [
+        return _class_count_problems(options.root, class_folders(root))
+    return _class_count_problems(options.root, splits["train"]) + [
         f"dataset.root={options.root}: train/ and {name}/ hold different classes "
         f"({splits['train']} vs {classes}); give them the same class folders"
         for name, classes in splits.items()
         if classes is not None and classes != splits["train"]
+    ]
+
+
+def _class_count_problems(root: str, classes: list[str]) -> list[str]:
+    """A classifier of one class trains to loss 0 and accuracy 1, learning nothing (a root of
+    no class folder is told by the scan, which names what it looked for)."""
+    if len(classes) != 1:
+        return []
+    return [
+        f"dataset.root={root}: holds one class folder ({classes[0]}); a classifier needs at least two classes: "
+        "expected one folder per class holding images"
     ]
 
 
@@ -81,12 +98,17 @@ def image_folder(
     else:
         train_tf, val_tf = transforms.train_and_eval_transforms(pre, "photo", None, augmentation)
 
+    formats = ImageFormats()
+
     def scan(folder: Path, transform) -> ImageFolder:
         try:
-            return ImageFolder(str(folder), transform=transform, loader=ImageReader(root))
+            return ImageFolder(
+                str(folder), transform=transform, loader=ImageReader(root), is_valid_file=formats
+            )
         except FileNotFoundError as err:  # no class folder, or a class folder without images
             raise GroupwiseError(
-                f"dataset.root={root}: {err}; expected one folder per class holding images"
+                f"dataset.root={root}: {err}; expected one folder per class holding images "
+                f"({', '.join(IMAGE_EXTENSIONS)})"
             ) from None
 
     if all((root_path / name).is_dir() for name in SPLITS):
@@ -95,6 +117,8 @@ def image_folder(
     else:
         train, val, test = scan(root_path, train_tf), scan(root_path, val_tf), None
     classes, one_folder = train.classes, train.root == val.root
+    if formats.skipped:
+        log.warning(formats.report(root_path, root))
     if options.cache:
         train, val, test = (
             None if split is None else cached_folder.cached(spec, split, split.transform)
@@ -121,16 +145,48 @@ def image_folder(
 
 
 class ImageReader:
-    """torchvision's image loader, with a damaged or foreign file named as the user's to fix.
-    A class, not a closure: DataLoader workers may need to pickle it."""
+    """torchvision's image loader (PIL, in RGB), with 16-bit images scaled to 8 bits rather than
+    clipped, and a damaged or foreign file named as the user's to fix. A class, not a closure: DataLoader workers may need to pickle it."""
 
     def __init__(self, root: str):
         self.root = root
 
     def __call__(self, path: str):
-        from torchvision.datasets.folder import default_loader
+        from PIL import Image
 
         try:
-            return default_loader(path)
-        except (OSError, ValueError) as err:  # PIL's UnidentifiedImageError is an OSError
+            with Image.open(path) as image:
+                return converted(image, "RGB")
+        # PIL's UnidentifiedImageError is an OSError; UnsupportedPixels a ValueError.
+        except (OSError, ValueError, Image.DecompressionBombError) as err:
             raise unreadable(self.root, path, err) from None
+
+
+class ImageFormats:
+    """ImageFolder's filter by extension, keeping the files it leaves out: a class folder's file
+    of another format (a .gif, a .heic) is told in the run's log, never skipped in silence. It
+    is told, not refused: folders of photos often carry files that are no data (notes, label
+    lists), and a dataset folder may be read-only or shared; the count per extension names
+    what to convert. Hidden files (.DS_Store) are the system's, left out without a word."""
+
+    def __init__(self):
+        self.skipped: set[str] = set()  # a set: the one-folder layout is scanned twice
+
+    def __call__(self, path: str) -> bool:
+        if path.lower().endswith(IMAGE_EXTENSIONS):
+            return True
+        if not os.path.basename(path).startswith("."):
+            self.skipped.add(path)
+        return False
+
+    def report(self, root_path: Path, root: str) -> str:
+        """One line: how many files were not read, by extension, the first few by name."""
+        by_extension = Counter(Path(path).suffix.lower() or "no extension" for path in self.skipped)
+        counts = ", ".join(f"{n} {extension}" for extension, n in sorted(by_extension.items()))
+        shown = [str(Path(path).relative_to(root_path)) for path in sorted(self.skipped)[:SHOWN]]
+        more = ", ..." if len(self.skipped) > SHOWN else ""
+        return (
+            f"dataset.root={root}: {len(self.skipped)} file(s) not read, of formats ImageFolder "
+            f"does not read ({counts}: {', '.join(shown)}{more}); convert them to PNG or JPEG "
+            "to train on them"
+        )

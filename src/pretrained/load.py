@@ -171,6 +171,10 @@ def _match(
         if tensor.shape != wanted.shape:
             report.skipped_shape[key] = shapes
             continue
+        if wanted.is_floating_point() and not tensor.is_floating_point():
+            dtypes = (str(t.dtype).removeprefix("torch.") for t in (tensor, wanted))
+            report.wrong_dtype[key] = dict(zip(("checkpoint", "model"), dtypes, strict=True))
+            continue
         # assign=True keeps the checkpoint's dtype: cast to the model's, as a copy would.
         keep[key] = tensor.to(wanted.dtype)
         report.loaded.append(key)
@@ -192,6 +196,13 @@ def _exclusion(rules: KeyRules, origin: str) -> dict:
 
 def _check_outcome(report: LoadReport, keep, tensors, model_state, strict: bool) -> None:
     where = f"pretrained.path={report.path}"
+    # Integers for floats are no weights (3 for 2.7, or 10^28): refused, whatever else loads.
+    if report.wrong_dtype:
+        raise GroupwiseError(
+            f"{where}: {len(report.wrong_dtype)} tensor(s) hold integers or booleans where the "
+            f"model's are floating point ({', '.join(fold_shapes(report.wrong_dtype))}); "
+            "save the checkpoint's weights as floats, or exclude these keys with pretrained.exclude"
+        )
     if not keep:
         raise GroupwiseError(
             f"{where}: shares no tensor (same key and shape) with the model; "

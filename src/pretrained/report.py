@@ -21,6 +21,8 @@ class LoadReport:
     # Position embeddings resampled to the model's patch grid (src.pretrained.pos_embed).
     resampled: dict[str, dict[str, list[int]]] = field(default_factory=dict)
     skipped_shape: dict[str, dict[str, list[int]]] = field(default_factory=dict)
+    # Integer or boolean tensors for floating-point ones -> their dtypes: the load refuses them.
+    wrong_dtype: dict[str, dict[str, str]] = field(default_factory=dict)
     excluded: list[str] = field(default_factory=list)
     unexpected: list[str] = field(default_factory=list)
     missing: list[str] = field(default_factory=list)
@@ -107,8 +109,8 @@ def format_report(report: LoadReport) -> str:
     return "\n".join(lines)
 
 
-def fold_shapes(shapes: dict[str, dict[str, list[int]]]) -> list[str]:
-    """`key [checkpoint shape] -> [model shape]` each; folded, each group still shows why it
+def fold_shapes(shapes: dict[str, dict]) -> list[str]:
+    """`key [checkpoint shape] -> [model shape]` (or dtypes: `key int64 -> float32`) each; folded, each group still shows why it
     did not load with its first key's shapes: `layer4.* (12, e.g. layer4.0.conv1.weight ...)`."""
 
     def why(key: str) -> str:

@@ -19,8 +19,7 @@ class ProgressBar:
         self.bar = tqdm(
             total=total,
             desc=f"epoch {epoch}",
-            unit="img",
-            unit_scale=True,
+            unit="img",  # images are whole: counted as integers, never scaled (32/538)
             leave=False,
             disable=not enabled,
         )
