@@ -78,6 +78,10 @@ class DigitsConfig(LoaderConfig):
     test_fraction: float = option(
         0.2, "held out for python -m src.evaluate; stratified, fixed by seed; 0: none", ge=0, lt=1
     )
+    # A sweep over seeds whose jobs are souped together needs one split for all of them.
+    split_seed: int | None = option(
+        None, "the seed of the train/val/test split and the shots; null: the run's seed", ge=0
+    )
     image_size: int | None = option(32, "pixels the model sees", ge=1)
     # Digits are not photos: a flip changes a 2, a small crop leaves a few strokes.
     train_crop: str = option(

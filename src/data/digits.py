@@ -44,7 +44,7 @@ def digits(options: DigitsConfig, seed: int) -> Data:
     would cost ~50x the compute for no more detail; set dataset.image_size for it), gray and
     unnormalised, as the shipped LeNet was trained on them.
 
-    The train/val/test split is stratified and fixed by `seed`; holding out a test split changes
+    The train/val/test split is stratified and fixed by `split_seed` (else `seed`); holding out a test split changes
     neither val nor the first training images of a class (`_split`); `classes` picks a subset
     whose labels become 0..k-1 in the order given; `shots_per_class` keeps the first N training
     images of each class, so 5 shots are a subset of 20 shots. The training view (crop, flips,
@@ -57,8 +57,14 @@ def digits(options: DigitsConfig, seed: int) -> Data:
     images = F.interpolate(images, size=(image_size, image_size), mode="bilinear")
     labels = torch.as_tensor(labels)
 
+    split_seed = seed if options.split_seed is None else options.split_seed
     train_idx, val_idx, test_idx = _split(
-        labels, classes, seed, options.val_fraction, options.test_fraction, options.shots_per_class
+        labels,
+        classes,
+        split_seed,
+        options.val_fraction,
+        options.test_fraction,
+        options.shots_per_class,
     )
     remapped = torch.full((10,), -1, dtype=torch.long)
     remapped[classes] = torch.arange(len(classes))
