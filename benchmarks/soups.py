@@ -1,0 +1,114 @@
+"""Soups of a digits-transfer sweep against its best job, and a soup's peak memory.
+
+    python benchmarks/soups.py [--seeds 3] [--epochs 3]
+
+1. LeNet from the shipped digits 0-4 weights onto digits 5-9 (8 shots a class, one split):
+   fc3 lr multipliers 1, 10, 100 x seeds, then `src.soup` and `src.evaluate sweep_dir=`;
+   prints the best job's, the uniform soup's and the greedy soup's val and test accuracy.
+2. Peak memory (ru_maxrss of a fresh process) of averaging N checkpoints of a 25M-parameter
+   state, one at a time from memory-mapped files, against loading one: the soup holds about
+   two models, never N.
+"""
+
+import argparse
+import json
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PROBE = """
+import resource, sys, torch
+from pathlib import Path
+from src.soups.average import RunningSum, mapped_weights
+paths = sorted(Path(sys.argv[1]).glob('*.pt'))[: int(sys.argv[2])]
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+if sys.argv[3] == 'all':  # the baseline: every ingredient in memory at once
+    states = [torch.load(path, weights_only=True)['model'] for path in paths]
+else:
+    pot = RunningSum()
+    for path in paths:
+        pot.add(mapped_weights(path)[0])
+    soup = pot.average()
+print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024)
+"""
+
+
+def sweep_figures(work: Path, seeds: int, epochs: int) -> dict:
+    sweep_dir = work / "sweep"
+    seed_list = ",".join(str(s) for s in range(seeds))
+    common = ["dataset.shots_per_class=8", "dataset.split_seed=0", f"trainer.max_epochs={epochs}"]
+    run = [sys.executable, "-m", "src.run", "-m", "param_groups=fc3_boost", *common]
+    run += [
+        "param_groups.fc3.lr_mult=1,10,100",
+        f"seed={seed_list}",
+        f"hydra.sweep.dir={sweep_dir}",
+    ]
+    for command in (
+        run,
+        [sys.executable, "-m", "src.soup", f"sweep_dir={sweep_dir}"],
+        [sys.executable, "-m", "src.evaluate", f"sweep_dir={sweep_dir}"],
+    ):
+        subprocess.run(command, cwd=ROOT, check=True, capture_output=True)
+    figures = {}
+    for kind in ("uniform", "greedy"):
+        soup_dir = sweep_dir / "soups" / kind
+        soup = json.loads((soup_dir / "soup.json").read_text())
+        test = json.loads((soup_dir / "eval_test.json").read_text())["accuracy"]
+        best = max(soup["ingredients"], key=lambda ingredient: ingredient["val_acc"])
+        best_test = json.loads((Path(best["run_dir"]) / "eval_test.json").read_text())["accuracy"]
+        used = sum(ingredient["in_soup"] for ingredient in soup["ingredients"])
+        figures["best job"] = (best["val_acc"], best_test, 1)
+        figures[f"{kind} soup"] = (soup["val_acc"], test, used)
+    return figures
+
+
+def peak_memory(work: Path, counts: list[int]) -> dict[int, tuple[float, float]]:
+    import torch
+
+    state = {f"layer{i}.weight": torch.randn(1000, 1000) for i in range(25)}  # 100 MB
+    for n in range(max(counts)):
+        torch.save(
+            {"model": state, "config": {"trainer": {"monitor": "val/acc"}}}, work / f"{n}.pt"
+        )
+    peaks = {}
+    for n in counts:
+        peaks[n] = tuple(
+            float(subprocess.run(
+                [sys.executable, "-c", PROBE, str(work), str(n), mode],
+                cwd=ROOT, check=True, capture_output=True, text=True,
+            ).stdout.strip().splitlines()[-1])
+            for mode in ("soup", "all")
+        )  # fmt: skip
+    return peaks
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--epochs", type=int, default=3)
+    parser.add_argument("--memory-only", action="store_true")
+    args = parser.parse_args()
+    if not args.memory_only:
+        sweep(args)
+    with tempfile.TemporaryDirectory() as tmp:
+        peaks = peak_memory(Path(tmp), [1, 4, 8])
+    print("peak memory added by averaging N checkpoints of 100 MB (one model: 100 MB)")
+    for n, (soup, loaded) in peaks.items():
+        print(f"N={n}: soup {soup:.0f} MiB; all N loaded {loaded:.0f} MiB ({loaded / soup:.1f}x)")
+
+
+def sweep(args) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        figures = sweep_figures(Path(tmp), args.seeds, args.epochs)
+    print(
+        f"LeNet digits 0-4 -> 5-9, 8 shots, 3 multipliers x {args.seeds} seeds, {args.epochs} epochs"
+    )
+    print(f"{'model':<14} {'jobs':>4} {'val/acc':>8} {'test/acc':>8}")
+    for name, (val, test, used) in figures.items():
+        print(f"{name:<14} {used:>4} {val:>8.4f} {test:>8.4f}")
+
+
+if __name__ == "__main__":
+    main()
