@@ -17,8 +17,7 @@ from omegaconf import DictConfig
 
 from src.config.command import run_command
 from src.errors import GroupwiseError
-from src.pretrained.load import check_options
-from src.runner import setup_model
+from src.pretrained.load import build_with_pretrained, check_options
 from src.soups import ingredients, recipes
 from src.soups.soup_run import write_soup_run
 from src.soups.tasting import Tasting
@@ -62,7 +61,13 @@ def wise(cfg: DictConfig) -> Path:
     recipes.taste_each([job], tasting)
     pretrained = job.cfg["pretrained"]
     options = check_options({k: v for k, v in pretrained.items() if k != "path"})
-    start, report = setup_model(tasting.run.source, tasting.data, pretrained["path"], options)
+    source, data = tasting.run.source, tasting.data
+    start, report = build_with_pretrained(
+        lambda: source.build(data.in_channels, data.num_classes),
+        pretrained["path"],
+        source.roles,
+        **options,
+    )
     interpolated = {*report.loaded, *report.adapted, *report.resampled}
     alphas = list(cfg.wise_alphas)
     weights, taste, record = recipes.wise(job, start.state_dict(), interpolated, alphas, tasting)
