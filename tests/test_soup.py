@@ -2,6 +2,7 @@
 jobs, each a run that src.evaluate and src.predict use unchanged; the soup-ability check."""
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -11,7 +12,7 @@ from src.errors import GroupwiseError
 from src.soups.average import RunningSum, interpolate, mapped_weights
 from src.soups.ingredients import Ingredient, check_soupable
 from src.training.checkpoints import MODEL, load_checkpoint
-from tests.conftest import run_cli, run_python
+from tests.conftest import assert_one_clear_line, run_cli, run_python
 
 
 @pytest.fixture(scope="module")
@@ -89,6 +90,27 @@ def test_wise_ft_keeps_the_alpha_best_on_val_and_alpha_one_is_the_run(souped):
     assert "fc3.weight" not in record["interpolated"] and "conv1.weight" in record["interpolated"]
     job = json.loads((souped / "soups/greedy/soup.json").read_text())["ingredients"]
     assert tried[1.0] == next(i["val_acc"] for i in job if i["run_dir"] == str(job_dir))
+
+
+@pytest.mark.e2e
+def test_the_command_refuses_other_models_and_other_weights_in_one_line(souped, tmp_path):
+    """Through `python -m src.soup`: exit 2, one `groupwise: error:` line naming the job, no
+    soups dir. A sweep of LeNet and ResNet-18 from scratch; then one of its LeNet jobs beside a
+    job of `souped` (LeNet from the shipped digits 0-4 weights)."""
+    models = tmp_path / "models"
+    run_cli(
+        "-m", "model=lenet,resnet18", "pretrained=none", "dataset.split_seed=0",
+        "dataset.shots_per_class=2", "dataset.classes=[5,6,7]", "trainer.max_epochs=1",
+        f"hydra.sweep.dir={models}",
+    )  # fmt: skip
+    weights = tmp_path / "weights"
+    shutil.copytree(models / "model=lenet", weights / "scratch")
+    shutil.copytree(souped / "lr_mult=1,seed=0", weights / "shipped")
+    for sweep_dir, said in ((models, "another model"), (weights, "other pretrained weights")):
+        result = run_python("-m", "src.soup", f"sweep_dir={sweep_dir}")
+        assert_one_clear_line(result, "cannot be souped with")
+        assert said in result.stderr and f"{sweep_dir}/" in result.stderr
+        assert not (sweep_dir / "soups").exists()
 
 
 def ingredient(name: str, shapes=None, **changes) -> Ingredient:
