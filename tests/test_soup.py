@@ -146,6 +146,26 @@ def test_jobs_that_cannot_be_souped_are_refused_in_one_line_naming_the_job(chang
     check_soupable([ingredient("job0"), ingredient("job1", seed=1)])  # one split: fine
 
 
+def test_seeds_differing_on_an_image_folder_are_refused_only_where_the_seed_draws_the_split(
+    tmp_path,
+):
+    (tmp_path / "train").mkdir()
+    (tmp_path / "val").mkdir()
+    folder = {"_target_": "src.data.image_folder.image_folder", "split_seed": None}
+    split_by_files = {**folder, "root": str(tmp_path)}
+    check_soupable(
+        [
+            ingredient("job0", dataset=split_by_files),
+            ingredient("job1", seed=1, dataset=split_by_files),
+        ]
+    )
+    drawn = {**folder, "root": str(tmp_path / "train")}  # class folders, split by the seed
+    with pytest.raises(GroupwiseError, match="another data split"):
+        check_soupable(
+            [ingredient("job0", dataset=drawn), ingredient("job1", seed=1, dataset=drawn)]
+        )
+
+
 def test_wise_interpolation_is_exact_at_both_ends_and_leaves_the_head_as_trained():
     pretrained = {"body": torch.randn(5), "head": torch.randn(3)}
     finetuned = {"body": torch.randn(5), "head": torch.randn(3)}

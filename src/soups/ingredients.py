@@ -9,6 +9,7 @@ basins, and their average is no model at all. One line names the first job that 
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from src.data import image_folder
 from src.errors import GroupwiseError
 from src.soups.average import mapped_weights
 from src.tracking import sweep_summary
@@ -16,6 +17,7 @@ from src.training.checkpoints import CONFIG, load_checkpoint_or_explain
 
 # The dataset options that decide which images are train, val and test: a soup chosen on one
 # job's val split must not hold a job that trained on those images.
+IMAGE_FOLDER = f"{image_folder.__name__}.image_folder"  # its _target_
 SPLIT_KEYS = ("_target_", "root", "classes", "shots_per_class", "val_fraction", "test_fraction")
 
 
@@ -104,8 +106,13 @@ def _difference(first: Ingredient, other: Ingredient) -> str:
 
 def split_seed(cfg: dict) -> int | None:
     """The seed a run's split follows: dataset.split_seed where the dataset kind has one, else
-    the run's seed; None for the kinds whose split is fixed by their files."""
+    the run's seed; None where the split is fixed by the files (an image folder with train/
+    and val/, a dataset of the user's own without the option)."""
     dataset = cfg["dataset"]
-    if "split_seed" in dataset:
-        return cfg["seed"] if dataset["split_seed"] is None else dataset["split_seed"]
-    return None
+    if "split_seed" not in dataset or _split_by_folders(dataset):
+        return None
+    return cfg["seed"] if dataset["split_seed"] is None else dataset["split_seed"]
+
+
+def _split_by_folders(dataset: dict) -> bool:
+    return dataset["_target_"] == IMAGE_FOLDER and image_folder.has_split_folders(dataset["root"])
