@@ -146,6 +146,16 @@ def test_jobs_that_cannot_be_souped_are_refused_in_one_line_naming_the_job(chang
     check_soupable([ingredient("job0"), ingredient("job1", seed=1)])  # one split: fine
 
 
+def test_runs_saved_before_split_seed_existed_split_by_their_seed():
+    saved = {"_target_": "src.data.torchvision_datasets.cifar10", "root": "data"}  # no key
+    with pytest.raises(GroupwiseError, match="another data split"):
+        check_soupable(
+            [ingredient("job0", dataset=saved), ingredient("job1", seed=1, dataset=saved)]
+        )
+    own = {"_target_": "my_data.build"}  # a user's dataset without the option: not ours to say
+    check_soupable([ingredient("job0", dataset=own), ingredient("job1", seed=1, dataset=own)])
+
+
 def test_seeds_differing_on_an_image_folder_are_refused_only_where_the_seed_draws_the_split(
     tmp_path,
 ):

@@ -18,6 +18,7 @@ from src.training.checkpoints import CONFIG, load_checkpoint_or_explain
 # The dataset options that decide which images are train, val and test: a soup chosen on one
 # job's val split must not hold a job that trained on those images.
 IMAGE_FOLDER = f"{image_folder.__name__}.image_folder"  # its _target_
+PROJECT_DATASETS = "src.data."  # the _target_ of each kind groupwise ships: all split by a seed
 SPLIT_KEYS = ("_target_", "root", "classes", "shots_per_class", "val_fraction", "test_fraction")
 
 
@@ -105,13 +106,15 @@ def _difference(first: Ingredient, other: Ingredient) -> str:
 
 
 def split_seed(cfg: dict) -> int | None:
-    """The seed a run's split follows: dataset.split_seed where the dataset kind has one, else
-    the run's seed; None where the split is fixed by the files (an image folder with train/
-    and val/, a dataset of the user's own without the option)."""
+    """The seed a run's split follows: dataset.split_seed where set, else the run's seed; None
+    where the split is fixed by the files (an image folder with train/ and val/, a dataset of
+    the user's own without the option). A project dataset's run saved before the option
+    existed has no key: its split followed its seed."""
     dataset = cfg["dataset"]
-    if "split_seed" not in dataset or _split_by_folders(dataset):
+    ours = dataset["_target_"].startswith(PROJECT_DATASETS)
+    if ("split_seed" not in dataset and not ours) or _split_by_folders(dataset):
         return None
-    return cfg["seed"] if dataset["split_seed"] is None else dataset["split_seed"]
+    return cfg["seed"] if dataset.get("split_seed") is None else dataset["split_seed"]
 
 
 def _split_by_folders(dataset: dict) -> bool:
