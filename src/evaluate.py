@@ -9,8 +9,8 @@ read-only one too). Everything is written before the figures are printed, so a c
 (`| head`) loses only console lines. A run still training is refused (src/run_lock.py).
 
 `sweep_dir=<a sweep's root>` instead: every finished job of the sweep (one already evaluated
-keeps its eval_<split>.json), then the sweep's settings.csv, summary.csv, summary.md and
-sweep.png with the test split's figures added.
+keeps its eval_<split>.json) and its soups (`python -m src.soup`), then the sweep's settings.csv, summary.csv, summary.md and
+sweep.png with the test split's figures added (the soups beside the best job in summary.md).
 """
 
 import json
@@ -21,7 +21,7 @@ from omegaconf import DictConfig
 
 from src.config.command import run_command, written
 from src.errors import GroupwiseError
-from src.tracking import confusion_picture, sweep_summary
+from src.tracking import confusion_picture, sweep_soups, sweep_summary
 
 DEFAULT_CHECKPOINT = "best"
 
@@ -126,6 +126,13 @@ def evaluate_sweep(cfg: DictConfig) -> list[dict]:
             reports.append(evaluate(job))
         except GroupwiseError as err:
             skipped.append(f"{row['run_dir']}: {'; '.join(err.problems)}")
+    for soup_dir in sweep_soups.soup_dirs(sweep_dir):  # python -m src.soup's, beside the jobs
+        job = cfg.copy()
+        job.run_dir, job.sweep_dir, job.output = str(soup_dir), None, None
+        try:
+            reports.append(evaluate(job))
+        except GroupwiseError as err:
+            skipped.append(f"{soup_dir}: {'; '.join(err.problems)}")
     if (cfg.split, cfg.checkpoint) == ("test", DEFAULT_CHECKPOINT):
         print(sweep_summary.write_all(sweep_dir, sweep_summary.gather_rows(sweep_dir)))
     else:  # the sweep's files hold one figure per job: the test split of the best checkpoint

@@ -36,6 +36,18 @@ def test_split_is_fixed_by_the_seed():
     assert torch.equal(first, again) and not torch.equal(first, other)
 
 
+def test_split_seed_fixes_the_split_and_the_shots_across_seeds():
+    runs = [
+        digits(classes=[5, 6], batch_size=16, seed=seed, split_seed=0, shots_per_class=4)
+        for seed in (1, 2)
+    ]
+    for split in ("train_loader", "val_loader", "test_loader"):
+        first, other = (all_of(getattr(data, split))[0] for data in runs)
+        assert keys(first) == keys(other)
+    own = digits(classes=[5, 6], batch_size=16, seed=1)  # split_seed null: the run's seed
+    assert keys(all_of(runs[0].val_loader)[0]) != keys(all_of(own.val_loader)[0])
+
+
 def test_classes_are_remapped_in_the_order_given():
     data = digits(classes=[9, 5], batch_size=16, seed=0)
     labels = all_of(data.train_loader)[1]

@@ -61,6 +61,19 @@ def test_one_folder_is_split_by_fraction_stratified_and_fixed_by_the_seed(photos
     assert files(other.val_loader.dataset) != files(val)
 
 
+def test_split_seed_fixes_a_folders_split_while_the_seed_still_orders_the_batches(photos):
+    runs = [
+        image_folder(root=str(photos), batch_size=30, seed=seed, split_seed=0, augment=False)
+        for seed in (1, 2)
+    ]
+    assert files(runs[0].val_loader.dataset) == files(runs[1].val_loader.dataset)
+    assert files(runs[0].val_loader.dataset) != files(
+        image_folder(root=str(photos), batch_size=4, seed=1).val_loader.dataset
+    )
+    firsts = [next(iter(run.train_loader))[1].tolist() for run in runs]
+    assert sorted(firsts[0]) == sorted(firsts[1]) and firsts[0] != firsts[1]
+
+
 def test_train_and_val_folders_are_used_as_given(split_photos):
     data = image_folder(root=str(split_photos), batch_size=4, seed=0)
     assert len(data.train_loader.dataset) == 18 and len(data.val_loader.dataset) == 9
@@ -149,6 +162,11 @@ def test_mnist_formats_load_from_idx_files(tmp_path, builder, folder):
     train, val = data.train_loader.dataset, data.val_loader.dataset
     assert (len(train), len(val)) == (30, 10) and not set(train.indices) & set(val.indices)
     assert sorted(label for _, label in val) == list(range(10))
+    shared = [
+        builder(root=str(tmp_path), seed=seed, split_seed=0, val_fraction=0.25).val_loader
+        for seed in (1, 2)
+    ]
+    assert shared[0].dataset.indices == shared[1].dataset.indices  # one val share for both
     # The band written for digit 0 (rows 0-5 of 28) is the brightest part of its image.
     assert images[0, 0, :6].mean() > images[0, 0, 14:].mean() + 1
     rgb = builder(

@@ -20,7 +20,8 @@ LAYERS = [
     {"src.checks", "src.resume"},
     # A run's orchestration, and a trained run read back: both build from the public steps.
     {"src.runner", "src.trained_run"},
-    {"src.run", "src.evaluate", "src.predict", "src.cache"},
+    {"src.soups"},  # models made from trained runs, without training: soups and WiSE-FT
+    {"src.run", "src.evaluate", "src.predict", "src.cache", "src.soup"},
 ]
 # The commands that run a training run; every other module builds from the steps themselves.
 ENTRY_POINTS = {"src.run"}

@@ -43,6 +43,30 @@ class PredictConfig:
 
 
 @dataclass
+class SoupConfig:
+    """`python -m src.soup`: conf/soup.yaml."""
+
+    sweep_dir: str | None = option(
+        None, "a sweep's root: the uniform and greedy soups of its finished jobs", path=True
+    )
+    run_dir: str | None = option(
+        None,
+        "a finished run's dir: WiSE-FT between its pretrained and fine-tuned weights",
+        path=True,
+    )
+    wise_alphas: list[float] = option(
+        [0.0, 0.25, 0.5, 0.75, 1.0], "run_dir: the fine-tuned weights' shares to try", ge=0, le=1
+    )
+    output_dir: str | None = option(
+        None,
+        "where the soups go (never a job's dir); null: <sweep_dir>/soups, <run_dir>_wise",
+        path=True,
+    )
+    device: str | None = option(None, "auto, cpu, cuda or cuda:N; null: the run's trainer.device")
+    batch_size: int | None = option(None, "images per batch; null: the run's", ge=1)
+
+
+@dataclass
 class CacheConfig:
     """`python -m src.cache`: conf/cache.yaml."""
 

@@ -30,6 +30,13 @@ class LoaderConfig:
     _target_: str = option("???", "the function that builds the dataset")
     batch_size: int = option(16, "images per batch (per process under torchrun)", ge=1)
     image_size: int | None = option(None, "pixels the model sees; null: the dataset's own", ge=1)
+    # A sweep over seeds whose jobs are souped together (src.soup) needs one split for all.
+    split_seed: int | None = option(
+        None,
+        "the seed of the split drawn from the files (digits: train/val/test and the shots; an "
+        "image folder without train/ and val/, torchvision's: the val share); null: the run's",
+        ge=0,
+    )
     # Batch mixing (src/data/mixing.py): on the training device, with soft targets.
     mixup_alpha: float = option(0.0, "Mixup's Beta(alpha, alpha) (0.8 in DeiT); 0: off", ge=0)
     cutmix_alpha: float = option(0.0, "CutMix's Beta(alpha, alpha) (1.0 in DeiT); 0: off", ge=0)
@@ -74,9 +81,12 @@ class DigitsConfig(LoaderConfig):
         [5, 6, 7, 8, 9], "digits to use, relabelled 0..k-1", ge=0, le=9, min_items=1, unique=True
     )
     shots_per_class: int | None = option(None, "training images per class; null: all", ge=1)
-    val_fraction: float = option(0.2, "stratified, fixed by seed", gt=0, lt=1)
+    val_fraction: float = option(0.2, "stratified, fixed by split_seed", gt=0, lt=1)
     test_fraction: float = option(
-        0.2, "held out for python -m src.evaluate; stratified, fixed by seed; 0: none", ge=0, lt=1
+        0.2,
+        "held out for python -m src.evaluate; stratified, fixed by split_seed; 0: none",
+        ge=0,
+        lt=1,
     )
     image_size: int | None = option(32, "pixels the model sees", ge=1)
     # Digits are not photos: a flip changes a 2, a small crop leaves a few strokes.
@@ -158,7 +168,7 @@ class TorchvisionDatasetConfig(FileDatasetConfig):
     download: bool = option(False, "fetch into root when missing")
     val_fraction: float = option(
         0.1,
-        "of the training images, stratified, fixed by seed (test: the official test set)",
+        "of the training images, stratified, fixed by split_seed (test: the official test set)",
         gt=0,
         lt=1,
     )

@@ -15,7 +15,7 @@ from typing import Any
 
 from hydra.core.config_store import ConfigStore
 
-from src.config.command_schema import CacheConfig, EvaluateConfig, PredictConfig
+from src.config.command_schema import CacheConfig, EvaluateConfig, PredictConfig, SoupConfig
 from src.config.dataset_schema import (
     DigitsConfig,
     ImageFolderConfig,
@@ -174,6 +174,7 @@ SCHEMAS = {
     "constant": ConstantConfig,
     "evaluate": EvaluateConfig,
     "predict": PredictConfig,
+    "soup": SoupConfig,
     "cache": CacheConfig,
 }
 

@@ -9,7 +9,7 @@ from torch.nn import functional as F
 from torch.utils.data import DataLoader, Dataset, TensorDataset
 
 from src.config.dataset_schema import DigitsConfig
-from src.data.loading import Data
+from src.data.loading import Data, split_seed
 from src.data.transforms import input_description
 from src.data.view import View
 from src.models.contract import Preprocess
@@ -50,10 +50,10 @@ def digits(options: DigitsConfig, seed: int) -> Data:
     would cost ~50x the compute for no more detail; set dataset.image_size for it), gray and
     unnormalised, as the shipped LeNet was trained on them.
 
-    The train/val/test split is stratified and fixed by `seed`; holding out a test split changes
-    neither val nor the first training images of a class (`_split`); `classes` picks a subset
-    whose labels become 0..k-1 in the order given; `shots_per_class` keeps the first N training
-    images of each class, so 5 shots are a subset of 20 shots. The training view (crop, flips,
+    The train/val/test split is stratified and fixed by `split_seed` (else `seed`); holding out
+    a test split changes neither val nor the first training images of a class (`_split`);
+    `classes` picks a subset whose labels become 0..k-1 in the order given; `shots_per_class`
+    keeps the first N training images of each class, so 5 shots are a subset of 20 shots. The training view (crop, flips,
     colour jitter: none by default) is torchvision's transforms on each digit's tensor, drawn
     from the run's seeded generator. The options were checked by `problems`.
     """
@@ -64,7 +64,12 @@ def digits(options: DigitsConfig, seed: int) -> Data:
     labels = torch.as_tensor(labels)
 
     train_idx, val_idx, test_idx = _split(
-        labels, classes, seed, options.val_fraction, options.test_fraction, options.shots_per_class
+        labels,
+        classes,
+        split_seed(options, seed),
+        options.val_fraction,
+        options.test_fraction,
+        options.shots_per_class,
     )
     remapped = torch.full((10,), -1, dtype=torch.long)
     remapped[classes] = torch.arange(len(classes))

@@ -13,7 +13,7 @@ from src.data.decode import unreadable
 from src.data.device_augmentation import device_stages
 from src.data.file_datasets import file_dataset
 from src.data.image_files import IMAGE_EXTENSIONS
-from src.data.loading import Data, stratified_split
+from src.data.loading import Data, split_seed, stratified_split
 from src.data.pixels import converted
 from src.errors import GroupwiseError
 from src.models.contract import IMAGENET_MEAN, IMAGENET_STD, Preprocess
@@ -64,6 +64,12 @@ def class_folders(folder: Path) -> list[str] | None:
     return sorted(entry.name for entry in os.scandir(folder) if entry.is_dir())
 
 
+def has_split_folders(root: str) -> bool:
+    """Whether `root` holds train/ and val/ (its split fixed by the files), not class folders
+    to split by `val_fraction` and the seed."""
+    return all((Path(root).expanduser() / name).is_dir() for name in SPLITS)
+
+
 def num_classes(options: ImageFolderConfig) -> int:
     """How many classes the folder holds, by its folders alone."""
     root = Path(options.root).expanduser()
@@ -76,7 +82,7 @@ def image_folder(
 ) -> Data:
     """Images in class folders: `root/train/<class>/*` and `root/val/<class>/*` (and a held-out
     `root/test/<class>/*` when there is one), or `root/<class>/*` split into train and val by
-    `val_fraction` (stratified, fixed by `seed`). `model_preprocess`: the model source's own
+    `val_fraction` (stratified, fixed by `split_seed`, else `seed`). `model_preprocess`: the model source's own
     (see `transforms.preprocess_for`). `cache`: read the images from their decoded cache
     (`src.data.cached_folder`), as uint8 crops that the device stages turn into the model's
     input. The layout was checked by `problems`."""
@@ -111,7 +117,7 @@ def image_folder(
                 f"({', '.join(IMAGE_EXTENSIONS)})"
             ) from None
 
-    if all((root_path / name).is_dir() for name in SPLITS):
+    if has_split_folders(root):
         train, val = scan(root_path / "train", train_tf), scan(root_path / "val", val_tf)
         test = scan(root_path / "test", val_tf) if (root_path / "test").is_dir() else None
     else:
@@ -125,7 +131,9 @@ def image_folder(
             for split in (train, val, test)
         )
     if one_folder:  # split it
-        train_idx, val_idx = stratified_split(train.targets, options.val_fraction, seed)
+        train_idx, val_idx = stratified_split(
+            train.targets, options.val_fraction, split_seed(options, seed)
+        )
         train, val = Subset(train, train_idx), Subset(val, val_idx)
     train_loader, val_loader, test_loader = files.loading.loaders(train, val, test)
     train_on_device, eval_on_device = (

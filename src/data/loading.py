@@ -58,6 +58,13 @@ class Loading:
         return [train_loader, *(None if d is None else DataLoader(d, **common) for d in evaluation)]
 
 
+def split_seed(options, seed: int) -> int:
+    """The seed a dataset's split follows: its `split_seed` where set, else the run's `seed`.
+    One split for a sweep over seeds is what lets its jobs be souped (src.soup): with the
+    run's seed, each job's training images are partly another's val images."""
+    return seed if options.split_seed is None else options.split_seed
+
+
 def stratified_split(targets, fraction: float, seed: int) -> tuple[list[int], list[int]]:
     """Indices of the rest and of the held-out part: `fraction` of every class, drawn in a
     seeded order."""

@@ -1,6 +1,7 @@
 """CIFAR-10, MNIST and Fashion-MNIST through torchvision: files in `root`, or downloaded there.
 
-Validation is a stratified, seeded share of the training images (`val_fraction`): it picks the
+Validation is a stratified share of the training images (`val_fraction`, drawn by
+`split_seed`, else the run's seed): it picks the
 best epoch, so it cannot also be the unbiased measure. The official test images are the test
 split, for `python -m src.evaluate`."""
 
@@ -11,7 +12,7 @@ from torch.utils.data import Subset
 from src.config.dataset_schema import TorchvisionDatasetConfig
 from src.data import transforms
 from src.data.file_datasets import file_dataset
-from src.data.loading import Data, stratified_split
+from src.data.loading import Data, split_seed, stratified_split
 from src.errors import GroupwiseError
 from src.models.contract import Preprocess
 
@@ -75,7 +76,9 @@ def _torchvision_dataset(
             f"dataset.root={root}: {name} not found or corrupted there ({err}); set "
             "dataset.download=true to fetch it, or point dataset.root at a copy"
         ) from None
-    train_idx, val_idx = stratified_split(train.targets, options.val_fraction, seed)
+    train_idx, val_idx = stratified_split(
+        train.targets, options.val_fraction, split_seed(options, seed)
+    )
     loaders = files.loading.loaders(Subset(train, train_idx), Subset(val, val_idx), test)
     return Data(
         *loaders[:2],

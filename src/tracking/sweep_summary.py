@@ -26,7 +26,7 @@ from omegaconf import DictConfig
 from src import errors
 from src.config import sweep
 from src.errors import GroupwiseError
-from src.tracking import hparams, sweep_picture, sweep_tables
+from src.tracking import hparams, sweep_picture, sweep_soups, sweep_tables
 
 JOB_FILE = "job.json"
 EVAL_FILE = "eval_test.json"  # src.evaluate's report on the test split, best checkpoint
@@ -133,6 +133,10 @@ def write_all(sweep_dir: Path, rows: list[dict]) -> str:
     the summary, and where the picture is or why there is none."""
     replicate_keys = rows[0].get("replicate_keys", ["seed"]) if rows else ["seed"]
     report = sweep_tables.write(sweep_dir, rows, replicate_keys)
+    soups = sweep_soups.markdown(sweep_dir)
+    if soups:  # after the jobs' tables: a soup is chosen on val, as the winner is
+        report.markdown = "\n".join([report.markdown, "", *soups]).rstrip()
+        (sweep_dir / "summary.md").write_text(report.markdown + "\n")
     picture = sweep_picture.write(sweep_dir, rows, report)
     return f"{report.markdown}\n{picture}"
 

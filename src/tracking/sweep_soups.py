@@ -1,0 +1,62 @@
+"""The soups of a sweep (`python -m src.soup sweep_dir=...`) beside its jobs in summary.md:
+each soup's val and test accuracy against the best job's, the job chosen on val as a soup is.
+
+A soup lives in `<sweep_dir>/soups/<kind>/`, a run dir of its own (no job.json: it is not a
+job), whose soup.json lists its ingredients with the val accuracy the soup command measured.
+"""
+
+import json
+from pathlib import Path
+
+SOUPS_DIR = "soups"  # in the sweep's root
+SOUP_FILE = "soup.json"  # in a soup's run dir: what it is made of and how
+EVAL_FILE = "eval_test.json"
+
+
+def soup_dirs(sweep_dir: Path) -> list[Path]:
+    return sorted(path.parent for path in (sweep_dir / SOUPS_DIR).glob(f"*/{SOUP_FILE}"))
+
+
+def markdown(sweep_dir: Path) -> list[str]:
+    """The summary's lines on the sweep's soups; none without soups."""
+    soups = [(path, json.loads((path / SOUP_FILE).read_text())) for path in soup_dirs(sweep_dir)]
+    if not soups:
+        return []
+    lines = [
+        "## Soups (python -m src.soup), against the best job on val",
+        "",
+        "| soup | ingredients | val/acc | test/acc | best job's val/acc | best job's test/acc |",
+        "|---|---|---|---|---|---|",
+    ]
+    verdicts = []
+    for path, soup in soups:
+        best = max(soup["ingredients"], key=lambda ingredient: ingredient["val_acc"])
+        best_test = _test_acc(Path(best["run_dir"]))
+        test = _test_acc(path)
+        used = sum(1 for ingredient in soup["ingredients"] if ingredient["in_soup"])
+        lines.append(
+            f"| {soup['kind']} | {used} of {len(soup['ingredients'])} | {soup['val_acc']:.4f} | "
+            f"{_shown(test)} | {best['val_acc']:.4f} | {_shown(best_test)} |"
+        )
+        verdicts.append(_verdict(soup, best, test, best_test))
+    return [*lines, "", *verdicts, ""]
+
+
+def _verdict(soup: dict, best: dict, test: float | None, best_test: float | None) -> str:
+    lead = soup["val_acc"] - best["val_acc"]
+    said = "beats" if lead > 0 else "ties" if lead == 0 else "falls behind"
+    line = (
+        f"**{soup['kind']} soup** {said} the best job (`{best['run_dir']}`) on val by {lead:+.4f}"
+    )
+    if test is None or best_test is None:
+        return line + "; test: run `python -m src.evaluate sweep_dir=...`."
+    return line + f"; on test: {test:.4f} against {best_test:.4f} ({test - best_test:+.4f})."
+
+
+def _test_acc(run_dir: Path) -> float | None:
+    path = run_dir / EVAL_FILE
+    return json.loads(path.read_text())["accuracy"] if path.is_file() else None
+
+
+def _shown(value: float | None) -> str:
+    return "" if value is None else f"{value:.4f}"
