@@ -9,6 +9,7 @@ the clean-up off with a traceback from wherever it stood (an atexit handler, a f
 """
 
 import contextlib
+import os
 import signal
 import sys
 from collections.abc import Iterator
@@ -76,11 +77,26 @@ def exit_stopped(stop: BaseException, what: str) -> None:
 
 def start_up_hook(kind, value, traceback) -> None:
     """sys.excepthook of a command: a Ctrl-C while Python imports the command's modules (before
-    `on_signals`) is one line too; anything else, Python's own traceback."""
-    if issubclass(kind, KeyboardInterrupt) and not errors.full_error():
-        print(
-            f"{errors.STOPPED}interrupted by Ctrl-C during start-up: nothing was run",
-            file=sys.stderr,
-        )
+    `on_signals`) is one line too, also where Python wrapped it in another error (a dataclass
+    being made re-raises it as a RuntimeError); anything else, Python's own traceback."""
+    if not _caused_by_ctrl_c(value) or errors.full_error():
+        sys.__excepthook__(kind, value, traceback)
         return
-    sys.__excepthook__(kind, value, traceback)
+    print(
+        f"{errors.STOPPED}interrupted by Ctrl-C during start-up: nothing was run",
+        file=sys.stderr,
+        flush=True,
+    )
+    if not issubclass(kind, KeyboardInterrupt):
+        # Python ends by SIGINT itself after an uncaught KeyboardInterrupt (a shell shows 130);
+        # the wrapping error would end with 1, so end as that would.
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        os.kill(os.getpid(), signal.SIGINT)
+
+
+def _caused_by_ctrl_c(error: BaseException | None) -> bool:
+    while error is not None:
+        if isinstance(error, KeyboardInterrupt):
+            return True
+        error = error.__cause__ or error.__context__
+    return False
