@@ -185,6 +185,17 @@ def error_lines(result: subprocess.CompletedProcess) -> list[str]:
     return lines
 
 
+def run_with_reader_gone(*args: str, timeout: float) -> tuple[int, str]:
+    """`python <args> | head` with the reader gone before anything is printed: the exit code
+    and stderr."""
+    reader_gone = subprocess.Popen(
+        [sys.executable, *args], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    reader_gone.stdout.close()  # as `head` exits
+    stderr = reader_gone.stderr.read()
+    return reader_gone.wait(timeout=timeout), stderr
+
+
 def assert_one_clear_line(result: subprocess.CompletedProcess, expected: str) -> None:
     lines = error_lines(result)
     assert len(lines) == 1 and expected in lines[0], result.stderr

@@ -77,6 +77,22 @@ def test_training_flips_each_image_on_its_own_draw_from_the_seeded_generator():
     assert torch.equal(DeviceAugmentation(PRE, hflip=0.5)(images), out)
 
 
+def outcomes_equal_on_both_paths(pre, augment, file_channels: int) -> set[bytes]:
+    """The device stage's image for 12 seeded draws, each checked equal to the CPU pipeline's
+    for the same seed; the distinct outcomes."""
+    cpu, (device, _) = after_the_crop(pre, augment), device_stages(pre, augment)
+    image = smooth_image(file_channels)
+    outcomes = set()
+    for seed in range(12):
+        torch.manual_seed(seed)
+        expected = cpu(as_pil(image))
+        torch.manual_seed(seed)
+        out = device(image[None])[0]
+        assert torch.equal(out, expected), seed
+        outcomes.add(out.numpy().tobytes())
+    return outcomes
+
+
 @pytest.mark.parametrize(
     ("file_channels", "model_channels"), [(3, 3), (1, 1), (1, 3)], ids=["rgb", "gray", "gray2rgb"]
 )
@@ -89,16 +105,7 @@ def test_none_and_basic_give_the_cpu_pipelines_numbers_for_the_same_draws(
         32, 37, IMAGENET_MEAN[:model_channels], IMAGENET_STD[:model_channels], model_channels
     )
     augment = Augmentation(policy, erasing, 2, 9, view_of())
-    cpu, (device, _) = after_the_crop(pre, augment), device_stages(pre, augment)
-    image = smooth_image(file_channels)
-    outcomes = set()
-    for seed in range(12):
-        torch.manual_seed(seed)
-        expected = cpu(as_pil(image))
-        torch.manual_seed(seed)
-        out = device(image[None])[0]
-        assert torch.equal(out, expected), seed
-        outcomes.add(out.numpy().tobytes())
+    outcomes = outcomes_equal_on_both_paths(pre, augment, file_channels)
     if erasing:  # about half the draws erase a box, each its own
         assert len(outcomes) > 4
     else:  # the image as it is, and (basic) mirrored
@@ -127,16 +134,7 @@ def test_each_view_option_gives_the_cpu_pipelines_numbers_for_the_same_draws(
     )
     options, policy = VIEWS[view]
     augment = Augmentation(policy, 0.0, 2, 9, view_of(**options))
-    cpu, (device, _) = after_the_crop(pre, augment), device_stages(pre, augment)
-    image = smooth_image(file_channels)
-    outcomes = set()
-    for seed in range(12):
-        torch.manual_seed(seed)
-        expected = cpu(as_pil(image))
-        torch.manual_seed(seed)
-        out = device(image[None])[0]
-        assert torch.equal(out, expected), seed
-        outcomes.add(out.numpy().tobytes())
+    outcomes = outcomes_equal_on_both_paths(pre, augment, file_channels)
     assert len(outcomes) > 1  # the option changes what training sees
 
 

@@ -16,7 +16,14 @@ import pytest
 
 from src import evaluate, predict
 from tests.bad_inputs import CASES, run_all_in_one_process
-from tests.conftest import ROOT, assert_one_clear_line, run_cli, run_cli_here, run_python
+from tests.conftest import (
+    ROOT,
+    assert_one_clear_line,
+    run_cli,
+    run_cli_here,
+    run_python,
+    run_with_reader_gone,
+)
 from tests.runs import FEW_DIGITS, TINY, train_one_epoch
 from tests.test_interrupt import wait_for
 
@@ -110,16 +117,10 @@ def test_evaluate_into_a_closed_pipe_still_writes_its_report(finished_run, tmp_p
     output= elsewhere, nothing is written into the run dir (no TensorBoard events either)."""
     before = hashes(finished_run)
     output = tmp_path / "eval.json"
-    reader_gone = subprocess.Popen(
-        [sys.executable, "-m", "src.evaluate", f"run_dir={finished_run}", f"output={output}"],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
+    code, stderr = run_with_reader_gone(
+        "-m", "src.evaluate", f"run_dir={finished_run}", f"output={output}", timeout=300
     )
-    reader_gone.stdout.close()  # as `head` exits
-    stderr = reader_gone.stderr.read()
-    assert reader_gone.wait(timeout=300) == 0, stderr
+    assert code == 0, stderr
     assert "BrokenPipeError" not in stderr and "Traceback" not in stderr
     assert json.loads(output.read_text())["split"] == "test"
     assert hashes(finished_run) == before

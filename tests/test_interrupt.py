@@ -16,7 +16,7 @@ import time
 import pytest
 
 from src.training.checkpoints import load_checkpoint
-from tests.conftest import ROOT, read_scalars, run_cli, run_python
+from tests.conftest import ROOT, read_scalars, run_cli, run_python, run_with_reader_gone
 from tests.runs import FEW_DIGITS, TINY, assert_same_state
 
 pytestmark = pytest.mark.e2e  # whole runs, interrupted and resumed
@@ -177,14 +177,6 @@ def test_ctrl_c_during_start_up_once_or_twice_is_one_line(tmp_path, delay, times
 )
 def test_a_reader_that_closes_the_pipe_is_no_error(command):
     """`python -m src.run -h | head -3`: the reader gone before the help is printed."""
-    reader_gone = subprocess.Popen(
-        [sys.executable, "-m", *command],
-        cwd=ROOT,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-    reader_gone.stdout.close()  # as `head` exits
-    stderr = reader_gone.stderr.read()
-    assert reader_gone.wait(timeout=60) == 0, stderr
+    code, stderr = run_with_reader_gone("-m", *command, timeout=60)
+    assert code == 0, stderr
     assert stderr == ""
