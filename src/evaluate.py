@@ -115,24 +115,22 @@ def evaluate_sweep(cfg: DictConfig) -> list[dict]:
             f"{sweep_summary.JOB_FILE}); pass the dir a multirun printed, e.g. "
             "outputs/multirun/<date>_<time>, or run_dir= for one run"
         )
-    reports, skipped = [], []
-    for row in rows:
-        if row["status"] != "completed":
-            skipped.append(f"{row['run_dir']}: the job failed ({row['error']})")
-            continue
+    skipped = [
+        f"{row['run_dir']}: the job failed ({row['error']})"
+        for row in rows
+        if row["status"] != "completed"
+    ]
+    finished = [(row["run_dir"], row["path"]) for row in rows if row["status"] == "completed"]
+    # python -m src.soup's soups, beside the jobs
+    finished += [(soup_dir, soup_dir) for soup_dir in sweep_soups.soup_dirs(sweep_dir)]
+    reports = []
+    for name, path in finished:
         job = cfg.copy()
-        job.run_dir, job.sweep_dir, job.output = str(row["path"]), None, None
+        job.run_dir, job.sweep_dir, job.output = str(path), None, None
         try:
             reports.append(evaluate(job))
         except GroupwiseError as err:
-            skipped.append(f"{row['run_dir']}: {'; '.join(err.problems)}")
-    for soup_dir in sweep_soups.soup_dirs(sweep_dir):  # python -m src.soup's, beside the jobs
-        job = cfg.copy()
-        job.run_dir, job.sweep_dir, job.output = str(soup_dir), None, None
-        try:
-            reports.append(evaluate(job))
-        except GroupwiseError as err:
-            skipped.append(f"{soup_dir}: {'; '.join(err.problems)}")
+            skipped.append(f"{name}: {'; '.join(err.problems)}")
     if (cfg.split, cfg.checkpoint) == ("test", DEFAULT_CHECKPOINT):
         print(sweep_summary.write_all(sweep_dir, sweep_summary.gather_rows(sweep_dir)))
     else:  # the sweep's files hold one figure per job: the test split of the best checkpoint
