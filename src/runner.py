@@ -36,7 +36,7 @@ from src.tracking import config_text, follow_up
 from src.tracking.hparams import HParams
 from src.tracking.logger import RunLogger
 from src.training import distributed, progress, threads
-from src.training.checkpoints import export_run
+from src.training.run_export import export_run
 from src.training.trainer import Trainer
 
 log = logging.getLogger(__name__)
