@@ -19,6 +19,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
+from src import stopping
 from src.config.command import run_command, written
 from src.errors import GroupwiseError
 from src.tracking import confusion_picture, sweep_soups, sweep_summary
@@ -27,7 +28,8 @@ DEFAULT_CHECKPOINT = "best"
 
 
 def evaluate(cfg: DictConfig) -> dict:
-    from src import trained_run  # torch: imported once the command runs, so `--help` is fast
+    with stopping.deferred():  # torch: imported once the command runs, so `--help` is fast
+        from src import trained_run
 
     with trained_run.in_use(cfg.run_dir, writes=not cfg.output):
         return _evaluate(cfg, trained_run.open_run(cfg.run_dir, cfg.checkpoint))

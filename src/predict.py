@@ -15,6 +15,7 @@ from pathlib import Path
 
 from omegaconf import DictConfig
 
+from src import stopping
 from src.config.command import run_command, written
 from src.errors import GroupwiseError, warn
 
@@ -22,7 +23,8 @@ OUTPUT_NAME = "predictions.csv"
 
 
 def predict(cfg: DictConfig) -> Path:
-    from src import trained_run  # torch: imported once the command runs, so `--help` is fast
+    with stopping.deferred():  # torch: imported once the command runs, so `--help` is fast
+        from src import trained_run
 
     with trained_run.in_use(cfg.run_dir, writes=not cfg.output):
         return _predict(cfg, trained_run.open_run(cfg.run_dir, cfg.checkpoint))

@@ -24,10 +24,10 @@ schema.register()  # before Hydra composes: the config files start from the sche
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="config")
 def main(cfg: DictConfig) -> float | None:
-    from src.runner import Runner  # after Hydra parsed the command line: `--help` stays fast
-
     hydra_cfg = HydraConfig.get()  # Hydra's state, read here only
     try:
+        with stopping.deferred():  # torch: after Hydra parsed the command line, `--help` is fast
+            from src.runner import Runner
         _start_up_done()
         metrics = Runner(cfg, Path(hydra_cfg.runtime.output_dir), _launch(cfg, hydra_cfg)).run()
     except KeyboardInterrupt as stop:  # before training started: nothing to resume
@@ -94,7 +94,8 @@ def _start_up_done() -> None:
         return
     # The compiler stack that torch imports the first time any optimizer is built (every run
     # builds one): 40% of start-up's objects, imported now, while the collector is off.
-    import torch._dynamo  # noqa: F401
+    with stopping.deferred():
+        import torch._dynamo  # noqa: F401
 
     gc.freeze()
     gc.enable()

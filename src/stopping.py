@@ -6,6 +6,11 @@ exit code (src/errors.py: 130, 143).
 The first signal is the one that counts: later ones, while the command cleans up and prints
 its line (a second Ctrl-C, a scheduler's repeated SIGTERM), are ignored, so they cannot break
 the clean-up off with a traceback from wherever it stood (an atexit handler, a file's close).
+
+A KeyboardInterrupt can be lost: torch's C code imports numpy and clears any error the import
+raised, so a Ctrl-C landing there leaves a half-imported numpy and a command that goes on (and
+later fails on it, or ends as if never stopped). Hence the heavy imports run `deferred()`, and
+a Ctrl-C of the start-up is remembered: `on_signals` raises it again if it was swallowed.
 """
 
 import contextlib
@@ -31,6 +36,16 @@ def name(stop: BaseException) -> str:
     return "SIGTERM" if isinstance(stop, Terminated) else "Ctrl-C"
 
 
+_start_up_interrupted = False
+
+
+def interrupt_start_up(signum: int, frame) -> None:
+    """SIGINT's handler while a command's modules are imported: Python's own, remembered."""
+    global _start_up_interrupted
+    _start_up_interrupted = True
+    raise KeyboardInterrupt()
+
+
 def _stop(signum: int, frame) -> None:
     for each in SIGNALS:
         signal.signal(each, signal.SIG_IGN)
@@ -41,6 +56,8 @@ def _stop(signum: int, frame) -> None:
 def on_signals() -> Iterator[None]:
     """Within the `with`: SIGINT and SIGTERM stop the command as above; before and after,
     the handlers as they were (the tests run commands inside pytest's own process)."""
+    if _start_up_interrupted:  # and swallowed by a library's import, or it would not be here
+        raise KeyboardInterrupt()
     before = {each: signal.getsignal(each) for each in SIGNALS}
     for each in SIGNALS:
         signal.signal(each, _stop)
@@ -53,8 +70,8 @@ def on_signals() -> Iterator[None]:
 
 @contextlib.contextmanager
 def deferred() -> Iterator[None]:
-    """A signal within the `with` (last files, short, that must be whole) stops the command at
-    its end."""
+    """A signal within the `with` stops the command at its end: for what must be whole (the
+    last files, short) or cannot be interrupted safely (torch's import: see above)."""
     arrived = []
     before = {each: signal.getsignal(each) for each in SIGNALS}
     for each in SIGNALS:

@@ -167,6 +167,28 @@ def test_ctrl_c_during_start_up_once_or_twice_is_one_line(tmp_path, delay, times
 
 
 @pytest.mark.parametrize(
+    ("module", "command"),
+    [
+        ("numpy", ["src.run", *FEW_DIGITS]),  # imported by torch's C code, which clears errors
+        ("torch._dynamo", ["src.run", *FEW_DIGITS]),
+        ("numpy", ["src.soup", "sweep_dir=no_such_sweep"]),
+        ("torch._C", ["src.predict", "run_dir=no_such_run", "inputs=."]),
+    ],
+)
+def test_ctrl_c_while_torch_or_numpy_is_imported_is_never_lost(tmp_path, module, command):
+    """Ctrl-C sent the moment `module` starts to be imported (tests/interrupted_import.py): a
+    library that swallows it (torch imports numpy in C and clears any error) must not make the
+    command go on as if never stopped, or fail later on a half-imported numpy."""
+    if command[0] == "src.run":
+        command = [*command, f"hydra.run.dir={tmp_path / 'run'}"]
+    result = run_python("-m", "tests.interrupted_import", module, *command)
+    assert result.returncode == 130, result.stderr
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith("groupwise: interrupted by Ctrl-C"), lines
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize(
     "command",
     [
         ["src.run", "-h"],
