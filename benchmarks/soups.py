@@ -1,6 +1,7 @@
 """Soups of a digits-transfer sweep against its best job, and a soup's peak memory.
 
-    python -m benchmarks.soups [--splits 3] [--seeds 3] [--epochs 3]
+    python -m benchmarks.soups [--splits 3] [--seeds 3] [--epochs 3] [--out DIR]
+    python -m benchmarks.soups --smoke --out DIR  # 2 splits of 2 jobs, 1 epoch, small states
 
 1. LeNet from the shipped digits 0-4 weights onto digits 5-9 (8 shots a class): for each of
    `--splits` splits (dataset.split_seed), a sweep of fc3 lr multipliers 1, 10, 100 x seeds,
@@ -41,7 +42,7 @@ print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024)
 """
 
 
-def sweep_figures(work: Path, split: int, seeds: int, epochs: int) -> dict:
+def sweep_figures(work: Path, split: int, seeds: int, epochs: int, multipliers: str) -> dict:
     """name -> (val/acc, test/acc, jobs in it) of the best job and the two soups, on `split`."""
     sweep_dir = work / f"sweep_split{split}"
     seed_list = ",".join(str(s) for s in range(seeds))
@@ -52,7 +53,7 @@ def sweep_figures(work: Path, split: int, seeds: int, epochs: int) -> dict:
     ]
     run = [sys.executable, "-m", "src.run", "-m", "param_groups=fc3_boost", *common]
     run += [
-        "param_groups.fc3.lr_mult=1,10,100",
+        f"param_groups.fc3.lr_mult={multipliers}",
         f"seed={seed_list}",
         f"hydra.sweep.dir={sweep_dir}",
     ]
@@ -75,10 +76,10 @@ def sweep_figures(work: Path, split: int, seeds: int, epochs: int) -> dict:
     return figures
 
 
-def peak_memory(work: Path, counts: list[int]) -> dict[int, tuple[float, float]]:
+def peak_memory(work: Path, counts: list[int], side: int) -> dict[int, tuple[float, float]]:
     import torch
 
-    state = {f"layer{i}.weight": torch.randn(1000, 1000) for i in range(25)}  # 100 MB
+    state = {f"layer{i}.weight": torch.randn(side, side) for i in range(25)}  # 100 MB at 1000
     for n in range(max(counts)):
         torch.save(
             {"model": state, "config": {"trainer": {"monitor": "val/acc"}}}, work / f"{n}.pt"
@@ -101,24 +102,37 @@ def main() -> None:
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--memory-only", action="store_true")
+    parser.add_argument("--smoke", action="store_true", help="every part, at a tiny size")
+    parser.add_argument("--out", type=Path, help="also write the figures to DIR/results.json")
     args = parser.parse_args()
+    multipliers, counts, side = "1,10,100", [1, 4, 8], 1000
+    if args.smoke:  # the figures mean nothing: only that each part runs and reports
+        args.splits, args.seeds, args.epochs = 2, 1, 1
+        multipliers, counts, side = "1,100", [1, 2], 400
+    results = {}
     if not args.memory_only:
-        sweep(args)
+        results["splits"] = sweep(args, multipliers)
     with tempfile.TemporaryDirectory() as tmp:
-        peaks = peak_memory(Path(tmp), [1, 4, 8])
-    print("peak memory added by averaging N checkpoints of 100 MB (one model: 100 MB)")
+        peaks = peak_memory(Path(tmp), counts, side)
+    model_mb = 25 * side * side * 4 / 1e6
+    print(f"peak memory added by averaging N checkpoints of {model_mb:.0f} MB (one model)")
     for n, (soup, loaded) in peaks.items():
-        print(f"N={n}: soup {soup:.0f} MiB; all N loaded {loaded:.0f} MiB ({loaded / soup:.1f}x)")
+        ratio = f"{loaded / soup:.1f}x" if soup else "the soup added nothing measurable"
+        print(f"N={n}: soup {soup:.0f} MiB; all N loaded {loaded:.0f} MiB ({ratio})")
+    results["peak_mib"] = {n: {"soup": soup, "all": loaded} for n, (soup, loaded) in peaks.items()}
+    if args.out:
+        args.out.mkdir(parents=True, exist_ok=True)
+        (args.out / "results.json").write_text(json.dumps(results, indent=2))
 
 
-def sweep(args) -> None:
+def sweep(args, multipliers: str) -> dict:
     per_split = {}
     with tempfile.TemporaryDirectory() as tmp:
         for split in range(args.splits):
-            per_split[split] = sweep_figures(Path(tmp), split, args.seeds, args.epochs)
+            per_split[split] = sweep_figures(Path(tmp), split, args.seeds, args.epochs, multipliers)
     print(
-        f"LeNet digits 0-4 -> 5-9, 8 shots, 3 multipliers x {args.seeds} seeds, {args.epochs} "
-        f"epochs, on each of {args.splits} splits"
+        f"LeNet digits 0-4 -> 5-9, 8 shots, fc3 lr_mult {multipliers} x {args.seeds} seeds, "
+        f"{args.epochs} epochs, on each of {args.splits} splits"
     )
     print(f"{'split':>5} {'model':<14} {'jobs':>4} {'val/acc':>8} {'test/acc':>8}")
     for split, figures in per_split.items():
@@ -127,6 +141,13 @@ def sweep(args) -> None:
     best = replicates("best job", per_split)
     for kind in ("uniform soup", "greedy soup"):
         print(seed_noise(verdict(replicates(kind, per_split), best, "test/acc")))
+    return {
+        split: {
+            name: dict(zip(("val", "test", "jobs"), row, strict=True))
+            for name, row in figures.items()
+        }
+        for split, figures in per_split.items()
+    }
 
 
 def replicates(name: str, per_split: dict) -> Setting:
