@@ -1,10 +1,12 @@
 """Soups of a digits-transfer sweep against its best job, and a soup's peak memory.
 
-    python -m benchmarks.soups [--splits 3] [--seeds 3] [--epochs 3] [--out DIR]
+    python -m benchmarks.soups [--model lenet|vit] [--splits 3] [--seeds 3] [--epochs 3]
     python -m benchmarks.soups --smoke --out DIR  # 2 splits of 2 jobs, 1 epoch, small states
 
-1. LeNet from the shipped digits 0-4 weights onto digits 5-9 (8 shots a class): for each of
-   `--splits` splits (dataset.split_seed), a sweep of fc3 lr multipliers 1, 10, 100 x seeds,
+1. LeNet from the shipped digits 0-4 weights onto digits 5-9 (8 shots a class), or with
+   `--model vit` the tiny timm ViT of recipe_vs_timm.py, pretrained here on digits 0-4 with a
+   plain loop (`--pretrain-epochs`): for each of `--splits` splits (dataset.split_seed), a
+   sweep of the head's lr multipliers x seeds,
    then `src.soup` and `src.evaluate sweep_dir=`; prints the best job's, the uniform soup's and
    the greedy soup's val and test accuracy on each split, and whether each soup's lead over the
    best job on test is beyond seed noise: the sweep summary's own test (src/tracking/
@@ -21,6 +23,7 @@ import sys
 import tempfile
 from pathlib import Path
 
+from benchmarks.recipe_vs_timm import MODEL, MODEL_ARGS, digits, pretrain
 from src.tracking.sweep_stats import Setting, Verdict, verdict
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -42,18 +45,32 @@ print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024)
 """
 
 
-def sweep_figures(work: Path, split: int, seeds: int, epochs: int, multipliers: str) -> dict:
+def model_options(model: str, work: Path, pretrain_epochs: int) -> list[str]:
+    """The sweep's model, its pretrained digits 0-4 weights and its head's group."""
+    if model == "lenet":  # the shipped weights (pretrained=digits_0to4, the default)
+        return ["param_groups=fc3_boost"]
+    weights = pretrain(work / "vit_digits_0to4.pt", *digits(), pretrain_epochs)
+    return [
+        "model=timm", f"model.name={MODEL}",
+        *(f"+model.{k}={v}" for k, v in MODEL_ARGS.items() if k != "img_size"),
+        f"pretrained.path={weights}", "pretrained.adapt_input_channels=true",
+        "optimizer=adamw", "optimizer.lr=1e-3", "param_groups=head_boost",
+    ]  # fmt: skip
+
+
+def sweep_figures(work: Path, split: int, args, model: list[str], multipliers: str) -> dict:
     """name -> (val/acc, test/acc, jobs in it) of the best job and the two soups, on `split`."""
     sweep_dir = work / f"sweep_split{split}"
-    seed_list = ",".join(str(s) for s in range(seeds))
+    seed_list = ",".join(str(s) for s in range(args.seeds))
     common = [
         "dataset.shots_per_class=8",
         f"dataset.split_seed={split}",
-        f"trainer.max_epochs={epochs}",
+        f"trainer.max_epochs={args.epochs}",
     ]
-    run = [sys.executable, "-m", "src.run", "-m", "param_groups=fc3_boost", *common]
+    head = model[-1].removeprefix("param_groups=").removesuffix("_boost")  # fc3 or head
+    run = [sys.executable, "-m", "src.run", "-m", *model, *common]
     run += [
-        f"param_groups.fc3.lr_mult={multipliers}",
+        f"param_groups.{head}.lr_mult={multipliers}",
         f"seed={seed_list}",
         f"hydra.sweep.dir={sweep_dir}",
     ]
@@ -98,17 +115,22 @@ def peak_memory(work: Path, counts: list[int], side: int) -> dict[int, tuple[flo
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--splits", type=int, default=3)
+    parser.add_argument("--model", choices=["lenet", "vit"], default="lenet")
+    parser.add_argument("--pretrain-epochs", type=int, default=25, help="the ViT's, on 0-4")
+    parser.add_argument("--splits", type=int, help="default: 3 (--smoke: 2)")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--memory-only", action="store_true")
     parser.add_argument("--smoke", action="store_true", help="every part, at a tiny size")
     parser.add_argument("--out", type=Path, help="also write the figures to DIR/results.json")
     args = parser.parse_args()
-    multipliers, counts, side = "1,10,100", [1, 4, 8], 1000
+    # AdamW's base lr is 1e-3: x100 would put the ViT's head at 0.1
+    multipliers = "1,10,100" if args.model == "lenet" else "1,3,10"
+    args.splits, counts, side = args.splits or 3, [1, 4, 8], 1000
     if args.smoke:  # the figures mean nothing: only that each part runs and reports
-        args.splits, args.seeds, args.epochs = 2, 1, 1
-        multipliers, counts, side = "1,100", [1, 2], 400
+        args.splits, args.seeds, args.epochs, args.pretrain_epochs = args.splits or 2, 1, 1, 1
+        multipliers = ",".join(multipliers.split(",")[::2])  # the lowest and the highest
+        counts, side = [1, 2], 400
     results = {}
     if not args.memory_only:
         results["splits"] = sweep(args, multipliers)
@@ -128,10 +150,12 @@ def main() -> None:
 def sweep(args, multipliers: str) -> dict:
     per_split = {}
     with tempfile.TemporaryDirectory() as tmp:
+        model = model_options(args.model, Path(tmp), args.pretrain_epochs)
         for split in range(args.splits):
-            per_split[split] = sweep_figures(Path(tmp), split, args.seeds, args.epochs, multipliers)
+            per_split[split] = sweep_figures(Path(tmp), split, args, model, multipliers)
+    name = "LeNet" if args.model == "lenet" else f"ViT ({MODEL}, {MODEL_ARGS})"
     print(
-        f"LeNet digits 0-4 -> 5-9, 8 shots, fc3 lr_mult {multipliers} x {args.seeds} seeds, "
+        f"{name} digits 0-4 -> 5-9, 8 shots, head lr_mult {multipliers} x {args.seeds} seeds, "
         f"{args.epochs} epochs, on each of {args.splits} splits"
     )
     print(f"{'split':>5} {'model':<14} {'jobs':>4} {'val/acc':>8} {'test/acc':>8}")

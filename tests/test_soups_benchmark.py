@@ -1,4 +1,4 @@
-"""soups.py's --smoke mode: two splits, each a sweep of two jobs, their soups and the sweep-wide
+"""soups.py's --smoke mode, LeNet (two splits) and the ViT (one): each a sweep of two jobs, their soups and the sweep-wide
 evaluate, and the memory probe on small states. The accuracies are not compared with anything
 (one epoch); what must hold at any size is checked."""
 
@@ -11,11 +11,14 @@ from tests.conftest import run_python
 pytestmark = pytest.mark.benchmark  # runs benchmarks/soups.py
 
 
-def test_the_soups_benchmark_runs_every_part_in_smoke_mode(tmp_path):
-    result = run_python("-m", "benchmarks.soups", "--smoke", "--out", str(tmp_path))
+@pytest.mark.parametrize("model", ["lenet", "vit"])
+def test_the_soups_benchmark_runs_every_part_in_smoke_mode(tmp_path, model):
+    result = run_python(
+        "-m", "benchmarks.soups", "--smoke", f"--model={model}", f"--out={tmp_path}"
+    )
     assert result.returncode == 0, result.stderr[-3000:]
     record = json.loads((tmp_path / "results.json").read_text())
-    assert sorted(record["splits"]) == ["0", "1"]
+    assert sorted(record["splits"]) == [str(split) for split in range(splits)]
     for figures in record["splits"].values():
         assert figures["uniform soup"]["jobs"] == 2  # both jobs of the split
         assert 1 <= figures["greedy soup"]["jobs"] <= 2
