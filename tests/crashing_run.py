@@ -5,10 +5,15 @@
     python -m tests.crashing_run sigint N [overrides]  # Ctrl-C (SIGINT) right after the N-th step
     python -m tests.crashing_run pause N [overrides]  # 60 s asleep after the N-th step (to signal)
     python -m tests.crashing_run full N [overrides]  # the N-th checkpoint finds the disk full
+    python -m tests.crashing_run full-file NAME [overrides]  # files named NAME* find it full
+    python -m tests.crashing_run full-events 0 [overrides]  # TensorBoard's last write finds it full
 
-Counts are per process. Used by tests/test_resume.py and tests/test_interrupt.py.
+Counts are per process. The command is `src.run`'s, or the module named first among the
+overrides (`src.evaluate run_dir=...`). Used by tests/test_resume.py, tests/test_interrupt.py
+and tests/test_after_training.py.
 """
 
+import builtins
 import errno
 import io
 import os
@@ -73,6 +78,41 @@ def disk_full_at(n: int) -> None:
     torch.save = save_or_fill_the_disk
 
 
+class _FullDisk(io.RawIOBase):
+    """A file opened for writing on a full disk: its first write fails, as the OS fails it
+    (ENOSPC, no file name: the code that writes must name it)."""
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data) -> int:
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+
+def disk_full_writing(name: str) -> None:
+    """Files whose names start with `name` (`metrics.json`: its temporary file too), opened for
+    writing (`open`, `Path.write_text`), find the disk full."""
+    real_open = io.open
+
+    def open_on_full_disk(file, mode="r", *args, **kwargs):
+        writes = isinstance(file, str | os.PathLike) and set(mode) & set("wax")
+        if writes and os.path.basename(file).startswith(name):
+            return io.TextIOWrapper(_FullDisk()) if "b" not in mode else _FullDisk()
+        return real_open(file, mode, *args, **kwargs)
+
+    io.open = builtins.open = open_on_full_disk
+
+
+def disk_full_closing_events() -> None:
+    """TensorBoard's event file finds the disk full as it is closed (its last buffered write)."""
+    from tensorboard.compat import tf
+
+    def close_on_full_disk(self):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+
+    tf.io.gfile.GFile.close = close_on_full_disk
+
+
 if __name__ == "__main__":
     mode, n, *overrides = sys.argv[1:]
     {
@@ -81,6 +121,9 @@ if __name__ == "__main__":
         "sigint": lambda n: kill_after_step(n, lambda: os.kill(os.getpid(), signal.SIGINT)),
         "pause": lambda n: kill_after_step(n, lambda: time.sleep(60)),
         "full": disk_full_at,
-    }[mode](int(n))
+        "full-file": disk_full_writing,
+        "full-events": lambda n: disk_full_closing_events(),
+    }[mode](n if mode == "full-file" else int(n))
+    module = overrides.pop(0) if overrides and overrides[0].startswith("src.") else "src.run"
     sys.argv = [sys.argv[0], *overrides]
-    runpy.run_module("src.run", run_name="__main__")  # as `python -m src.run` runs it
+    runpy.run_module(module, run_name="__main__")  # as `python -m <module>` runs it

@@ -10,6 +10,7 @@ from torch.utils.tensorboard import SummaryWriter
 from src.tracking import hparams_summary
 from src.tracking.hparams import HParams
 
+EVENT_FILES = "events.out.tfevents.*"  # TensorBoard's names for them
 # Custom-scalars charts: every group of a run on one chart per signal (regexes on tags).
 PER_GROUP_CHARTS = {
     "lr per group": r"lr/.*",
@@ -24,7 +25,11 @@ class RunLogger:
     labelled by its overrides."""
 
     def __init__(self, run_dir: Path):
-        self.writer = SummaryWriter(log_dir=str(run_dir))
+        before = set(Path(run_dir).glob(EVENT_FILES))
+        self.writer = SummaryWriter(log_dir=str(run_dir))  # makes its event file at once
+        # The file this writer writes, for the line a failed write prints.
+        made = sorted(set(Path(run_dir).glob(EVENT_FILES)) - before)
+        self.event_file = made[0] if made else Path(run_dir) / EVENT_FILES
         self.writer.add_custom_scalars(
             {"groups": {title: ["Multiline", [tags]] for title, tags in PER_GROUP_CHARTS.items()}}
         )
@@ -57,4 +62,9 @@ class RunLogger:
         self.writer.file_writer.add_summary(hparams_summary.session_end())
 
     def close(self) -> None:
-        self.writer.close()
+        """Writes what is left and closes the event file; a write that fails (a full disk) is
+        an OSError naming that file: TensorBoard's own names none."""
+        try:
+            self.writer.close()
+        except OSError as err:
+            raise OSError(err.errno, err.strerror, str(self.event_file)) from err
