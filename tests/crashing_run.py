@@ -7,6 +7,7 @@
     python -m tests.crashing_run full N [overrides]  # the N-th checkpoint finds the disk full
     python -m tests.crashing_run full-file NAME [overrides]  # files named NAME* find it full
     python -m tests.crashing_run full-events 0 [overrides]  # TensorBoard's last write finds it full
+    python -m tests.crashing_run pause-at MODULE:NAME [overrides]  # 60 s asleep at its first call
 
 Counts are per process. The command is `src.run`'s, or the module named first among the
 overrides (`src.evaluate run_dir=...`). Used by tests/test_resume.py, tests/test_interrupt.py
@@ -113,17 +114,49 @@ def disk_full_closing_events() -> None:
     tf.io.gfile.GFile.close = close_on_full_disk
 
 
+def pause() -> None:
+    """60 s asleep, after touching the file $PAUSED_MARKER names (if set): the test that
+    signals the command knows it is here, without guessing when."""
+    if "PAUSED_MARKER" in os.environ:
+        open(os.environ["PAUSED_MARKER"], "w").close()
+    time.sleep(60)
+
+
+def pause_at(where: str) -> None:
+    """The first call of `where` (`src.data.cache_store:shutil.rmtree`, a function or an
+    attribute path below a module) `pause`s first: a test signals the command there."""
+    import importlib
+
+    module_name, _, path = where.partition(":")
+    *owners, name = path.split(".")
+    owner = importlib.import_module(module_name)
+    for attribute in owners:
+        owner = getattr(owner, attribute)
+    real = getattr(owner, name)
+    paused = False
+
+    def pause_then_call(*args, **kwargs):
+        nonlocal paused
+        if not paused:
+            paused = True
+            pause()
+        return real(*args, **kwargs)
+
+    setattr(owner, name, pause_then_call)
+
+
 if __name__ == "__main__":
     mode, n, *overrides = sys.argv[1:]
     {
         "step": kill_after_step,
         "write": kill_while_writing,
         "sigint": lambda n: kill_after_step(n, lambda: os.kill(os.getpid(), signal.SIGINT)),
-        "pause": lambda n: kill_after_step(n, lambda: time.sleep(60)),
+        "pause": lambda n: kill_after_step(n, pause),
         "full": disk_full_at,
         "full-file": disk_full_writing,
         "full-events": lambda n: disk_full_closing_events(),
-    }[mode](n if mode == "full-file" else int(n))
+        "pause-at": pause_at,
+    }[mode](n if mode in ("full-file", "pause-at") else int(n))
     module = overrides.pop(0) if overrides and overrides[0].startswith("src.") else "src.run"
     sys.argv = [sys.argv[0], *overrides]
     runpy.run_module(module, run_name="__main__")  # as `python -m <module>` runs it
