@@ -60,6 +60,7 @@ def _evaluate(cfg: DictConfig, run) -> dict:
             "dataset.test_fraction > 0 at training); use split=val, or add it"
         )
     device = run.device(cfg.device)
+    print(run.device_line(device, cfg.threads))
     model = run.model(data.in_channels, data.num_classes, device)
     logits, labels = [], []
     for batch_logits, batch_labels in outputs(

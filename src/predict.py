@@ -46,6 +46,7 @@ def _predict(cfg: DictConfig, run) -> Path:
     root, files = find_images(cfg.inputs)
     architecture, image_input = description["architecture"], description["input"]
     device = run.device(cfg.device)
+    print(run.device_line(device, cfg.threads))
     model = run.model(architecture["in_channels"], architecture["num_classes"], device)
     images = ImageFiles(files, image_input["channels"], inference_transform(image_input))
     loader = DataLoader(

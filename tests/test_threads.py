@@ -9,7 +9,9 @@ import sys
 import pytest
 
 from src.training.threads import allowed_cpus, cgroup_quota
-from tests.conftest import ROOT
+from tests.conftest import ROOT, run_cli, run_python
+from tests.generated_data import write_image_folder
+from tests.runs import FEW_DIGITS
 
 # Run in a process of its own: torch's threads are the process's, and OMP_NUM_THREADS is read
 # when torch starts.
@@ -84,3 +86,25 @@ def test_a_quota_below_the_cpus_allowed_sets_the_threads(tmp_path):
     assert threads == 1
     if (os.cpu_count() or 1) > 1 and len(os.sched_getaffinity(0)) > 1:
         assert why == f"the cgroup's CPU quota ({cpu_max})"
+
+
+@pytest.mark.e2e
+def test_evaluate_and_predict_choose_and_say_their_threads_as_a_run_does(tmp_path):
+    """The device line of a run's log, printed first: `threads=` when given, else the run's
+    trainer.threads, else OMP_NUM_THREADS (here) or the CPUs this process may use."""
+    run_dir, images = tmp_path / "run", write_image_folder(tmp_path / "images", per_class=1)
+    run_cli(*FEW_DIGITS, "trainer.max_epochs=1", f"hydra.run.dir={run_dir}")
+    evaluate = ["-m", "src.evaluate", f"run_dir={run_dir}", "split=val"]
+    said = run_python(*evaluate, f"output={tmp_path / 'a.json'}", env={"OMP_NUM_THREADS": "1"})
+    assert said.stdout.splitlines()[0] == "device: cpu, 1 torch thread(s): OMP_NUM_THREADS=1"
+    said = run_python(*evaluate, f"output={tmp_path / 'b.json'}", "threads=2")
+    assert said.stdout.splitlines()[0] == "device: cpu, 2 torch thread(s): threads"
+    predict = ["-m", "src.predict", f"run_dir={run_dir}", f"inputs={images}", "threads=3"]
+    said = run_python(*predict, f"output={tmp_path / 'p.csv'}")
+    assert said.stdout.splitlines()[0] == "device: cpu, 3 torch thread(s): threads"
+
+    run_cli(*FEW_DIGITS, "trainer.max_epochs=1", "trainer.threads=1", f"hydra.run.dir={tmp_path}/t")
+    said = run_python("-m", "src.predict", f"run_dir={tmp_path}/t", f"inputs={images}")
+    assert (
+        said.stdout.splitlines()[0] == "device: cpu, 1 torch thread(s): the run's trainer.threads"
+    )

@@ -18,10 +18,13 @@ import torch
 CPU_MAX = Path("/sys/fs/cgroup/cpu.max")
 
 
-def set_threads(configured: int | None, cpu_max: Path = CPU_MAX) -> str:
-    """Set torch's intra-op threads; how many and why, for the run's device line."""
+def set_threads(
+    configured: int | None, cpu_max: Path = CPU_MAX, key: str = "trainer.threads"
+) -> str:
+    """Set torch's intra-op threads; how many and why, for the command's device line. `key`:
+    the option that gave `configured`."""
     if configured is not None:
-        threads, why = configured, "trainer.threads"
+        threads, why = configured, key
     elif "OMP_NUM_THREADS" in os.environ:  # torch read it when it started
         threads, why = torch.get_num_threads(), f"OMP_NUM_THREADS={os.environ['OMP_NUM_THREADS']}"
     else:
