@@ -31,7 +31,7 @@ class SweepJobsCheck(Callback):
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         if config.hydra.sweeper._target_ != sweep.BASIC_SWEEPER:
-            return
+            return  # optuna's trials: values chosen as the sweep runs, each checked as it starts
         problems = jobs_problems(config)
         if problems:
             errors.exit_with(*problems)

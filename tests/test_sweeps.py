@@ -106,6 +106,19 @@ def test_every_job_of_a_sweep_is_checked_before_the_first_starts(tmp_path):
     assert "Launching" not in result.stdout + result.stderr
 
 
+@pytest.mark.e2e
+def test_a_problem_every_job_of_a_sweep_shares_is_told_once(tmp_path):
+    result = run_cli(
+        "-m", "seed=0,1,2", "optimizer.lr=-1", f"hydra.sweep.dir={tmp_path / 's'}", check=False
+    )
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.splitlines() == [
+        "groupwise: error: optimizer.lr=-1: must be a finite number >= 0 (the base value every "
+        "group's multiplier scales)"
+    ]
+    assert not (tmp_path / "s").exists()
+
+
 def test_a_failed_jobs_result_is_nan_to_sweepers_and_keeps_its_error_across_processes():
     failed = FailedJob.of(GroupwiseError("a.b=1: must be >= 2", "c: unknown key"))
     back = pickle.loads(pickle.dumps(failed))  # as joblib and submitit send results back
