@@ -7,6 +7,7 @@
     python -m tests.crashing_run full N [overrides]  # the N-th checkpoint finds the disk full
     python -m tests.crashing_run full-file NAME [overrides]  # files named NAME* find it full
     python -m tests.crashing_run full-events 0 [overrides]  # TensorBoard's last write finds it full
+    python -m tests.crashing_run full-events-write N [overrides]  # its N-th write (its own thread)
     python -m tests.crashing_run pause-at MODULE:NAME [overrides]  # 60 s asleep at its first call
 
 Counts are per process. The command is `src.run`'s, or the module named first among the
@@ -145,6 +146,23 @@ def pause_at(where: str) -> None:
     setattr(owner, name, pause_then_call)
 
 
+def disk_full_at_event_write(n: int) -> None:
+    """The N-th write to TensorBoard's event file finds the disk full: in its writer thread."""
+    from tensorboard.compat import tf
+
+    write = tf.io.gfile.GFile.write
+    calls = 0
+
+    def write_or_fill_the_disk(self, *args):
+        nonlocal calls
+        calls += 1
+        if calls == n:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return write(self, *args)
+
+    tf.io.gfile.GFile.write = write_or_fill_the_disk
+
+
 if __name__ == "__main__":
     mode, n, *overrides = sys.argv[1:]
     {
@@ -155,6 +173,7 @@ if __name__ == "__main__":
         "full": disk_full_at,
         "full-file": disk_full_writing,
         "full-events": lambda n: disk_full_closing_events(),
+        "full-events-write": disk_full_at_event_write,
         "pause-at": pause_at,
     }[mode](n if mode in ("full-file", "pause-at") else int(n))
     module = overrides.pop(0) if overrides and overrides[0].startswith("src.") else "src.run"

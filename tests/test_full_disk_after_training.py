@@ -86,3 +86,20 @@ def test_evaluate_on_a_full_disk_is_one_line_and_writes_no_half_report(tmp_path)
         line,
     ), line
     assert report.is_file()
+
+
+def test_an_event_file_write_failing_in_tensorboards_thread_is_one_line_no_thread_traceback(
+    tmp_path,
+):
+    """TensorBoard writes in a thread of its own: a full disk there would print that thread's
+    traceback before the run's own line."""
+    run_dir = tmp_path / "run"
+    result = run_python(
+        "-m", "tests.crashing_run", "full-events-write", "5", *RUN, f"hydra.run.dir={run_dir}"
+    )
+    line = one_line(result)
+    assert "Exception in thread" not in result.stderr
+    assert (
+        line.startswith(f"groupwise: error: could not write {run_dir}/events.out.tfevents.")
+        and "(No space left on device)" in line
+    ), line

@@ -2,6 +2,7 @@
 and update ratio under its own name, measured by `group_signals`), text, images (an
 evaluation's confusion matrix), and the run's hparams session."""
 
+import threading
 from pathlib import Path
 
 from tensorboard.compat.proto.summary_pb2 import Summary
@@ -11,6 +12,8 @@ from src.tracking import hparams_summary
 from src.tracking.hparams import HParams
 
 EVENT_FILES = "events.out.tfevents.*"  # TensorBoard's names for them
+WRITER_THREADS = "tensorboard.summary.writer.event_file_writer"  # the module of its writer thread
+_PYTHON_HOOK = threading.excepthook
 # Custom-scalars charts: every group of a run on one chart per signal (regexes on tags).
 PER_GROUP_CHARTS = {
     "lr per group": r"lr/.*",
@@ -25,6 +28,7 @@ class RunLogger:
     labelled by its overrides."""
 
     def __init__(self, run_dir: Path):
+        threading.excepthook = _writer_thread_quiet  # its writer thread's failure: one line
         before = set(Path(run_dir).glob(EVENT_FILES))
         self.writer = SummaryWriter(log_dir=str(run_dir))  # makes its event file at once
         # The file this writer writes, for the line a failed write prints.
@@ -68,3 +72,13 @@ class RunLogger:
             self.writer.close()
         except OSError as err:
             raise OSError(err.errno, err.strerror, str(self.event_file)) from err
+
+
+def _writer_thread_quiet(args: threading.ExceptHookArgs) -> None:
+    """TensorBoard writes the event file in a thread of its own. A write that fails there (a
+    full disk) ends that thread, and TensorBoard raises the error again in the run's thread
+    at its next write or at close, where it becomes one line (src/resume.py); Python would
+    print the thread's traceback first. Any other thread's error: Python's own report."""
+    if isinstance(args.exc_value, OSError) and type(args.thread).__module__ == WRITER_THREADS:
+        return
+    _PYTHON_HOOK(args)
