@@ -5,6 +5,7 @@ Every entry point and Hydra callback reports through here, so every error reads 
 HYDRA_FULL_ERROR=1 (Hydra's switch) shows the traceback of any of them.
 """
 
+import logging
 import os
 import sys
 import traceback
@@ -80,8 +81,13 @@ def report(err: BaseException) -> None:
 
 
 def exit_with(*problems: str, code: int = USER_MISTAKE, prefix: str = ERROR) -> NoReturn:
-    """Ends the command: one `groupwise: error:` line per problem, then exit `code`."""
+    """Ends the command: one `groupwise: error:` line per problem, then exit `code`. A command
+    stopped (Ctrl-C, SIGTERM) writes its line into its log file too (a run's run.log), so a
+    scheduler's preempted job leaves the reason in its own log, not only on a console that
+    may be gone."""
     _print_lines(prefix, problems)
+    if prefix == STOPPED:
+        _log_to_files(prefix, problems)
     sys.exit(code)
 
 
@@ -101,6 +107,17 @@ def warn(message: str) -> None:
 def _print_lines(prefix: str, messages: Iterable[str]) -> None:
     for message in messages:
         print(f"{prefix}{_own_words(message)}", file=sys.stderr)
+
+
+def _log_to_files(prefix: str, messages: Iterable[str]) -> None:
+    """The lines, to the root logger's files only: the console has them already. A run's
+    run.log is held until the run goes ahead (src/config/launch_record.py): a run stopped before
+    that writes none."""
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, logging.FileHandler):
+            for message in messages:
+                handler.handle(logging.makeLogRecord({"msg": f"{prefix}{message}"}))
+            handler.flush()
 
 
 def _own_words(problem: str) -> str:

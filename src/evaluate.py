@@ -13,7 +13,6 @@ keeps its eval_<split>.json) and its soups (`python -m src.soup`), then the swee
 sweep.png with the test split's figures added (the soups beside the best job in summary.md).
 """
 
-import json
 import sys
 from pathlib import Path
 
@@ -39,6 +38,7 @@ def _evaluate(cfg: DictConfig, run) -> dict:
     import torch
 
     from src.training.evaluation import classification_report, format_report, outputs
+    from src.training.run_export import write_json
 
     suffix = "" if cfg.checkpoint == DEFAULT_CHECKPOINT else f"_{cfg.checkpoint}"
     path = (
@@ -60,6 +60,7 @@ def _evaluate(cfg: DictConfig, run) -> dict:
             "dataset.test_fraction > 0 at training); use split=val, or add it"
         )
     device = run.device(cfg.device)
+    print(run.device_line(device, cfg.threads))
     model = run.model(data.in_channels, data.num_classes, device)
     logits, labels = [], []
     for batch_logits, batch_labels in outputs(
@@ -75,8 +76,9 @@ def _evaluate(cfg: DictConfig, run) -> dict:
         **classification_report(torch.cat(logits), torch.cat(labels), data.class_names),
     }
     with written(path, "pass output=<file>.json where there is room"):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        path.write_text(json.dumps(report, indent=2) + "\n")
+        # Whole or not at all: half a report would refuse the rerun ("already exists").
+        write_json(path, report)
+    with written(run.run_dir, f"the report {path} is written; only TensorBoard lacks it"):
         # output= elsewhere: nothing goes into the run dir (it may be read-only, or shared).
         hint = "" if cfg.output else _to_tensorboard(run, report, f"eval{suffix}/{cfg.split}")
     print(f"{cfg.split} split of {run.run_dir}, checkpoint {cfg.checkpoint} (epoch {run.epoch})")

@@ -46,9 +46,15 @@ def _predict(cfg: DictConfig, run) -> Path:
     root, files = find_images(cfg.inputs)
     architecture, image_input = description["architecture"], description["input"]
     device = run.device(cfg.device)
+    print(run.device_line(device, cfg.threads))
     model = run.model(architecture["in_channels"], architecture["num_classes"], device)
     images = ImageFiles(files, image_input["channels"], inference_transform(image_input))
-    loader = DataLoader(images, batch_size=cfg.batch_size, num_workers=cfg.num_workers)
+    loader = DataLoader(
+        images,
+        batch_size=cfg.batch_size,
+        num_workers=cfg.num_workers,
+        worker_init_fn=stopping.worker_leaves_signals_to_main,
+    )
     partial = output.with_name(output.name + ".tmp")  # renamed into place once complete
     try:
         with written(output, "pass output=<file>.csv where there is room"):

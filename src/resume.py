@@ -146,6 +146,25 @@ def write_failed(
     )
 
 
+def write_failed_after_training(
+    err: OSError, saved: TrainingState, checkpoint_path: Path, run_dir: Path, command: str | None
+) -> WriteFailed:
+    """A write once training has finished (the export, metrics.json, TensorBoard's event file
+    at close) that failed, in one line: the path, what the system said, the checkpoints kept,
+    and the resume that trains one epoch more and writes the rest (a resume of a run trained
+    to its trainer.max_epochs is refused)."""
+    kept = ", ".join(sorted(p.name for p in checkpoint_path.parent.glob("*.pt")))
+    more = resume_command(
+        command or "python -m src.run", run_dir, f"trainer.max_epochs={saved.epoch + 1}"
+    )
+    return WriteFailed(
+        f"could not write {err.filename or run_dir} ({err.strerror}) after training finished; "
+        f"the checkpoints are kept ({checkpoint_path.parent}: {kept}; epoch {saved.epoch}, "
+        f"step {saved.global_step}): free space, then {more} trains one epoch more and writes "
+        "the rest"
+    )
+
+
 def _continued(checkpoint_path: Path, saved: TrainingState) -> str:
     inside = f" and {saved.batches_in_epoch} batches of epoch {saved.epoch + 1}"
     return (
@@ -154,10 +173,12 @@ def _continued(checkpoint_path: Path, saved: TrainingState) -> str:
     )
 
 
-def resume_command(command: str, run_dir: Path) -> str:
-    """`command` (the one that started the run) continuing it in `run_dir`."""
-    kept = [a for a in shlex.split(command) if not a.startswith(("hydra.run.dir=", "resume="))]
-    return shlex.join([*kept, f"hydra.run.dir={run_dir}", "resume=true"])
+def resume_command(command: str, run_dir: Path, *changed: str) -> str:
+    """`command` (the one that started the run) continuing it in `run_dir`, with the overrides
+    `changed` (`trainer.max_epochs=4`) in place of its own for those keys."""
+    replaced = ("hydra.run.dir=", "resume=", *(f"{o.partition('=')[0]}=" for o in changed))
+    kept = [a for a in shlex.split(command) if not a.startswith(replaced)]
+    return shlex.join([*kept, *changed, f"hydra.run.dir={run_dir}", "resume=true"])
 
 
 def _schema_of(cfg: DictConfig, part: str) -> type | None:

@@ -7,7 +7,6 @@ written to the run dir until every part is built, so a mistake found while build
 the run dir as it was.
 """
 
-import json
 import logging
 import math
 import random
@@ -36,7 +35,7 @@ from src.tracking import config_text, follow_up
 from src.tracking.hparams import HParams
 from src.tracking.logger import RunLogger
 from src.training import distributed, progress, threads
-from src.training.run_export import export_run
+from src.training.run_export import finish_run, write_json
 from src.training.trainer import Trainer
 
 log = logging.getLogger(__name__)
@@ -179,9 +178,9 @@ class Runner:
     def write_reports(self) -> None:
         """The reports, for people (console) and scripts (JSON)."""
         self.show_reports()
-        _write_json(self.run_dir / "param_groups.json", self.groups_info)
+        write_json(self.run_dir / "param_groups.json", self.groups_info)
         if self.load_report is not None:
-            _write_json(self.run_dir / "pretrained_report.json", self.load_report.to_json())
+            write_json(self.run_dir / "pretrained_report.json", self.load_report.to_json())
 
     def texts(self) -> dict[str, str]:
         """Markdown for TensorBoard's text tab: the resolved config and the two reports."""
@@ -218,38 +217,47 @@ class Runner:
         config = OmegaConf.to_container(self.cfg, resolve=True)
         logger = RunLogger(self.run_dir) if distributed.is_main() else distributed.Silent()
         trainer = self.build_trainer(logger, config)
+        state = None  # set once training has finished
         try:
-            if self.resume_state is not None:
-                trainer.restore(self.resume_state)
-                log.info("resumed after epoch %d", trainer.state.epoch)
-            else:
-                for tag, markdown in self.texts().items():
-                    logger.text(tag, markdown)
-                logger.hparams_start(self.launch.hparams)
-            state = trainer.fit()
-            logger.hparams_end(state.best_val_acc, state.global_step)
+            try:
+                if self.resume_state is not None:
+                    trainer.restore(self.resume_state)
+                    log.info("resumed after epoch %d", trainer.state.epoch)
+                else:
+                    for tag, markdown in self.texts().items():
+                        logger.text(tag, markdown)
+                    logger.hparams_start(self.launch.hparams)
+                state = trainer.fit()
+                logger.hparams_end(state.best_val_acc, state.global_step)
+            finally:
+                # The basic launcher runs sweep jobs in one process: every writer must be closed.
+                logger.close()
         except KeyboardInterrupt as stop:  # Ctrl-C, SIGTERM: one line saying how to continue
             raise resume.interrupted(stop, trainer.state, *self._continued(trainer)) from None
-        except OSError as err:  # a checkpoint on a full disk: the one before it is kept
+        except OSError as err:  # a full disk: the checkpoint before it is kept
+            if state is not None:  # the event file's last write, at close
+                raise resume.write_failed_after_training(err, *self._continued(trainer)) from None
             raise resume.write_failed(err, *self._continued(trainer)) from None
-        finally:
-            # The basic launcher runs sweep jobs in one process: every writer must be closed.
-            logger.close()
-        metrics = state.final_metrics(self.options.monitor)
+        return self.finish(state.final_metrics(self.options.monitor), trainer)
+
+    def finish(self, metrics: dict, trainer: Trainer) -> dict:
+        """The export and metrics.json (src/training/run_export.py), a signal waiting for them."""
         try:
             with stopping.deferred():  # a signal now waits for the last files: they are short
-                export_run(
+                finish_run(
                     self.checkpoint_path,
                     self.options.monitor,
                     self.check().source,
                     self.model,
                     self.data,
+                    metrics,
                 )
-                _write_json(self.run_dir / "metrics.json", metrics)
         except KeyboardInterrupt as stop:
             stopping.exit_stopped(
                 stop, f"as the run finished: every file is written ({self.run_dir})"
             )
+        except OSError as err:  # a full disk: the checkpoints are kept
+            raise resume.write_failed_after_training(err, *self._continued(trainer)) from None
         has_best = self.checkpoint_path.with_name("best.pt").exists()
         log.info(follow_up.finished(self.run_dir, self.data.test_loader is not None, has_best))
         return metrics
@@ -286,10 +294,3 @@ def setup_model(
 def _seed_everything(seed: int) -> None:
     random.seed(seed)
     torch.manual_seed(seed)  # seeds CUDA too
-
-
-def _write_json(path: Path, data: dict) -> None:
-    if not distributed.is_main():  # all ranks share the run dir; rank 0 writes it
-        return
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(data, indent=2) + "\n")

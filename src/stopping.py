@@ -85,6 +85,15 @@ def deferred() -> Iterator[None]:
         raise Terminated() if arrived[0] == signal.SIGTERM else KeyboardInterrupt()
 
 
+def worker_leaves_signals_to_main(worker_id: int) -> None:
+    """A DataLoader's `worker_init_fn`: a terminal's Ctrl-C and a scheduler's SIGTERM reach the
+    whole process group, workers too; the main process stops the command, and its workers as
+    it cleans up. A worker ended by the signal itself is a failure to torch, which says so with
+    a traceback while the main process shuts its workers down."""
+    for each in SIGNALS:
+        signal.signal(each, signal.SIG_IGN)
+
+
 def exit_stopped(stop: BaseException, what: str) -> None:
     """Ends the command stopped by `stop` with one line: `what` it had done."""
     errors.exit_with(

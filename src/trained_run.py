@@ -25,6 +25,7 @@ from src.training.checkpoints import (
     load_checkpoint_or_explain,
     served_weights,
 )
+from src.training.threads import set_threads
 
 FINISHED_MARK = "metrics.json"  # written by the run's last step
 
@@ -48,6 +49,16 @@ class TrainedRun:
             device = resolve_device("auto")
             print(f"the run's trainer.device={self.cfg.trainer.device} is not here: using {device}")
             return device
+
+    def device_line(self, device: torch.device, threads: int | None) -> str:
+        """torch's CPU threads set as a run sets them (`threads=` when given, else the run's
+        trainer.threads, else OMP_NUM_THREADS or the CPUs this process may use), and the line
+        that says so beside the device, as a run's log says it."""
+        if threads is not None:
+            chosen = set_threads(threads, key="threads")
+        else:
+            chosen = set_threads(self.cfg.trainer.get("threads"), key="the run's trainer.threads")
+        return f"device: {device}, {chosen}"
 
     @cached_property
     def source(self) -> ModelSource:

@@ -16,6 +16,8 @@ from src import evaluate
 from src import predict as predict_command
 from src.config.command import compose_command
 from src.data.digits import read_digits
+from src.data.image_files import find_images
+from src.errors import GroupwiseError
 from src.models.contract import IMAGENET_MEAN, IMAGENET_STD
 from src.predict import predict
 from src.runner import Runner
@@ -454,3 +456,33 @@ def test_without_matplotlib_evaluation_still_writes_its_figures(digits_run, monk
     assert report["images"] == 179 and len(report["confusion_matrix"]) == 5
     assert "eval/val/accuracy" in read_scalars(digits_run)
     assert "eval/val/confusion_matrix" not in read_events(digits_run).Tags()["images"]
+
+
+def test_predicts_files_of_other_formats_are_told_in_one_warning_not_skipped_silently(
+    tmp_path, capsys
+):
+    inputs = tmp_path / "inputs"
+    (inputs / "sub").mkdir(parents=True)
+    Image.new("RGB", (8, 8)).save(inputs / "a.png")
+    for name in ("b.gif", "sub/c.gif", "notes.txt", "sub/d.heic", "README", ".DS_Store"):
+        (inputs / name).write_bytes(b"not an image predict reads")
+
+    root, files = find_images(str(inputs))
+    assert (root, files) == (inputs, [inputs / "a.png"])
+    assert capsys.readouterr().err.splitlines() == [
+        f"groupwise: warning: inputs={inputs}: 5 file(s) not read, of formats src.predict does "
+        "not read (2 .gif, 1 .heic, 1 .txt, 1 no extension: README, b.gif, notes.txt, ...); "
+        "convert them to PNG or JPEG to predict them"
+    ]
+
+    (inputs / "a.png").unlink()
+    with pytest.raises(GroupwiseError) as refused:
+        find_images(str(inputs))
+    assert refused.value.problems[0].endswith(
+        "; it holds 5 file(s) of other formats (2 .gif, 1 .heic, 1 .txt, 1 no extension: README, "
+        "b.gif, notes.txt, ...); pass a folder holding images"
+    )
+    (inputs / "only").mkdir()
+    Image.new("RGB", (8, 8)).save(inputs / "only" / "x.png")
+    find_images(str(inputs / "only"))
+    assert capsys.readouterr().err == ""  # nothing else there: nothing to tell

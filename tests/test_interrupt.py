@@ -32,6 +32,7 @@ def interrupt(after_step: int, run_dir) -> str:
     lines = result.stderr.splitlines()
     assert len(lines) == 1, result.stderr
     assert not list(run_dir.rglob("*.tmp")) and not (run_dir / "metrics.json").exists()
+    assert (run_dir / "run.log").read_text().splitlines()[-1] == lines[0]  # the run's own log
     return lines[0]
 
 
@@ -102,6 +103,8 @@ def test_a_preempted_run_sigterm_then_requeued_resume_ends_bit_identical(tmp_pat
     lines = stderr.splitlines()
     assert len(lines) == 1 and lines[0].startswith("groupwise: interrupted by SIGTERM in epoch 1")
     assert not list(preempted.rglob("*.tmp"))
+    # The reason is in the run's own log too: a scheduler's console may be gone.
+    assert (preempted / "run.log").read_text().splitlines()[-1] == lines[0]
     resumed_as_told(lines[0], preempted)
     assert_same_state(
         load_checkpoint(whole / "checkpoints/last.pt"),

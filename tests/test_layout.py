@@ -18,6 +18,7 @@ LAYERS = [
     {"src.training"},
     {"src.migration"},  # a saved config read as today's: resume and trained_run ask it
     {"src.checks", "src.resume"},
+    {"src.sweep_jobs"},  # a sweep's jobs, each through the check pass before the first starts
     # A run's orchestration, and a trained run read back: both build from the public steps.
     {"src.runner", "src.trained_run"},
     {"src.soups"},  # models made from trained runs, without training: soups and WiSE-FT

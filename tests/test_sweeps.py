@@ -18,16 +18,19 @@ from tests.tables import read_csv
 
 @pytest.mark.e2e
 def test_a_failing_job_keeps_its_row_the_others_run_and_the_command_fails(tmp_path):
+    """A job that fails once it runs (an image size the model cannot take, which only building
+    the model's data tells; a bad value is refused before the sweep starts, below)."""
     result = run_cli(
         "-m",
         "param_groups=fc3_boost",
-        "param_groups.fc3.lr_mult=1,-1,10",
+        "param_groups.fc3.lr_mult=1,10",
+        "dataset.image_size=32,4",
         "trainer.max_epochs=1",
         f"hydra.sweep.dir={tmp_path}",
         check=False,
     )
     assert result.returncode == 1
-    assert "groupwise: error: 1 of 3 jobs failed" in result.stderr
+    assert "groupwise: error: 2 of 4 jobs failed" in result.stderr
     assert "Traceback" not in result.stderr + result.stdout
 
     rows = read_csv(tmp_path / "summary.csv")
@@ -35,29 +38,85 @@ def test_a_failing_job_keeps_its_row_the_others_run_and_the_command_fails(tmp_pa
         ("0", "completed"),
         ("1", "failed"),
         ("2", "completed"),
+        ("3", "failed"),
     ]
-    assert (
-        rows[1]["overrides"]
-        == "param_groups=fc3_boost param_groups.fc3.lr_mult=-1 trainer.max_epochs=1"
+    assert rows[1]["overrides"] == (
+        "param_groups=fc3_boost param_groups.fc3.lr_mult=1 dataset.image_size=4 "
+        "trainer.max_epochs=1"
     )
-    assert rows[1]["error"].startswith("param_groups.fc3.lr_mult=-1: must be >= 0")
+    assert rows[1]["error"].startswith("dataset.image_size=4: the model cannot take")
     assert rows[1]["val/acc"] == ""
     for row, mult in ((rows[0], 1), (rows[2], 10)):
-        job_dir = tmp_path / f"lr_mult={mult}"  # what the sweep varies, not its fixed overrides
+        # what the sweep varies, not its fixed overrides
+        job_dir = tmp_path / f"lr_mult={mult},image_size=32"
         metrics = json.loads((job_dir / "metrics.json").read_text())
         assert float(row["val/acc"]) == pytest.approx(metrics["val/acc"])
         assert float(row["val/loss"]) == pytest.approx(metrics["val/loss"])
         assert float(row["val/best_acc"]) == pytest.approx(metrics["best_val_acc"])
         assert row["epochs"] == "1" and float(row["wall_time_s"]) > 0 and row["error"] == ""
-        # each job's HPARAMS row: its swept value, beside its own scalars
-        assert read_session_hparams(job_dir) == {"param_groups.fc3.lr_mult": str(mult)}
+        # each job's HPARAMS row: its swept values, beside its own scalars
+        assert read_session_hparams(job_dir) == {
+            "param_groups.fc3.lr_mult": str(mult),
+            "dataset.image_size": "32",
+        }
         assert "val/best_acc" in read_scalars(job_dir)
 
     markdown = (tmp_path / "summary.md").read_text()
     assert markdown.strip() in result.stdout
-    failed_line = f"| 1 | -1 | `{tmp_path / 'lr_mult=-1'}` | failed |"
-    assert failed_line in markdown
-    assert "| param_groups.fc3.lr_mult=-1: must be >= 0" in markdown.splitlines()[-2]
+    failed_line = f"| 1 | 1 | 4 | `{tmp_path / 'lr_mult=1,image_size=4'}` | failed |"
+    [row_line] = [line for line in markdown.splitlines() if line.startswith(failed_line)]
+    assert "| dataset.image_size=4: the model cannot take" in row_line
+
+
+@pytest.mark.e2e
+def test_every_job_of_a_sweep_is_checked_before_the_first_starts(tmp_path):
+    """A grid whose later jobs have bad values: every problem of every job, each naming its job
+    (Hydra's number and the swept values, as Hydra writes them: `False`), exit 2, before any
+    job runs: no sweep dir made."""
+    sweep_dir = tmp_path / "sweep"
+    result = run_cli(
+        "-m",
+        "optimizer.lr=0.1,-1",
+        "optimizer=sgd,nope",
+        "trainer.channels_last=false,2",
+        "trainer.max_epochs=1",
+        f"hydra.sweep.dir={sweep_dir}",
+        check=False,
+    )
+    assert result.returncode == 2, result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+    lr = "optimizer.lr=-1: must be a finite number >= 0"
+    nope = "optimizer=nope: no such optimizer config; choose one of adam, adamw, rmsprop, sgd"
+    loose = "trainer.channels_last=2: must be true or false"
+    expected = [
+        (1, "optimizer.lr=0.1 optimizer=sgd trainer.channels_last=2", loose),
+        (2, "optimizer.lr=0.1 optimizer=nope trainer.channels_last=False", nope),
+        (3, "optimizer.lr=0.1 optimizer=nope trainer.channels_last=2", nope),
+        (4, "optimizer.lr=-1 optimizer=sgd trainer.channels_last=False", lr),
+        (5, "optimizer.lr=-1 optimizer=sgd trainer.channels_last=2", loose),
+        (5, "optimizer.lr=-1 optimizer=sgd trainer.channels_last=2", lr),
+        (6, "optimizer.lr=-1 optimizer=nope trainer.channels_last=False", nope),
+        (7, "optimizer.lr=-1 optimizer=nope trainer.channels_last=2", nope),
+    ]
+    lines = result.stderr.splitlines()
+    assert len(lines) == len(expected), result.stderr
+    for line, (num, overrides, problem) in zip(lines, expected, strict=True):
+        assert line.startswith(f"groupwise: error: job #{num} ({overrides}): {problem}"), line
+    assert not sweep_dir.exists()
+    assert "Launching" not in result.stdout + result.stderr
+
+
+@pytest.mark.e2e
+def test_a_problem_every_job_of_a_sweep_shares_is_told_once(tmp_path):
+    result = run_cli(
+        "-m", "seed=0,1,2", "optimizer.lr=-1", f"hydra.sweep.dir={tmp_path / 's'}", check=False
+    )
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.splitlines() == [
+        "groupwise: error: optimizer.lr=-1: must be a finite number >= 0 (the base value every "
+        "group's multiplier scales)"
+    ]
+    assert not (tmp_path / "s").exists()
 
 
 def test_a_failed_jobs_result_is_nan_to_sweepers_and_keeps_its_error_across_processes():

@@ -20,6 +20,9 @@ class EvaluateConfig:
     split: str = option("test", "the split to evaluate", choices=("test", "val"))
     checkpoint: str = option("best", "checkpoints/<name>.pt: best (by trainer.monitor) or last")
     device: str | None = option(None, "auto, cpu, cuda or cuda:N; null: the run's trainer.device")
+    threads: int | None = option(
+        None, "torch's CPU threads; null: the run's trainer.threads, chosen as a run chooses", ge=1
+    )
     batch_size: int | None = option(None, "images per batch; null: the run's", ge=1)
     output: str | None = option(
         None, "the JSON to write; null: <run_dir>/eval_<split>.json (never overwritten)"
@@ -38,6 +41,9 @@ class PredictConfig:
     checkpoint: str = option("best", "checkpoints/<name>.pt: best (by trainer.monitor) or last")
     top_k: int = option(5, "the k most probable classes per image (at most all classes)", ge=1)
     device: str | None = option(None, "auto, cpu, cuda or cuda:N; null: the run's trainer.device")
+    threads: int | None = option(
+        None, "torch's CPU threads; null: the run's trainer.threads, chosen as a run chooses", ge=1
+    )
     batch_size: int = option(64, "images per batch", ge=1)
     num_workers: int = option(0, "worker processes decoding images", ge=0)
 

@@ -14,6 +14,10 @@ Hydra's `_run_hydra` and `_run_app` look `run_and_report` up in their module eac
 call it, which is what makes the wrapper take effect. tests/test_hydra_internals.py checks
 that this still holds, and fails saying what changed when a Hydra release changes it (as it
 does for what src/config/sweep.py relies on without importing it).
+
+The basic sweeper's own expansion of a sweep into its jobs (`BasicSweeper.split_arguments`, a
+static method) is used as it is, so that the jobs checked before a sweep starts
+(src/sweep_jobs.py) are the jobs it runs, in its order, whatever sweep syntax gave them.
 """
 
 import contextlib
@@ -23,7 +27,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 from hydra._internal import utils as hydra_internal_utils
+from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
 from hydra._internal.utils import get_args_parser
+from hydra.core.override_parser.types import Override
 
 from src import errors
 from src.config.hydra_errors import CONFIG_ERRORS, GRAMMAR, one_line
@@ -90,3 +96,9 @@ def unknown_flags(args: list[str]) -> list[str]:
         for flag in unknown
         if flag.startswith("-")
     ]
+
+
+def grid_jobs(overrides: list[Override]) -> list[list[str]]:
+    """Each job's overrides, as the basic sweeper runs them: the cartesian product of the
+    sweeps (`seed=0,1 optimizer.lr=0.1,1`: 4 jobs), in its order (Hydra's job numbers)."""
+    return [job for batch in BasicSweeper.split_arguments(overrides, None) for job in batch]

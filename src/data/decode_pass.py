@@ -9,6 +9,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 from tqdm import tqdm
 
+from src import stopping
 from src.data.decode import JPEG_SUFFIXES, Decoder, decode_jpegs_on
 
 # Files per nvJPEG call: enough to fill the decoder, few enough for the GPU's memory.
@@ -44,6 +45,7 @@ def decoded_in_order(
                 num_workers=workers,
                 shuffle=False,
                 generator=torch.Generator(),
+                worker_init_fn=stopping.worker_leaves_signals_to_main,
             )
             images = iter(loader)
         for image in images:

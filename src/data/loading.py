@@ -8,6 +8,8 @@ from dataclasses import dataclass, replace
 import torch
 from torch.utils.data import DataLoader
 
+from src import stopping
+
 
 @dataclass(frozen=True)
 class Data:
@@ -51,6 +53,7 @@ class Loading:
             "num_workers": self.num_workers,
             "pin_memory": self.pin_memory,
             "persistent_workers": self.persistent_workers,
+            "worker_init_fn": stopping.worker_leaves_signals_to_main,
         }
         train_loader = DataLoader(
             train, shuffle=True, generator=torch.Generator().manual_seed(self.seed), **common

@@ -2,6 +2,7 @@
 and update ratio under its own name, measured by `group_signals`), text, images (an
 evaluation's confusion matrix), and the run's hparams session."""
 
+import threading
 from pathlib import Path
 
 from tensorboard.compat.proto.summary_pb2 import Summary
@@ -10,6 +11,9 @@ from torch.utils.tensorboard import SummaryWriter
 from src.tracking import hparams_summary
 from src.tracking.hparams import HParams
 
+EVENT_FILES = "events.out.tfevents.*"  # TensorBoard's names for them
+WRITER_THREADS = "tensorboard.summary.writer.event_file_writer"  # the module of its writer thread
+_PYTHON_HOOK = threading.excepthook
 # Custom-scalars charts: every group of a run on one chart per signal (regexes on tags).
 PER_GROUP_CHARTS = {
     "lr per group": r"lr/.*",
@@ -24,7 +28,12 @@ class RunLogger:
     labelled by its overrides."""
 
     def __init__(self, run_dir: Path):
-        self.writer = SummaryWriter(log_dir=str(run_dir))
+        threading.excepthook = _writer_thread_quiet  # its writer thread's failure: one line
+        before = set(Path(run_dir).glob(EVENT_FILES))
+        self.writer = SummaryWriter(log_dir=str(run_dir))  # makes its event file at once
+        # The file this writer writes, for the line a failed write prints.
+        made = sorted(set(Path(run_dir).glob(EVENT_FILES)) - before)
+        self.event_file = made[0] if made else Path(run_dir) / EVENT_FILES
         self.writer.add_custom_scalars(
             {"groups": {title: ["Multiline", [tags]] for title, tags in PER_GROUP_CHARTS.items()}}
         )
@@ -57,4 +66,19 @@ class RunLogger:
         self.writer.file_writer.add_summary(hparams_summary.session_end())
 
     def close(self) -> None:
-        self.writer.close()
+        """Writes what is left and closes the event file; a write that fails (a full disk) is
+        an OSError naming that file: TensorBoard's own names none."""
+        try:
+            self.writer.close()
+        except OSError as err:
+            raise OSError(err.errno, err.strerror, str(self.event_file)) from err
+
+
+def _writer_thread_quiet(args: threading.ExceptHookArgs) -> None:
+    """TensorBoard writes the event file in a thread of its own. A write that fails there (a
+    full disk) ends that thread, and TensorBoard raises the error again in the run's thread
+    at its next write or at close, where it becomes one line (src/resume.py); Python would
+    print the thread's traceback first. Any other thread's error: Python's own report."""
+    if isinstance(args.exc_value, OSError) and type(args.thread).__module__ == WRITER_THREADS:
+        return
+    _PYTHON_HOOK(args)

@@ -1,5 +1,9 @@
-"""A trained run's export/, written from its checkpoints once training has ended."""
+"""A trained run's last files, once training has ended: its export/, written from its
+checkpoints, then metrics.json, which marks the run finished; each whole or not at all."""
 
+import json
+import os
+import shutil
 from pathlib import Path
 
 import torch
@@ -41,3 +45,37 @@ def export_run(
             "weights": which,  # model, or ema: the checkpoint's EMA of the weights
         },
     )
+
+
+def finish_run(
+    checkpoint_path: Path,
+    monitor: str | None,
+    source: ModelSource,
+    model: torch.nn.Module,
+    data: Data,
+    metrics: dict,
+) -> None:
+    """`export_run`, then metrics.json; a write that fails (a full disk: an OSError, raised)
+    leaves no half an export and no metrics.json, so the run does not read as finished."""
+    export_dir = checkpoint_path.parent.parent / export.DIRECTORY
+    try:
+        export_run(checkpoint_path, monitor, source, model, data)
+    except OSError as err:  # the OS names no file when a write fails: the export dir is named
+        shutil.rmtree(export_dir, ignore_errors=True)
+        raise OSError(err.errno, err.strerror, err.filename or str(export_dir)) from err
+    write_json(checkpoint_path.parent.parent / "metrics.json", metrics)
+
+
+def write_json(path: Path, data: dict) -> None:
+    """Whole or not at all (a temporary file renamed). Rank 0's: all ranks share the run dir."""
+    if not distributed.is_main():
+        return
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    try:
+        tmp.write_text(json.dumps(data, indent=2) + "\n")
+        os.replace(tmp, path)
+    except OSError as err:  # the OS names no file when a write fails
+        raise OSError(err.errno, err.strerror, err.filename or str(path)) from err
+    finally:
+        tmp.unlink(missing_ok=True)
