@@ -10,13 +10,16 @@ made of and the command), so `src.evaluate`, `src.predict` and `src.evaluate swe
 as they use any run. The jobs must share the model, the pretrained weights and the data split.
 """
 
+import contextlib
+import shutil
 import sys
+from collections.abc import Iterator
 from pathlib import Path
 
 from omegaconf import DictConfig
 
-from src.config.command import run_command
-from src.errors import GroupwiseError
+from src.config.command import run_command, written
+from src.errors import GroupwiseError, WriteFailed
 from src.pretrained.load import build_with_pretrained, check_options
 from src.soups import ingredients, recipes
 from src.soups.soup_run import write_soup_run
@@ -32,19 +35,20 @@ def soup_sweep(cfg: DictConfig) -> list[Path]:
     output = _fresh_dir(cfg.output_dir or sweep_dir / SOUPS_DIR, jobs)
     tasting = _tasting(jobs[0], cfg)
     recipes.taste_each(jobs, tasting)
-    written = []
+    made = []
     for recipe in (recipes.uniform, recipes.greedy):
         weights, taste, record = recipe(jobs, tasting)
         run_dir = output / record["kind"]
-        write_soup_run(run_dir, weights, taste, tasting, record)
+        with _all_or_nothing(output):
+            write_soup_run(run_dir, weights, taste, tasting, record)
         used = sum(entry["in_soup"] for entry in record["ingredients"])
         print(
             f"{record['kind']} soup of {used} of {len(jobs)} jobs: val/acc {taste.accuracy:.4f} "
             f"(best job {max(job.val_acc for job in jobs):.4f}); written: {run_dir}"
         )
-        written.append(run_dir)
+        made.append(run_dir)
     print(f"test split: python -m src.evaluate sweep_dir={sweep_dir}")
-    return written
+    return made
 
 
 def wise(cfg: DictConfig) -> Path:
@@ -71,7 +75,8 @@ def wise(cfg: DictConfig) -> Path:
     interpolated = {*report.loaded, *report.adapted, *report.resampled}
     alphas = list(cfg.wise_alphas)
     weights, taste, record = recipes.wise(job, start.state_dict(), interpolated, alphas, tasting)
-    write_soup_run(output, weights, taste, tasting, record)
+    with _all_or_nothing(output):
+        write_soup_run(output, weights, taste, tasting, record)
     for tried in record["alphas"]:
         print(f"alpha {tried['alpha']:<5g} val/acc {tried['accuracy']:.4f}")
     print(f"kept alpha {record['alpha']:g} (val/acc {taste.accuracy:.4f}); written: {output}")
@@ -81,6 +86,18 @@ def wise(cfg: DictConfig) -> Path:
 def _tasting(job: ingredients.Ingredient, cfg: DictConfig) -> Tasting:
     reference = open_run(str(job.run_dir), job.checkpoint.stem)
     return Tasting(reference, reference.device(cfg.device), cfg.batch_size)
+
+
+@contextlib.contextmanager
+def _all_or_nothing(output: Path) -> Iterator[None]:
+    """A write that fails (a full disk) leaves no half soup behind to be taken for a whole one:
+    the dir this command made is removed, and the line says so (exit 74)."""
+    try:
+        with written(output, f"{output} removed, nothing of it kept: free space, run it again"):
+            yield
+    except WriteFailed:
+        shutil.rmtree(output, ignore_errors=True)
+        raise
 
 
 def _fresh_dir(path: str | Path, jobs: list[ingredients.Ingredient]) -> Path:

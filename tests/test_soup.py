@@ -113,6 +113,26 @@ def test_the_command_refuses_other_models_and_other_weights_in_one_line(souped, 
         assert not (sweep_dir / "soups").exists()
 
 
+@pytest.mark.parametrize(
+    ("name", "named"),
+    # the OS names no file when a write fails: what the soup writes names its file, or its dir
+    [("soup.json", "soup.json"), ("metrics.json", "metrics.json"), ("model.json", "export")],
+)
+def test_a_soup_on_a_full_disk_is_one_line_and_leaves_no_half_soup(souped, tmp_path, name, named):
+    """Files named `name` find the disk full (tests/crashing_run.py, in the real command's
+    process): exit 74, one line naming the file, and no soup dir that could pass for whole."""
+    output = tmp_path / "soups"
+    result = run_python(
+        "-m", "tests.crashing_run", "full-file", name, "src.soup", f"sweep_dir={souped}",
+        f"output_dir={output}",
+    )  # fmt: skip
+    assert result.returncode == 74, result.stderr
+    (line,) = result.stderr.splitlines()
+    assert line.startswith(f"groupwise: error: could not write {output / 'uniform'}/")
+    assert f"/uniform/{named} (No space left on device)" in line, line
+    assert f"{output} removed" in line and not output.exists()
+
+
 def ingredient(name: str, shapes=None, **changes) -> Ingredient:
     """A job's ingredient as read, `changes` (`section__option`) from a reference one."""
     cfg = {

@@ -3,7 +3,6 @@ src/training/checkpoints.py writes, with the config), export/, metrics.json, sou
 ingredients or alphas, and the command that made it) and TensorBoard figures, so that
 `src.evaluate`, `src.predict` and the export work on it unchanged."""
 
-import json
 import shlex
 import sys
 from dataclasses import asdict
@@ -17,6 +16,7 @@ from src.soups.tasting import Taste, Tasting
 from src.tracking.logger import RunLogger
 from src.tracking.sweep_soups import SOUP_FILE
 from src.training import checkpoints as ckpt
+from src.training.run_export import write_json
 from src.training.state import TrainingState
 
 
@@ -42,7 +42,7 @@ def write_soup_run(
     for name in ("best", "last"):
         ckpt.save_checkpoint(checkpoint, run_dir / "checkpoints" / f"{name}.pt")
     data = tasting.data
-    export.write_export(
+    write_export(
         run_dir / export.DIRECTORY,
         weights,
         reference.source,
@@ -58,7 +58,7 @@ def write_soup_run(
         logger.close()
     command = shlex.join([Path(sys.executable).name, "-m", "src.soup", *sys.argv[1:]])
     soup = {**record, "val_acc": taste.accuracy, "val_loss": taste.loss, "command": command}
-    _write_json(run_dir / SOUP_FILE, soup)
+    write_json(run_dir / SOUP_FILE, soup)
     # Last, as a run writes it: its presence says the soup is whole.
     metrics = {
         "val/acc": taste.accuracy,
@@ -66,7 +66,7 @@ def write_soup_run(
         "epochs": reference.epoch,
         "best_val_acc": taste.accuracy,
     }
-    _write_json(run_dir / "metrics.json", metrics)
+    write_json(run_dir / "metrics.json", metrics)
 
 
 def _served_as_model(cfg) -> dict:
@@ -79,5 +79,10 @@ def _served_as_model(cfg) -> dict:
     return config
 
 
-def _write_json(path: Path, data: dict) -> None:
-    path.write_text(json.dumps(data, indent=2) + "\n")
+def write_export(directory: Path, *args, **kwargs) -> None:
+    """export.write_export, a failed write named by the file or, where the OS names none, the
+    export dir."""
+    try:
+        export.write_export(directory, *args, **kwargs)
+    except OSError as err:
+        raise OSError(err.errno, err.strerror, err.filename or str(directory)) from err
