@@ -38,14 +38,23 @@ def swept_keys(task_overrides: list[str], sweeper_params: dict | None) -> list[s
 
 
 def repeated_values(task_overrides: list[str], sweeper_params: dict | None) -> list[str]:
-    """The grid sweeps that list a value twice (`seed=0,0`): two jobs of one name and dir."""
+    """The grid sweeps that list a value twice (`seed=0,0`, or `lr_mult=10,10.0,1e1`, one
+    number written three ways): the same job run twice."""
     repeated = []
     for override in _parse(task_overrides, sweeper_params):
         if override.is_choice_sweep():
-            values = list(override.sweep_string_iterator())
+            values = [_same_when_equal(value) for value in override.sweep_iterator()]
             if len(set(values)) < len(values):
                 repeated.append(override.input_line)
     return repeated
+
+
+def _same_when_equal(value: Any) -> str:
+    """A value as it compares: numbers by what they are (10 == 10.0 == 1e1), the rest as
+    written (`sgd`, `[5,6]`)."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return repr(float(value))
+    return repr(value)
 
 
 def given_twice(task_overrides: list[str]) -> list[str]:
@@ -116,14 +125,16 @@ class SweptKeys(Callback):
 
 
 class SweepCheck(Callback):
-    """Refuses a grid that lists a value twice, and (a single run too) a key given twice on
-    the command line: one clear line, exit 2, before anything is made."""
+    """Refuses a grid that lists a value twice, a sweep into a dir that holds another, and (a
+    single run too) a key given twice on the command line: one clear line, exit 2, before
+    anything is made."""
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
         _exit_if_given_twice(config)
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         _exit_if_given_twice(config)
+        _exit_if_used(Path(config.hydra.sweep.dir))
         if config.hydra.sweeper._target_ != BASIC_SWEEPER:
             return
         repeated = repeated_values(list(config.hydra.overrides.task), _params(config))
@@ -132,6 +143,17 @@ class SweepCheck(Callback):
                 f"{repeated[0]}: the sweep lists a value twice, which would run the same job "
                 "twice into one dir; give each value once"
             )
+
+
+def _exit_if_used(sweep_dir: Path) -> None:
+    """A sweep dir holds one sweep: its files (settings.csv, summary.md, ...) are written
+    from every job dir under it, so a second sweep's jobs would be mixed into the first's."""
+    if (sweep_dir / SWEPT_KEYS_FILE).exists():
+        errors.exit_with(
+            f"hydra.sweep.dir={sweep_dir}: holds another sweep already ({SWEPT_KEYS_FILE}), "
+            "whose answer would mix with this one's; give a new dir, or leave "
+            "hydra.sweep.dir out for a timestamped one"
+        )
 
 
 def _exit_if_given_twice(config: DictConfig) -> None:
