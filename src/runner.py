@@ -22,6 +22,7 @@ from src.checks import CheckedRun, check_run
 from src.config.arguments import build
 from src.config.launch_record import Record
 from src.config.schema import TrainerConfig
+from src.config.study import JobTrial
 from src.data import mixing
 from src.data.build import build_data
 from src.data.loading import Data
@@ -53,6 +54,7 @@ class Launch:
     parallel_sweep: bool = False  # a sweep job beside others: no progress bar
     # Hydra's record (.hydra/) and run.log, written once the run goes ahead (None: no Hydra)
     record: Record | None = None
+    trial: JobTrial | None = None  # a pruning sweep's job: its trial, told every epoch
 
 
 class Runner:
@@ -212,6 +214,7 @@ class Runner:
             options=self.options,
             mixing=self.mixing,
             progress_bars=progress.wanted(self.launch.parallel_sweep),
+            stop_after=self.launch.trial.report if self.launch.trial else None,
         )
 
     def train(self) -> dict:
@@ -227,7 +230,8 @@ class Runner:
                     logger.text(tag, markdown)
                 logger.hparams_start(self.launch.hparams)
             state = trainer.fit()
-            logger.hparams_end(state.best_val_acc, state.global_step)
+            pruned_at = self.launch.trial.pruned_at if self.launch.trial else None
+            logger.hparams_end(state.best_val_acc, state.global_step, pruned_at)
         except KeyboardInterrupt as stop:  # Ctrl-C, SIGTERM: one line saying how to continue
             raise resume.interrupted(stop, trainer.state, *self._continued(trainer)) from None
         except OSError as err:  # a checkpoint on a full disk: the one before it is kept
@@ -236,6 +240,7 @@ class Runner:
             # The basic launcher runs sweep jobs in one process: every writer must be closed.
             logger.close()
         metrics = state.final_metrics(self.options.monitor)
+        metrics |= {"pruned_at_epoch": pruned_at} if pruned_at else {}
         try:
             with stopping.deferred():  # a signal now waits for the last files: they are short
                 export_run(

@@ -23,8 +23,12 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from src import errors
+from src.config import study
 
 BASIC_SWEEPER = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
+# hydra/sweeper=pruning (src/config/pruning_sweeper.py): a Hydra plugin must live in the
+# hydra_plugins package, so the class Hydra finds is a name for ours there.
+PRUNING_SWEEPER = "hydra_plugins.groupwise_sweeper.pruning.PruningSweeper"
 SWEPT_KEYS_FILE = "swept_keys.json"  # at the sweep's root
 
 
@@ -84,12 +88,26 @@ def short_keys(keys: list[str]) -> dict[str, str]:
     return short
 
 
-def job_name(swept: list[str], job_overrides: list[str], job_num: int, sweeper: str) -> str:
+def launched_as(task_overrides: list[str], sweeper_params: dict | None) -> list[str]:
+    """The sweep as launched: the sweeper's params, then the command line."""
+    return [f"{key}={value}" for key, value in (sweeper_params or {}).items()] + task_overrides
+
+
+def numbered(sweep_dir: str | Path, sweeper: str) -> bool:
+    """Whether the sweep's jobs are named with their numbers: a sampler picks their values
+    and may pick the same ones twice; a grid (the basic sweeper's, the pruning sweeper's
+    without a search) runs each once."""
+    if sweeper == BASIC_SWEEPER:
+        return False
+    record = study.read_record(sweep_dir)
+    return record is None or not record.grid
+
+
+def job_name(swept: list[str], job_overrides: list[str], job_num: int, numbered: bool) -> str:
     """`lr_mult=10,seed=1`: the swept keys (short forms) and this job's values, in the order
     given. A sweeper that picks values itself (optuna) may pick the same ones twice: its jobs'
     names start with their number, and long numbers are cut to 4 significant digits."""
     values = {o.key_or_group: o.get_value_element_as_str() for o in _parse(job_overrides, None)}
-    numbered = sweeper != BASIC_SWEEPER
     pairs = [
         f"{short}={_short_number(values[key]) if numbered else values[key]}"
         for key, short in short_keys(swept).items()
@@ -134,8 +152,8 @@ class SweepCheck(Callback):
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         _exit_if_given_twice(config)
-        _exit_if_used(Path(config.hydra.sweep.dir))
-        if config.hydra.sweeper._target_ != BASIC_SWEEPER:
+        _exit_if_used(config)
+        if config.hydra.sweeper._target_ not in (BASIC_SWEEPER, PRUNING_SWEEPER):
             return
         repeated = repeated_values(list(config.hydra.overrides.task), _params(config))
         if repeated:
@@ -145,9 +163,16 @@ class SweepCheck(Callback):
             )
 
 
-def _exit_if_used(sweep_dir: Path) -> None:
+def _exit_if_used(config: DictConfig) -> None:
     """A sweep dir holds one sweep: its files (settings.csv, summary.md, ...) are written
-    from every job dir under it, so a second sweep's jobs would be mixed into the first's."""
+    from every job dir under it, so a second sweep's jobs would be mixed into the first's.
+    The same pruning sweep launched again into its dir continues it (its study says what is
+    left to run)."""
+    sweep_dir = Path(config.hydra.sweep.dir)
+    record = study.read_record(sweep_dir)
+    launched = launched_as(list(config.hydra.overrides.task), _params(config))
+    if record is not None and record.spec == launched:
+        return
     if (sweep_dir / SWEPT_KEYS_FILE).exists():
         errors.exit_with(
             f"hydra.sweep.dir={sweep_dir}: holds another sweep already ({SWEPT_KEYS_FILE}), "

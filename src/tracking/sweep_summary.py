@@ -25,6 +25,7 @@ from omegaconf import DictConfig
 
 from src import errors
 from src.config import sweep
+from src.config.study import PrunedJob
 from src.errors import GroupwiseError
 from src.tracking import hparams, sweep_picture, sweep_soups, sweep_tables
 
@@ -87,6 +88,8 @@ class SweepSummary(Callback):
         }
         if isinstance(job_return.return_value, FailedJob):
             row.update(status="failed", error=job_return.return_value.error)
+        elif isinstance(job_return.return_value, PrunedJob):
+            row.update(status="pruned", pruned_at=job_return.return_value.pruned_at)
         output_dir = Path(config.hydra.runtime.output_dir)
         (output_dir / JOB_FILE).write_text(json.dumps(row, indent=2) + "\n")
 
