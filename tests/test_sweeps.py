@@ -8,7 +8,6 @@ import statistics
 from pathlib import Path
 
 import pytest
-import yaml
 
 from src.errors import GroupwiseError
 from src.tracking.sweep_summary import FailedJob
@@ -110,7 +109,7 @@ def test_submitit_local_runs_each_job_in_its_own_process(tmp_path):
 
 @pytest.mark.e2e
 def test_optuna_searches_the_base_lr_and_the_head_multiplier_for_val_acc(tmp_path):
-    pytest.importorskip("hydra_plugins.hydra_optuna_sweeper")
+    optuna = pytest.importorskip("optuna", minversion="4")
     run_cli(
         "-m",
         "hparams_search=optuna_lr_mult",
@@ -120,9 +119,10 @@ def test_optuna_searches_the_base_lr_and_the_head_multiplier_for_val_acc(tmp_pat
     )
     rows = read_csv(tmp_path / "summary.csv")
     assert len(rows) == 3 and {r["status"] for r in rows} == {"completed"}
-    results = yaml.safe_load((tmp_path / "optimization_results.yaml").read_text())
-    assert results["best_value"] == pytest.approx(max(float(r["val/acc"]) for r in rows))
-    best = results["best_params"]
+    # the study, in its storage beside the jobs: a trial per job, told its val/acc at best.pt
+    study = optuna.load_study(study_name="lr_mult", storage=f"sqlite:///{tmp_path / 'optuna.db'}")
+    assert study.best_value == pytest.approx(max(float(r["val/acc@best"]) for r in rows))
+    best = study.best_params
     assert 1e-4 <= best["optimizer.lr"] <= 1e-1 and 1 <= best["param_groups.fc3.lr_mult"] <= 100
     # every trial's sampled values are numbers in its HPARAMS row
     runs = sorted(p.parent for p in tmp_path.glob("*/metrics.json"))

@@ -119,8 +119,11 @@ class Trainer:
             self.save()
             if improved and distributed.is_main():
                 self.best.keep()
-            if self.stop_after is not None and self.stop_after(
-                self.state.epoch, metrics["val/acc"]
+            going_on = self.state.epoch < self.options.max_epochs  # a last epoch saves nothing
+            if (
+                going_on
+                and self.stop_after
+                and self.stop_after(self.state.epoch, metrics["val/acc"])
             ):
                 break
         return self.state
