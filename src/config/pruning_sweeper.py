@@ -17,6 +17,7 @@ checkpoint resumes from it). One sweeper process at a time per study.
 """
 
 import itertools
+import json
 import math
 from pathlib import Path
 from typing import Any
@@ -32,6 +33,7 @@ from src.config import sweep
 from src.config.study import PrunedJob, StudyRecord, open_study, read_record, storage_url
 
 OVERRIDES = "overrides"  # a trial's user attribute: its job's overrides, as a grid point
+JOB_FILE = "job.json"  # a job's row, written as it ends (src/tracking/sweep_summary.py)
 
 
 class PruningSweeper(Sweeper):
@@ -79,8 +81,9 @@ class PruningSweeper(Sweeper):
 
         sampler = None if grid else optuna.samplers.TPESampler(seed=self.sampler_seed)
         study = open_study(record, sampler)
+        self.grid = grid
         if previous is not None:
-            _fail_the_killed(study)
+            self._settle_the_killed(study)
         if grid:
             self._grid(study, parsed)
         else:
@@ -144,22 +147,41 @@ class PruningSweeper(Sweeper):
             else:
                 study.tell(trial, float(value))
 
-    def _resumed_if_killed(self, overrides: list[str], number: int) -> list[str]:
-        """A grid job killed with a checkpoint saved (its dir is named by its values, so the
-        continued sweep finds it) resumes from it rather than being refused."""
+    def _job_dir(self, overrides: list[str], number: int) -> Path:
+        """Where the job of a trial runs: as `${sweep_job_name:...}` names it."""
         sweep_dir = Path(self.config.hydra.sweep.dir)
-        name = sweep.job_name(sweep.recorded_swept_keys(sweep_dir), overrides, number, False)
-        killed = (sweep_dir / name / "checkpoints" / "last.pt").is_file()
-        return [*overrides, "resume=true"] if killed else overrides
+        keys = sweep.recorded_swept_keys(sweep_dir)
+        return sweep_dir / sweep.job_name(keys, overrides, number, not self.grid)
+
+    def _resumed_if_killed(self, overrides: list[str], number: int) -> list[str]:
+        """A grid job killed mid-training (its dir is named by its values, so the continued
+        sweep finds it) resumes from its last checkpoint rather than being refused."""
+        job_dir = self._job_dir(overrides, number)
+        mid_way = (job_dir / "checkpoints" / "last.pt").is_file()
+        finished = (job_dir / "metrics.json").exists()
+        return [*overrides, "resume=true"] if mid_way and not finished else overrides
+
+    def _settle_the_killed(self, study) -> None:
+        """Trials a killed launch left running: a job that ended before the kill (its batch
+        was still running) is told as its job.json says; any other failed, so that its grid
+        point is run again and no pruner waits on it."""
+        from optuna.trial import TrialState
+
+        for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            job_dir = self._job_dir(trial.user_attrs.get(OVERRIDES, []), trial.number)
+            ended = _read_json(job_dir / JOB_FILE)
+            if ended.get("job") != trial.number or ended.get("status") == "failed":
+                study.tell(trial.number, state=TrialState.FAIL)
+            elif ended["status"] == "pruned":
+                study.tell(trial.number, state=TrialState.PRUNED)
+            else:
+                metrics = _read_json(job_dir / "metrics.json")
+                best = (metrics.get("best") or {}).get("val/acc")
+                study.tell(trial.number, best if best is not None else metrics["val/acc"])
 
 
-def _fail_the_killed(study) -> None:
-    """Trials left running by a killed launch of this sweep: failed, so that they are run
-    again and no pruner waits on them."""
-    from optuna.trial import TrialState
-
-    for trial in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-        study.tell(trial.number, state=TrialState.FAIL)
+def _read_json(path: Path) -> dict:
+    return json.loads(path.read_text()) if path.is_file() else {}
 
 
 def _suggested(trial, parsed) -> list[str]:
