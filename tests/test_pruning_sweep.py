@@ -50,8 +50,15 @@ def test_a_trial_is_judged_against_its_own_seeds_trials_at_the_same_epoch():
     # 0.4 at epoch 1: behind seed 0's both, ahead of seed 1's both
     assert trial_with(study, 0, [0.4]).should_prune()
     assert not trial_with(study, 1, [0.4]).should_prune()
-    # at epoch 2, compared with epoch 2's figures, not epoch 1's
-    assert not trial_with(study, 0, [0.7, 0.85]).should_prune()
+    # at epoch 2, compared with epoch 2's figures (0.8, 0.9), not epoch 1's (0.5, 0.6)
+    assert trial_with(study, 0, [0.7, 0.7]).should_prune()
+    assert not trial_with(study, 0, [0.4, 0.95]).should_prune()
+    # a third of them goes on: with 5 others, the best 2 of 6
+    thirds = optuna.create_study(direction="maximize", pruner=SameSeedPruner(1, 2, 0.34))
+    for value in (0.1, 0.2, 0.3, 0.4, 0.5):
+        trial_with(thirds, 0, [value], "complete")
+    assert not trial_with(thirds, 0, [0.45]).should_prune()
+    assert trial_with(thirds, 0, [0.35]).should_prune()
     # too few of its seed: seed 2 has none to trail
     assert not trial_with(study, 2, [0.0]).should_prune()
     # minimize: the lower the better

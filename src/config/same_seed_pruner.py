@@ -21,10 +21,10 @@ REPLICATE = "replicate"  # a trial's user attribute: its replicate keys' values 
 
 
 class SameSeedPruner(BasePruner):
-    def __init__(self, warmup_epochs: int = 1, min_trials: int = 2, keep: float = 0.5):
+    def __init__(self, warmup_epochs: int = 1, min_trials: int = 2, keep: float = 0.34):
         self.warmup_epochs = warmup_epochs  # no job is stopped before this epoch
         self.min_trials = min_trials  # same-seed trials at the epoch before any is compared
-        self.keep = keep  # the share of them, best first, that goes on
+        self.keep = keep  # the share of them (itself too), best first, that goes on
 
     def prune(self, study, trial) -> bool:
         epoch = trial.last_step
@@ -43,4 +43,5 @@ class SameSeedPruner(BasePruner):
             return False
         sign = 1 if study.direction == StudyDirection.MAXIMIZE else -1
         ahead = sum(1 for other in others if sign * other > sign * value)
-        return ahead >= max(1, math.ceil(self.keep * (len(others) + 1)))
+        # It goes on while among the best `keep` of them and itself; the best always does.
+        return ahead >= max(1, math.floor(self.keep * (len(others) + 1)))
