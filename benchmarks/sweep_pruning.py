@@ -8,7 +8,7 @@ The grid is listed in a mixed order, neither best-first (which would flatter pru
 later job trails) nor worst-first (each new job leads, nothing is pruned).
 
     python -m benchmarks.sweep_pruning [--epochs 10] [--out DIR]   (pip install -e ".[optuna,joblib]")
-    python -m benchmarks.sweep_pruning --smoke                      (the test's: 4 epochs, 8 shots)
+    python -m benchmarks.sweep_pruning --smoke                      (the test's: 8 epochs, 8 shots)
 """
 
 import argparse
@@ -55,17 +55,20 @@ def run_sweep(name: str, sweep_dir: Path, epochs: int, smoke: bool) -> dict:
         "full_epochs": len(rows) * epochs,
         "seconds": round(seconds, 1),
         "answer": answer,
-        "winner": answer.split("**")[1] if answer.startswith("**winner") else "no clear winner",
+        # `**winner[ among ...]: lr_mult=100**, ...`: the setting named
+        "winner": answer.split("**")[1].rsplit(": ", 1)[1]
+        if answer.startswith("**winner")
+        else "no clear winner",
     }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--epochs", type=int, default=10)
-    parser.add_argument("--smoke", action="store_true", help="4 epochs of 8 shots a digit")
+    parser.add_argument("--smoke", action="store_true", help="8 epochs of 8 shots a digit")
     parser.add_argument("--out", type=Path, default=None, help="where results.json goes")
     args = parser.parse_args()
-    epochs = 4 if args.smoke else args.epochs
+    epochs = 8 if args.smoke else args.epochs
     print(f"{os.cpu_count()} cores; lr_mult={MULTS} x seed={SEEDS}; {epochs} epochs a job")
     results = {}
     with tempfile.TemporaryDirectory() as tmp:

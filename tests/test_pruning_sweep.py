@@ -19,7 +19,7 @@ optuna = pytest.importorskip("optuna", minversion="4")  # SQLite beside SQLAlche
 MULTS = ("100", "30", "1", "0.1")  # the good first: the later ones have something to trail
 GRID = [
     "hydra/sweeper=pruning", "hydra/launcher=joblib", "hydra.launcher.n_jobs=2",
-    "hydra.sweeper.n_jobs=2", "param_groups=fc3_boost",
+    "param_groups=fc3_boost",
     f"param_groups.fc3.lr_mult={','.join(MULTS)}", "seed=0,1", "trainer.max_epochs=4",
     "dataset.shots_per_class=8", "dataset.batch_size=8",
 ]  # fmt: skip

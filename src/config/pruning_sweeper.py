@@ -3,8 +3,9 @@ each stopped early when it trails the jobs of its own seed.
 
 Hydra's basic sweeper gives every setting its whole budget, and Hydra's Optuna sweeper
 (hydra-optuna-sweeper) never prunes and pins optuna < 3. This one launches the jobs through
-the configured launcher (the joblib launcher's parallel workers too) in batches of `n_jobs`,
-one trial per job, and tells the study how each ended: completed with its val/acc of best.pt,
+the configured launcher (the joblib launcher's parallel workers too), a grid in one launch
+and a search in batches of `n_jobs` (the sampler learns from one batch for the next), one
+trial per job, and tells the study how each ended: completed with its val/acc of best.pt,
 pruned (the job reported every epoch and stopped when `SameSeedPruner` said so: see
 src/config/study.py for the job's side) or failed. A grid (`-m` lists, `params`) runs every
 combination once; an interval (`tag(log, interval(1e-4, 1e-1))`) or `n_trials` makes a
@@ -43,7 +44,7 @@ class PruningSweeper(Sweeper):
         study_name: str = "sweep",
         direction: str = "maximize",
         n_trials: int | None = None,
-        n_jobs: int = 1,
+        n_jobs: int | None = None,
         sampler_seed: int | None = 0,
         pruner: dict | None = None,
         params: dict | None = None,
@@ -103,8 +104,12 @@ class PruningSweeper(Sweeper):
         ended = (TrialState.COMPLETE, TrialState.PRUNED)
         done = {tuple(t.user_attrs.get(OVERRIDES, ())) for t in study.get_trials(states=ended)}
         todo = [list(point) for point in itertools.product(*axes) if point not in done]
-        for start in range(0, len(todo), self.n_jobs):
-            batch = todo[start : start + self.n_jobs]
+        # By default one launch: the launcher starts each job as a worker frees up, and a job
+        # sees, through the storage, every epoch the jobs before it reported; batches would
+        # leave a worker idle beside each job that runs longer than its batch-mate.
+        size = self.n_jobs or max(len(todo), 1)
+        for start in range(0, len(todo), size):
+            batch = todo[start : start + size]
             self._launch(study, [study.ask() for _ in batch], batch)
 
     def _search(self, study, parsed) -> None:
@@ -115,7 +120,8 @@ class PruningSweeper(Sweeper):
         ended = (TrialState.COMPLETE, TrialState.PRUNED)
         remaining = self.n_trials - len(study.get_trials(deepcopy=False, states=ended))
         while remaining > 0:
-            trials = [study.ask() for _ in range(min(self.n_jobs, remaining))]
+            # The sampler picks from the trials told so far: a batch at a time.
+            trials = [study.ask() for _ in range(min(self.n_jobs or 1, remaining))]
             self._launch(study, trials, [_suggested(trial, parsed) for trial in trials])
             remaining -= len(trials)
 

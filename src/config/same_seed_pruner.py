@@ -21,7 +21,7 @@ REPLICATE = "replicate"  # a trial's user attribute: its replicate keys' values 
 
 
 class SameSeedPruner(BasePruner):
-    def __init__(self, warmup_epochs: int = 1, min_trials: int = 2, keep: float = 0.34):
+    def __init__(self, warmup_epochs: int = 1, min_trials: int = 2, keep: float = 0.5):
         self.warmup_epochs = warmup_epochs  # no job is stopped before this epoch
         self.min_trials = min_trials  # same-seed trials at the epoch before any is compared
         self.keep = keep  # the share of them (itself too), best first, that goes on

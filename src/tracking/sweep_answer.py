@@ -15,27 +15,31 @@ from src.tracking.sweep_stats import Setting, Verdict
 NO_WINNER = "no clear winner"
 
 
-def answer_line(ranked: list[Setting], verdicts: list[Verdict]) -> str:
-    """The sweep's answer in one line, on the ranking metric (the first verdict)."""
+def answer_line(ranked: list[Setting], verdicts: list[Verdict], pruned: int = 0) -> str:
+    """The sweep's answer in one line, on the ranking metric (the first verdict); `pruned`:
+    the settings pruned on some seed, which it does not weigh, and says so."""
+    scope = f" among the {len(ranked)} settings that reached the end ({pruned} pruned)"
+    scope = scope if pruned else ""
     if not ranked:
         return f"**{NO_WINNER}**: no setting reached the end."
     if not verdicts:
-        return f"**{NO_WINNER}**: only {setting_name(ranked[0])} reached the end, nothing to weigh it against."
+        return (
+            f"**{NO_WINNER}**: only {setting_name(ranked[0])} reached the end, nothing to "
+            "weigh it against."
+        )
     v = verdicts[0]
+    win, second = setting_name(v.winner), setting_name(v.runner_up)
     if v.tie:
-        why = f"{setting_name(v.winner)} and {setting_name(v.runner_up)} tie"
+        why = f"{win} and {second} tie"
     elif v.p is None:
         why = "the seed noise is unknown (one seed per setting, or every seed the same figure)"
     elif not v.beyond_noise:
-        why = (
-            f"{setting_name(v.winner)}'s lead over {setting_name(v.runner_up)} is within seed noise"
-        )
+        why = f"{win}'s lead over {second} is within seed noise"
     else:
         return (
-            f"**winner: {setting_name(v.winner)}**, its lead over {setting_name(v.runner_up)} "
-            f"beyond seed noise (p = {v.p:.3g})."
+            f"**winner{scope}: {win}**, its lead over {second} beyond seed noise (p = {v.p:.3g})."
         )
-    return f"**{NO_WINNER}**: {why}."
+    return f"**{NO_WINNER}**{scope}: {why}."
 
 
 def verdict_line(v: Verdict) -> str:

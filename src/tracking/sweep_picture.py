@@ -44,7 +44,9 @@ def write(sweep_dir: Path, rows: list[dict], report: Report) -> str:
     fixed = " ".join(rows[0]["fixed"]) if rows else ""
     pooled = ", ".join(report.replicate_keys) or "nothing"
     title = f"mean ± std over {pooled}, faint: each {pooled}, ★: the winner (mean {metrics[0]})"
-    answer = sweep_answer.answer_line(report.settings, report.verdicts).replace("**", "")
+    answer = sweep_answer.answer_line(report.settings, report.verdicts, report.pruned).replace(
+        "**", ""
+    )
     width = 60 * len(metrics)
     lines = [
         *textwrap.wrap(answer, width),
@@ -77,12 +79,19 @@ def _panel(ax, metric: str, report: Report) -> None:
             color="tab:orange" if won else "black",
         )  # fmt: skip
     every = report.settings + report.unfinished
+    pruned = [(x[id(s)], job[metric]) for s in every for job in s.pruned if metric in job]
+    if pruned:  # each at its best.pt's figure, of the epochs it reached: no setting's mean
+        ax.scatter(
+            *zip(*pruned, strict=True), marker="v", color="tab:gray", zorder=2,
+            label=f"pruned job ({len(pruned)}), at the epoch it reached",
+        )  # fmt: skip
     failed = [x[id(s)] for s in every for _ in s.failed]
     if failed:  # no metric: along the panel's bottom edge, below every completed job
         ax.scatter(
             failed, [0.03] * len(failed), transform=ax.get_xaxis_transform(), marker="x",
             color="tab:red", clip_on=False, label=f"failed job ({len(failed)})",
         )  # fmt: skip
+    if failed or pruned:
         ax.legend(loc="best")
     if scale == "log":
         ax.set_xscale("log")  # lr and multipliers are swept over decades

@@ -47,6 +47,11 @@ class Report:
     markdown: str = ""
 
     @property
+    def pruned(self) -> int:
+        """The settings pruned on some seed: left out of the answer."""
+        return sum(1 for setting in self.unfinished if setting.pruned)
+
+    @property
     def winner(self) -> Setting | None:
         """The best setting, when its lead over the runner-up is beyond seed noise; a tie, a
         lead within the noise or a noise not measured has none."""
@@ -83,7 +88,7 @@ def markdown(report: Report, rows: list[dict]) -> str:
         f"{len(rows)} jobs; fixed: `{fixed or 'nothing'}`; pooled over: {pooled}",
         *sweep_answer.budget_line(rows),
         "",
-        sweep_answer.answer_line(report.settings, report.verdicts),
+        sweep_answer.answer_line(report.settings, report.verdicts, report.pruned),
         "",
         f"## Settings, best first by mean {report.rank_by} (mean ± std over {pooled})",
         "",
