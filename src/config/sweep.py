@@ -173,7 +173,9 @@ def _exit_if_used(config: DictConfig) -> None:
     launched = launched_as(list(config.hydra.overrides.task), _params(config))
     if record is not None and record.spec == launched:
         return
-    if (sweep_dir / SWEPT_KEYS_FILE).exists():
+    # A launch refused before any job started (a typo in a key) leaves swept_keys.json only.
+    started = sweep_dir.is_dir() and any(child.is_dir() for child in sweep_dir.iterdir())
+    if (sweep_dir / SWEPT_KEYS_FILE).exists() and started:
         errors.exit_with(
             f"hydra.sweep.dir={sweep_dir}: holds another sweep already ({SWEPT_KEYS_FILE}), "
             "whose answer would mix with this one's; give a new dir, or leave "
