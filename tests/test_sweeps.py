@@ -5,6 +5,8 @@ import json
 import math
 import pickle
 import statistics
+import sys
+import types
 from pathlib import Path
 
 import pytest
@@ -191,3 +193,14 @@ def test_slurm_preset_asks_for_one_gpu_per_job_on_the_partition_given():
     assert launcher.partition == "gpu"
     assert (launcher.gpus_per_node, launcher.timeout_min) == (1, 60)
     assert launcher.cpus_per_task == 8
+
+
+def test_the_pruning_sweeper_refuses_an_optuna_older_than_4_in_one_line(monkeypatch, capsys):
+    from src.config import study
+
+    monkeypatch.setitem(sys.modules, "optuna", types.SimpleNamespace(__version__="2.10.1"))
+    with pytest.raises(SystemExit) as stopped:
+        study.require_optuna()
+    assert stopped.value.code == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith("groupwise: error: hydra/sweeper=pruning needs optuna >= 4: this is")

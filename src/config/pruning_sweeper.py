@@ -31,7 +31,14 @@ from omegaconf import OmegaConf
 
 from src import errors
 from src.config import sweep
-from src.config.study import PrunedJob, StudyRecord, open_study, read_record, storage_url
+from src.config.study import (
+    PrunedJob,
+    StudyRecord,
+    open_study,
+    read_record,
+    require_optuna,
+    storage_url,
+)  # fmt: skip
 
 OVERRIDES = "overrides"  # a trial's user attribute: its job's overrides, as a grid point
 JOB_FILE = "job.json"  # a job's row, written as it ends (src/tracking/sweep_summary.py)
@@ -76,9 +83,9 @@ class PruningSweeper(Sweeper):
             storage_url(self.storage, sweep_dir), self.study_name, self.direction, spec, grid,
             self.pruner,
         )  # fmt: skip
+        optuna = require_optuna()  # before anything is written
         previous = read_record(sweep_dir)
         record.write(sweep_dir)
-        import optuna
 
         sampler = None if grid else optuna.samplers.TPESampler(seed=self.sampler_seed)
         study = open_study(record, sampler)

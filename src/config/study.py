@@ -17,8 +17,12 @@ import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from src import errors
+
 STUDY_FILE = "study.json"  # at the sweep's root: the launch record
 DEFAULT_DB = "optuna.db"  # the default storage: a SQLite file at the sweep's root
+NEEDS_OPTUNA = "hydra/sweeper=pruning needs optuna >= 4: "
+INSTALL = 'pip install -e ".[optuna]" (hydra-optuna-sweeper, which pins optuna < 3, must go)'
 OVERRIDES = "overrides"  # a trial's user attribute: the job's overrides
 
 
@@ -46,15 +50,27 @@ def storage_url(storage: str | None, sweep_dir: Path) -> str:
     return storage or f"sqlite:///{(sweep_dir / DEFAULT_DB).resolve()}"
 
 
+def require_optuna():
+    """optuna, once a pruning sweep runs: refused in one line when missing, or older than 4
+    (before 3.1 its SQLite storage fails beside SQLAlchemy 2; hydra-optuna-sweeper pins < 3)."""
+    # Optuna's storage runs alembic (at import, and to make a new SQLite file's tables), whose
+    # INFO lines Hydra's log would show.
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    try:
+        import optuna
+    except ImportError:
+        errors.exit_with(NEEDS_OPTUNA + "it is not installed; " + INSTALL)
+    if int(optuna.__version__.split(".")[0]) < 4:
+        errors.exit_with(NEEDS_OPTUNA + f"this is optuna {optuna.__version__}; " + INSTALL)
+    return optuna
+
+
 def open_study(record: StudyRecord, sampler=None):
     """The study, made by the first process that asks (the sweeper), loaded by the rest."""
-    import optuna
-
+    optuna = require_optuna()
     from src.config.same_seed_pruner import SameSeedPruner
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)  # the sweep's own lines say enough
-    # A new SQLite file's tables are made by alembic, whose INFO lines Hydra's log would show.
-    logging.getLogger("alembic").setLevel(logging.WARNING)
     return optuna.create_study(
         storage=record.storage,
         study_name=record.study_name,
