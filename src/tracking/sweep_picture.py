@@ -43,7 +43,8 @@ def write(sweep_dir: Path, rows: list[dict], report: Report) -> str:
         _panel(ax, metric, report)
     fixed = " ".join(rows[0]["fixed"]) if rows else ""
     pooled = ", ".join(report.replicate_keys) or "nothing"
-    title = f"mean ± std over {pooled}, faint: each {pooled}, ★: the winner (mean {metrics[0]})"
+    star = f", ★: the winner (mean {metrics[0]})" if report.winner else ""
+    title = f"mean ± std over {pooled}, faint: each {pooled}{star}"
     answer = sweep_answer.answer_line(report.settings, report.verdicts, report.pruned).replace(
         "**", ""
     )
