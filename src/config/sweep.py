@@ -171,7 +171,11 @@ def _exit_if_used(config: DictConfig) -> None:
     sweep_dir = Path(config.hydra.sweep.dir)
     record = study.read_record(sweep_dir)
     launched = launched_as(list(config.hydra.overrides.task), _params(config))
-    if record is not None and record.spec == launched:
+    if (
+        record is not None
+        and record.spec == launched
+        and config.hydra.sweeper._target_ == PRUNING_SWEEPER
+    ):
         return
     # A launch refused before any job started (a typo in a key) leaves swept_keys.json only.
     started = sweep_dir.is_dir() and any(child.is_dir() for child in sweep_dir.iterdir())
