@@ -140,3 +140,18 @@ def test_a_pruned_sweep_in_parallel_jobs_killed_and_continued_ends_with_every_jo
     spent = sum(int(r["epochs"]) for r in rows)
     assert f"epochs trained: {spent} of the 32 " in markdown
     assert spent < 32
+
+
+@pytest.mark.e2e
+def test_a_search_continued_with_more_trials_runs_only_the_new_ones_with_new_values(tmp_path):
+    search = ["hparams_search=optuna_lr_mult", "trainer.max_epochs=1", *GRID[-2:]]
+    run_cli("-m", *search, "hydra.sweeper.n_trials=2", f"hydra.sweep.dir={tmp_path}")
+    first = sorted(p.name for p in tmp_path.glob("job*"))
+    run_cli("-m", *search, "hydra.sweeper.n_trials=3", f"hydra.sweep.dir={tmp_path}")
+    jobs = sorted(p.name for p in tmp_path.glob("job*"))
+    assert len(first) == 2 and jobs[:2] == first and jobs[2].startswith("job2,")
+    study = optuna.load_study(study_name="lr_mult", storage=f"sqlite:///{tmp_path / 'optuna.db'}")
+    assert [t.state for t in study.trials] == [optuna.trial.TrialState.COMPLETE] * 3
+    picked = [tuple(sorted(t.params.items())) for t in study.trials]
+    assert len(set(picked)) == 3  # the continued sampler did not repeat the first trials
+    assert len(read_csv(tmp_path / "summary.csv")) == 3

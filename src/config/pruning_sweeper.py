@@ -87,8 +87,12 @@ class PruningSweeper(Sweeper):
         previous = read_record(sweep_dir)
         record.write(sweep_dir)
 
-        sampler = None if grid else optuna.samplers.TPESampler(seed=self.sampler_seed)
-        study = open_study(record, sampler)
+        study = open_study(record)
+        if not grid:
+            # Seeded past the trials the study holds: a continued search seeded as it started
+            # would pick the same values again.
+            seed = None if self.sampler_seed is None else self.sampler_seed + len(study.trials)
+            study = open_study(record, optuna.samplers.TPESampler(seed=seed))
         self.grid = grid
         if previous is not None:
             self._settle_the_killed(study)
