@@ -60,6 +60,7 @@ class PruningSweeper(Sweeper):
         self.n_trials, self.n_jobs, self.sampler_seed = n_trials, n_jobs, sampler_seed
         self.pruner = dict(pruner or {})
         self.params = dict(params or {})
+        self.grid = True  # set by `sweep`: a grid, or a sampler's search
 
     def setup(self, *, hydra_context, task_function, config) -> None:
         self.config = config
@@ -86,7 +87,6 @@ class PruningSweeper(Sweeper):
         optuna = require_optuna()  # before anything is written
         previous = read_record(sweep_dir)
         record.write(sweep_dir)
-
         study = open_study(record)
         if not grid:
             # Seeded past the trials the study holds: a continued search seeded as it started
