@@ -120,7 +120,12 @@ def evaluate_sweep(cfg: DictConfig) -> list[dict]:
             "outputs/multirun/<date>_<time>, or run_dir= for one run"
         )
     skipped = [
-        f"{row['run_dir']}: the job failed ({row['error']})"
+        f"{row['run_dir']}: "
+        + (
+            f"pruned at epoch {row.get('pruned_at')}: not part of the sweep's answer"
+            if row["status"] == "pruned"
+            else f"the job failed ({row['error']})"
+        )
         for row in rows
         if row["status"] != "completed"
     ]

@@ -13,8 +13,19 @@ from hydra.types import RunMode
 from omegaconf import DictConfig
 
 from src import errors, stopping
-from src.config import checks, command, hydra_internals, resolvers, run_dir, run_help, schema, sweep
+from src.config import (
+    checks,
+    command,
+    hydra_internals,
+    resolvers,
+    run_dir,
+    run_help,
+    schema,
+    study,
+    sweep,
+)
 from src.config.launch_record import Record
+from src.config.study import PrunedJob
 from src.tracking import hparams
 from src.tracking.sweep_summary import FailedJob
 
@@ -29,7 +40,8 @@ def main(cfg: DictConfig) -> float | None:
         with stopping.deferred():  # torch: after Hydra parsed the command line, `--help` is fast
             from src.runner import Runner
         _start_up_done()
-        metrics = Runner(cfg, Path(hydra_cfg.runtime.output_dir), _launch(cfg, hydra_cfg)).run()
+        launch = _launch(cfg, hydra_cfg)
+        metrics = Runner(cfg, Path(hydra_cfg.runtime.output_dir), launch).run()
     except KeyboardInterrupt as stop:  # before training started: nothing to resume
         run_dir.remove_made_dirs()
         stopping.exit_stopped(
@@ -47,7 +59,12 @@ def main(cfg: DictConfig) -> float | None:
             run_dir.remove_made_dirs()  # a refused run leaves nothing behind
         errors.exit_if_user_mistake(err)
         raise  # a bug (or HYDRA_FULL_ERROR=1): Hydra prints its traceback
-    return metrics["val/acc"] if metrics else None
+    if not metrics:
+        return None
+    # What a sweep ranks its jobs by (src/tracking/sweep_tables.py): best.pt's val/acc.
+    result = (metrics.get("best") or {}).get("val/acc") or metrics["val/acc"]
+    pruned_at = metrics.get("pruned_at_epoch")
+    return result if pruned_at is None else PrunedJob(result, pruned_at)
 
 
 def _launch(cfg: DictConfig, hydra_cfg: DictConfig):
@@ -65,7 +82,7 @@ def _launch(cfg: DictConfig, hydra_cfg: DictConfig):
         cfg,
         hydra_cfg.job.config.override_dirname.exclude_keys,
         swept=sweep.recorded_swept_keys(hydra_cfg.sweep.dir) if multirun else [],
-        sampled=multirun and hydra_cfg.sweeper._target_ != sweep.BASIC_SWEEPER,
+        sampled=multirun and sweep.numbered(hydra_cfg.sweep.dir, hydra_cfg.sweeper._target_),
     )
     if run_hparams.swept:  # a sweep job's HPARAMS row is named by its values
         run_hparams.trial = hparams.trial_name(run_hparams, Path(hydra_cfg.runtime.output_dir))
@@ -83,6 +100,7 @@ def _launch(cfg: DictConfig, hydra_cfg: DictConfig):
         record=Record(
             cfg, HydraConfig.instance().cfg, overrides, resume=cfg.resume, launched=datetime.now()
         ),
+        trial=study.job_trial(hydra_cfg.sweep.dir, hydra_cfg.job.num) if multirun else None,
     )
 
 

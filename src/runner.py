@@ -21,6 +21,7 @@ from src.checks import CheckedRun, check_run
 from src.config.arguments import build
 from src.config.launch_record import Record
 from src.config.schema import TrainerConfig
+from src.config.study import JobTrial
 from src.data import mixing
 from src.data.build import build_data
 from src.data.loading import Data
@@ -52,6 +53,7 @@ class Launch:
     parallel_sweep: bool = False  # a sweep job beside others: no progress bar
     # Hydra's record (.hydra/) and run.log, written once the run goes ahead (None: no Hydra)
     record: Record | None = None
+    trial: JobTrial | None = None  # a pruning sweep's job: its trial, told every epoch
 
 
 class Runner:
@@ -211,6 +213,7 @@ class Runner:
             options=self.options,
             mixing=self.mixing,
             progress_bars=progress.wanted(self.launch.parallel_sweep),
+            stop_after=self.launch.trial.report if self.launch.trial else None,
         )
 
     def train(self) -> dict:
@@ -228,7 +231,8 @@ class Runner:
                         logger.text(tag, markdown)
                     logger.hparams_start(self.launch.hparams)
                 state = trainer.fit()
-                logger.hparams_end(state.best_val_acc, state.global_step)
+                pruned_at = self.launch.trial.pruned_at if self.launch.trial else None
+                logger.hparams_end(state.best_val_acc, state.global_step, pruned_at)
             finally:
                 # The basic launcher runs sweep jobs in one process: every writer must be closed.
                 logger.close()
@@ -238,7 +242,8 @@ class Runner:
             if state is not None:  # the event file's last write, at close
                 raise resume.write_failed_after_training(err, *self._continued(trainer)) from None
             raise resume.write_failed(err, *self._continued(trainer)) from None
-        return self.finish(state.final_metrics(self.options.monitor), trainer)
+        metrics = state.final_metrics(self.options.monitor)
+        return self.finish(metrics | ({"pruned_at_epoch": pruned_at} if pruned_at else {}), trainer)
 
     def finish(self, metrics: dict, trainer: Trainer) -> dict:
         """The export and metrics.json (src/training/run_export.py), a signal waiting for them."""

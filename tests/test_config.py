@@ -26,6 +26,7 @@ GROUPS = [
     "experiment",
     "hparams_search",
     "hydra/launcher",
+    "hydra/sweeper",
 ]
 # What a group's option needs beside it to compose into a config a run accepts.
 NEEDS = {
@@ -82,7 +83,7 @@ def test_each_config_composes_and_every_target_exists(make_cfg, tmp_path, group,
     assert found, "every config has at least the sweep summary callback to instantiate"
     for key, target in found:
         assert get_object(target) is not None, f"{key}._target_={target}"
-    if group in ("hydra/launcher", "hparams_search"):
+    if group in ("hydra/launcher", "hydra/sweeper", "hparams_search"):
         return
     check_run(OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"]))
 

@@ -1,4 +1,5 @@
-"""What groupwise takes from torch's, torchvision's and transformers' private code still holds.
+"""What groupwise takes from torch's, torchvision's, transformers' and optuna's private code
+still holds.
 
 Each test fails saying what changed, and where groupwise reads it, when a release moves or
 changes it. (Hydra's: tests/test_hydra_internals.py.)
@@ -145,3 +146,16 @@ def test_renaming_rules_that_cannot_be_imported_are_a_warning_not_silence(vit, m
     warning = capsys.readouterr().err
     assert warning.startswith("groupwise: warning: transformers ")
     assert "renaming of checkpoint keys cannot be applied" in warning
+
+
+def test_a_frozen_trials_storage_id_still_opens_it_as_a_trial():
+    optuna = pytest.importorskip("optuna", minversion="4")
+    study = optuna.create_study(direction="maximize")
+    asked = study.ask()
+    frozen = next(t for t in study.get_trials(deepcopy=False) if t.number == asked.number)
+    assert isinstance(getattr(frozen, "_trial_id", None), int), (
+        f"optuna {optuna.__version__} changed underneath src/config/study.py, which opens a "
+        "sweep job's trial from its number through FrozenTrial._trial_id"
+    )
+    optuna.trial.Trial(study, frozen._trial_id).report(0.5, 1)
+    assert study.trials[asked.number].intermediate_values == {1: 0.5}

@@ -14,6 +14,7 @@ from omegaconf import open_dict
 import src.run  # noqa: F401  (registers the resolvers the sweep's subdir names jobs with)
 from src import errors
 from src.config import sweep
+from src.config.study import StudyRecord
 from src.tracking import sweep_picture, sweep_tables
 from tests.conftest import (
     ROOT,
@@ -198,9 +199,20 @@ def test_long_keys_are_cut_to_their_shortest_unambiguous_suffix():
 def test_job_names_follow_the_given_order_and_number_what_a_sweeper_picks():
     overrides = ["model=lenet", "seed=1", "+pretrained.path=a/b.pt", "optimizer.lr=0.00316227766"]
     keys = ["optimizer.lr", "seed", "pretrained.path"]
-    assert sweep.job_name(keys, overrides, 3, sweep.BASIC_SWEEPER) == (
+    assert sweep.job_name(keys, overrides, 3, numbered=False) == (
         "lr=0.00316227766,seed=1,path=a-b.pt"  # a path makes no subdirectory
     )
-    optuna = "hydra_plugins.hydra_optuna_sweeper.optuna_sweeper.OptunaSweeper"
-    assert sweep.job_name(keys, overrides, 3, optuna) == "job3,lr=0.003162,seed=1,path=a-b.pt"
-    assert sweep.job_name([], overrides, 3, sweep.BASIC_SWEEPER) == "job3"
+    assert (
+        sweep.job_name(keys, overrides, 3, numbered=True) == "job3,lr=0.003162,seed=1,path=a-b.pt"
+    )
+    assert sweep.job_name([], overrides, 3, numbered=False) == "job3"
+
+
+def test_a_grid_is_named_by_its_values_and_a_search_numbered_whatever_the_sweeper(tmp_path):
+    assert not sweep.numbered(tmp_path, sweep.BASIC_SWEEPER)
+    assert sweep.numbered(
+        tmp_path, "hydra_plugins.hydra_optuna_sweeper.optuna_sweeper.OptunaSweeper"
+    )
+    for grid in (True, False):
+        StudyRecord("sqlite://", "s", "maximize", [], grid).write(tmp_path)
+        assert sweep.numbered(tmp_path, sweep.PRUNING_SWEEPER) == (not grid)

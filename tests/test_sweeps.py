@@ -5,10 +5,11 @@ import json
 import math
 import pickle
 import statistics
+import sys
+import types
 from pathlib import Path
 
 import pytest
-import yaml
 
 from src.errors import GroupwiseError
 from src.tracking.sweep_summary import FailedJob
@@ -169,7 +170,7 @@ def test_submitit_local_runs_each_job_in_its_own_process(tmp_path):
 
 @pytest.mark.e2e
 def test_optuna_searches_the_base_lr_and_the_head_multiplier_for_val_acc(tmp_path):
-    pytest.importorskip("hydra_plugins.hydra_optuna_sweeper")
+    optuna = pytest.importorskip("optuna", minversion="4")
     run_cli(
         "-m",
         "hparams_search=optuna_lr_mult",
@@ -179,9 +180,10 @@ def test_optuna_searches_the_base_lr_and_the_head_multiplier_for_val_acc(tmp_pat
     )
     rows = read_csv(tmp_path / "summary.csv")
     assert len(rows) == 3 and {r["status"] for r in rows} == {"completed"}
-    results = yaml.safe_load((tmp_path / "optimization_results.yaml").read_text())
-    assert results["best_value"] == pytest.approx(max(float(r["val/acc"]) for r in rows))
-    best = results["best_params"]
+    # the study, in its storage beside the jobs: a trial per job, told its val/acc at best.pt
+    study = optuna.load_study(study_name="lr_mult", storage=f"sqlite:///{tmp_path / 'optuna.db'}")
+    assert study.best_value == pytest.approx(max(float(r["val/acc@best"]) for r in rows))
+    best = study.best_params
     assert 1e-4 <= best["optimizer.lr"] <= 1e-1 and 1 <= best["param_groups.fc3.lr_mult"] <= 100
     # every trial's sampled values are numbers in its HPARAMS row
     runs = sorted(p.parent for p in tmp_path.glob("*/metrics.json"))
@@ -250,3 +252,14 @@ def test_slurm_preset_asks_for_one_gpu_per_job_on_the_partition_given():
     assert launcher.partition == "gpu"
     assert (launcher.gpus_per_node, launcher.timeout_min) == (1, 60)
     assert launcher.cpus_per_task == 8
+
+
+def test_the_pruning_sweeper_refuses_an_optuna_older_than_4_in_one_line(monkeypatch, capsys):
+    from src.config import study
+
+    monkeypatch.setitem(sys.modules, "optuna", types.SimpleNamespace(__version__="2.10.1"))
+    with pytest.raises(SystemExit) as stopped:
+        study.require_optuna()
+    assert stopped.value.code == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert line.startswith("groupwise: error: hydra/sweeper=pruning needs optuna >= 4: this is")

@@ -135,6 +135,7 @@ def test_best_checkpoint_follows_the_monitored_metric(make_cfg, tmp_path):
         "metric": "val/loss",
         "value": pytest.approx(best["val/loss"]),
         "epoch": best["epoch"],
+        "val/acc": pytest.approx(best["val/acc"]),  # what a sweep ranks this run by
     }
 
 

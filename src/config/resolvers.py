@@ -35,7 +35,10 @@ def register(launch_time: datetime | None = None) -> None:
     OmegaConf.register_new_resolver(
         "sweep_job_name",
         lambda sweep_dir, overrides, num, sweeper: sweep.job_name(
-            sweep.recorded_swept_keys(sweep_dir), list(overrides), num, sweeper
+            sweep.recorded_swept_keys(sweep_dir),
+            list(overrides),
+            num,
+            sweep.numbered(sweep_dir, sweeper),
         ),
         replace=True,
     )

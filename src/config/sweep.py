@@ -23,8 +23,12 @@ from hydra.experimental.callback import Callback
 from omegaconf import DictConfig, OmegaConf
 
 from src import errors
+from src.config import study
 
 BASIC_SWEEPER = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
+# hydra/sweeper=pruning (src/config/pruning_sweeper.py): a Hydra plugin must live in the
+# hydra_plugins package, so the class Hydra finds is a name for ours there.
+PRUNING_SWEEPER = "hydra_plugins.groupwise_sweeper.pruning.PruningSweeper"
 SWEPT_KEYS_FILE = "swept_keys.json"  # at the sweep's root
 
 
@@ -38,14 +42,23 @@ def swept_keys(task_overrides: list[str], sweeper_params: dict | None) -> list[s
 
 
 def repeated_values(task_overrides: list[str], sweeper_params: dict | None) -> list[str]:
-    """The grid sweeps that list a value twice (`seed=0,0`): two jobs of one name and dir."""
+    """The grid sweeps that list a value twice (`seed=0,0`, or `lr_mult=10,10.0,1e1`, one
+    number written three ways): the same job run twice."""
     repeated = []
     for override in _parse(task_overrides, sweeper_params):
         if override.is_choice_sweep():
-            values = list(override.sweep_string_iterator())
+            values = [_same_when_equal(value) for value in override.sweep_iterator()]
             if len(set(values)) < len(values):
                 repeated.append(override.input_line)
     return repeated
+
+
+def _same_when_equal(value: Any) -> str:
+    """A value as it compares: numbers by what they are (10 == 10.0 == 1e1), the rest as
+    written (`sgd`, `[5,6]`)."""
+    if isinstance(value, int | float) and not isinstance(value, bool):
+        return repr(float(value))
+    return repr(value)
 
 
 def given_twice(task_overrides: list[str]) -> list[str]:
@@ -75,12 +88,26 @@ def short_keys(keys: list[str]) -> dict[str, str]:
     return short
 
 
-def job_name(swept: list[str], job_overrides: list[str], job_num: int, sweeper: str) -> str:
+def launched_as(task_overrides: list[str], sweeper_params: dict | None) -> list[str]:
+    """The sweep as launched: the sweeper's params, then the command line."""
+    return [f"{key}={value}" for key, value in (sweeper_params or {}).items()] + task_overrides
+
+
+def numbered(sweep_dir: str | Path, sweeper: str) -> bool:
+    """Whether the sweep's jobs are named with their numbers: a sampler picks their values
+    and may pick the same ones twice; a grid (the basic sweeper's, the pruning sweeper's
+    without a search) runs each once."""
+    if sweeper == BASIC_SWEEPER:
+        return False
+    record = study.read_record(sweep_dir)
+    return record is None or not record.grid
+
+
+def job_name(swept: list[str], job_overrides: list[str], job_num: int, numbered: bool) -> str:
     """`lr_mult=10,seed=1`: the swept keys (short forms) and this job's values, in the order
     given. A sweeper that picks values itself (optuna) may pick the same ones twice: its jobs'
     names start with their number, and long numbers are cut to 4 significant digits."""
     values = {o.key_or_group: o.get_value_element_as_str() for o in _parse(job_overrides, None)}
-    numbered = sweeper != BASIC_SWEEPER
     pairs = [
         f"{short}={_short_number(values[key]) if numbered else values[key]}"
         for key, short in short_keys(swept).items()
@@ -116,15 +143,17 @@ class SweptKeys(Callback):
 
 
 class SweepCheck(Callback):
-    """Refuses a grid that lists a value twice, and (a single run too) a key given twice on
-    the command line: one clear line, exit 2, before anything is made."""
+    """Refuses a grid that lists a value twice, a sweep into a dir that holds another, and (a
+    single run too) a key given twice on the command line: one clear line, exit 2, before
+    anything is made."""
 
     def on_run_start(self, config: DictConfig, **kwargs: Any) -> None:
         _exit_if_given_twice(config)
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         _exit_if_given_twice(config)
-        if config.hydra.sweeper._target_ != BASIC_SWEEPER:
+        _exit_if_used(config)
+        if config.hydra.sweeper._target_ not in (BASIC_SWEEPER, PRUNING_SWEEPER):
             return
         repeated = repeated_values(list(config.hydra.overrides.task), _params(config))
         if repeated:
@@ -132,6 +161,30 @@ class SweepCheck(Callback):
                 f"{repeated[0]}: the sweep lists a value twice, which would run the same job "
                 "twice into one dir; give each value once"
             )
+
+
+def _exit_if_used(config: DictConfig) -> None:
+    """A sweep dir holds one sweep: its files (settings.csv, summary.md, ...) are written
+    from every job dir under it, so a second sweep's jobs would be mixed into the first's.
+    The same pruning sweep launched again into its dir continues it (its study says what is
+    left to run)."""
+    sweep_dir = Path(config.hydra.sweep.dir)
+    record = study.read_record(sweep_dir)
+    launched = launched_as(list(config.hydra.overrides.task), _params(config))
+    if (
+        record is not None
+        and record.spec == launched
+        and config.hydra.sweeper._target_ == PRUNING_SWEEPER
+    ):
+        return
+    # A launch refused before any job started (a typo in a key) leaves swept_keys.json only.
+    started = sweep_dir.is_dir() and any(child.is_dir() for child in sweep_dir.iterdir())
+    if (sweep_dir / SWEPT_KEYS_FILE).exists() and started:
+        errors.exit_with(
+            f"hydra.sweep.dir={sweep_dir}: holds another sweep already ({SWEPT_KEYS_FILE}), "
+            "whose answer would mix with this one's; give a new dir, or leave "
+            "hydra.sweep.dir out for a timestamped one"
+        )
 
 
 def _exit_if_given_twice(config: DictConfig) -> None:

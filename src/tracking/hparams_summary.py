@@ -37,8 +37,12 @@ def session_start(hparams: HParams) -> Summary:
     )
 
 
-def session_end() -> Summary:
-    end = plugin_data_pb2.SessionEndInfo(status=api_pb2.STATUS_SUCCESS, end_time_secs=time.time())
+def session_end(pruned: bool = False) -> Summary:
+    """The session's end: a success, or for a job a pruning sweep stopped early neither a
+    success nor a failure (TensorBoard has no word for stopped early: its `unknown`; the
+    run's `sweep/pruned_at_epoch` metric and `status` text say pruned)."""
+    status = api_pb2.STATUS_UNKNOWN if pruned else api_pb2.STATUS_SUCCESS
+    end = plugin_data_pb2.SessionEndInfo(status=status, end_time_secs=time.time())
     return _summary(
         metadata.SESSION_END_INFO_TAG, plugin_data_pb2.HParamsPluginData(session_end_info=end)
     )

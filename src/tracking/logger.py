@@ -61,9 +61,14 @@ class RunLogger:
         scalars (its metrics) are one run."""
         self.writer.file_writer.add_summary(hparams_summary.session_start(hparams))
 
-    def hparams_end(self, best_val_acc: float, step: int) -> None:
+    def hparams_end(self, best_val_acc: float, step: int, pruned_at: int | None = None) -> None:
+        """`pruned_at`: the epoch a pruning sweep stopped this job at (None: it ran to the end),
+        a metric of its HPARAMS row and a line on its text tab."""
         self.scalars({"val/best_acc": best_val_acc}, step)
-        self.writer.file_writer.add_summary(hparams_summary.session_end())
+        if pruned_at is not None:
+            self.scalars({"sweep/pruned_at_epoch": pruned_at}, step)
+            self.text("status", f"pruned at epoch {pruned_at} by the sweep's pruner")
+        self.writer.file_writer.add_summary(hparams_summary.session_end(pruned_at is not None))
 
     def close(self) -> None:
         """Writes what is left and closes the event file; a write that fails (a full disk) is

@@ -12,7 +12,8 @@ of one image, two seeds can tie that way, and a difference with no spread says n
 the noise (a paired t would call any such lead certain). With the handful of seeds a sweep has, t is the test that can say anything at
 all: a sign or permutation test cannot reach p < 0.05 with fewer than 6 pairs. It assumes
 the differences are roughly normal, which a mean accuracy over hundreds of images is.
-scipy (installed with scikit-learn) gives the t distribution.
+scipy (a dependency of scikit-learn, which is ours) gives the t distribution, and the noncentral
+t the seeds needed are found with.
 """
 
 import math
@@ -29,6 +30,14 @@ class Setting:
     values: dict  # swept key (not a replicate key) -> value
     jobs: list[dict] = field(default_factory=list)  # the completed jobs' rows
     failed: list[dict] = field(default_factory=list)  # the failed jobs' rows
+    pruned: list[dict] = field(default_factory=list)  # those the pruner stopped early
+
+    @property
+    def finished(self) -> bool:
+        """Every job that ran reached the end: a setting a verdict may weigh. One pruned on
+        any seed was judged on part of its budget, and a setting that only failed has no
+        figures."""
+        return bool(self.jobs) and not self.pruned
 
     def scores(self, metric: str) -> dict[tuple, float]:
         """Replicate (e.g. (seed,)) -> the job's final `metric`, completed jobs only."""
@@ -58,6 +67,11 @@ class Verdict:
     def beyond_noise(self) -> bool:
         return self.p is not None and self.p < ALPHA
 
+    @property
+    def tie(self) -> bool:
+        """The two means are the same figure: no lead at all, whatever the noise."""
+        return self.lead == 0
+
 
 def settings(rows: list[dict], swept: list[str], replicate_keys: list[str]) -> list[Setting]:
     """The jobs grouped by their swept values but the replicate keys, in the order first met;
@@ -67,7 +81,9 @@ def settings(rows: list[dict], swept: list[str], replicate_keys: list[str]) -> l
         values = {k: row.get("swept", {}).get(k) for k in swept if k not in replicate_keys}
         setting = grouped.setdefault(_key(values), Setting(values))
         row["replicate"] = tuple(row.get("swept", {}).get(k) for k in replicate_keys)
-        (setting.jobs if row["status"] == "completed" else setting.failed).append(row)
+        {"completed": setting.jobs, "pruned": setting.pruned}.get(
+            row["status"], setting.failed
+        ).append(row)
     return list(grouped.values())
 
 
@@ -127,19 +143,21 @@ def _constant(values: list[float]) -> bool:
 
 
 def _seeds_for(lead: float, spread: float, paired: bool) -> int | None:
-    """The smallest number of seeds per setting at which a t test at ALPHA detects a true lead
-    of `lead` with probability POWER, if `spread` is the seed noise (of the differences when
-    paired, of each setting otherwise): the usual normal approximation, with t's quantiles
-    in place of the normal's. None: more than MAX_SEEDS, or no lead at all."""
+    """The smallest number of seeds per setting at which a two-sided t test at ALPHA detects a
+    true lead of `lead` with probability POWER, if `spread` is the seed noise (of the
+    differences when paired, of each setting otherwise). The exact power, from the
+    noncentral t distribution the t statistic follows when the lead is real: the normal
+    approximation asks one seed too few where few are needed. None: more than MAX_SEEDS, or
+    no lead at all (a tie)."""
     from scipy import stats  # only when a lead is in doubt
 
     if lead == 0:
         return None
     for n in range(2, MAX_SEEDS + 1):
         dof = n - 1 if paired else 2 * n - 2
-        z = stats.t.ppf(1 - ALPHA / 2, dof) + stats.t.ppf(POWER, dof)
-        scale = 1 if paired else 2
-        if n >= scale * (z * spread / lead) ** 2:
+        shift = abs(lead) / spread * math.sqrt(n if paired else n / 2)  # the noncentrality
+        critical = stats.t.ppf(1 - ALPHA / 2, dof)
+        if stats.nct.sf(critical, dof, shift) + stats.nct.cdf(-critical, dof, shift) >= POWER:
             return n
     return None
 

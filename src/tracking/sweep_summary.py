@@ -25,6 +25,7 @@ from omegaconf import DictConfig
 
 from src import errors
 from src.config import sweep
+from src.config.study import PrunedJob
 from src.errors import GroupwiseError
 from src.tracking import hparams, sweep_picture, sweep_soups, sweep_tables
 
@@ -61,10 +62,6 @@ class SweepSummary(Callback):
     def __init__(self, replicate_keys: list[str]):
         self.replicate_keys = list(replicate_keys)
 
-    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        # Rows older than this sweep (a reused hydra.sweep.dir) are not part of it.
-        self.sweep_started = time.time()
-
     def on_job_start(self, config: DictConfig, **kwargs: Any) -> None:
         self.job_started = time.monotonic()
 
@@ -85,17 +82,20 @@ class SweepSummary(Callback):
             ),
             "wall_time_s": round(time.monotonic() - self.job_started, 2),
             "torch_threads": _torch_threads(),
+            "max_epochs": config.trainer.max_epochs,  # the job's full budget
             "status": "completed",
             "error": "",
         }
         if isinstance(job_return.return_value, FailedJob):
             row.update(status="failed", error=job_return.return_value.error)
+        elif isinstance(job_return.return_value, PrunedJob):
+            row.update(status="pruned", pruned_at=job_return.return_value.pruned_at)
         output_dir = Path(config.hydra.runtime.output_dir)
         (output_dir / JOB_FILE).write_text(json.dumps(row, indent=2) + "\n")
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         sweep_dir = Path(config.hydra.sweep.dir)
-        rows = gather_rows(sweep_dir, since=self.sweep_started)
+        rows = gather_rows(sweep_dir)
         print(write_all(sweep_dir, rows), flush=True)
         failed = [row for row in rows if row["status"] == "failed"]
         if failed:
@@ -105,22 +105,25 @@ class SweepSummary(Callback):
             )
 
 
-def gather_rows(sweep_dir: Path, since: float = 0.0) -> list[dict]:
+def gather_rows(sweep_dir: Path) -> list[dict]:
     """Every job's row with its final metrics (from the job's metrics.json) and, once
-    evaluated, its test accuracy (eval_test.json), in job order. `path`: the job's dir."""
+    evaluated, its test accuracy (eval_test.json), in job order. `path`: the job's dir. A
+    sweep dir holds one sweep (src.config.sweep.SweepCheck refuses to launch into a used one),
+    so every job.json under it is one of its jobs."""
     rows = []
     for job_file in sweep_dir.rglob(JOB_FILE):
-        if job_file.stat().st_mtime < since:
-            continue
         row = json.loads(job_file.read_text())
         row["path"] = job_file.parent
         row.setdefault("run_dir", str(job_file.parent))
         row.setdefault("fixed", [])
         metrics_file = job_file.parent / "metrics.json"
-        if row["status"] == "completed" and metrics_file.exists():
+        if row["status"] in ("completed", "pruned") and metrics_file.exists():
             metrics = json.loads(metrics_file.read_text())
             row.update({ours: metrics[theirs] for theirs, ours in FINAL_METRICS.items()})
             row["epochs"] = metrics["epochs"]
+            best = metrics.get("best") or {}
+            if best.get("val/acc") is not None:  # the checkpoint evaluate tests: best.pt
+                row.update({"val/acc@best": best["val/acc"], "best_epoch": best["epoch"]})
         eval_file = job_file.parent / EVAL_FILE
         if row["status"] == "completed" and eval_file.exists():
             row["test/acc"] = json.loads(eval_file.read_text())["accuracy"]

@@ -1,9 +1,13 @@
 """The sweep's tables: `settings.csv` (one row per setting, best first), `summary.csv` (one
-row per job) and `summary.md` (both for a person, the winner marked, the verdict on its lead).
+row per job) and `summary.md` (both for a person, the answer first: the winner, or "no clear
+winner", and the verdict on the lead in words; src/tracking/sweep_answer.py words them).
 
-Settings are ranked by mean val/acc, the split the runs chose their checkpoints on; test/acc,
-once `python -m src.evaluate sweep_dir=...` has run, is shown beside it and given its own
-verdict, not used to choose (choosing on the test split would spend it).
+Settings are ranked by the mean val/acc of each job's `checkpoints/best.pt` (`val/acc@best`),
+the checkpoint `python -m src.evaluate sweep_dir=...` tests: ranked on one checkpoint and
+tested on another, the test figure would not be the chosen setting's. test/acc, once
+evaluated, is shown beside it and given its own verdict, not used to choose (choosing on the
+test split would spend it). Only settings whose every job reached the end are ranked; those
+that only failed, or that the pruner stopped on some seed, are listed apart with their counts.
 """
 
 import csv
@@ -12,37 +16,64 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from src.config.sweep import short_keys
-from src.tracking import sweep_stats
+from src.tracking import sweep_answer, sweep_stats
 from src.tracking.hparams import shown
 from src.tracking.sweep_stats import Setting, Verdict
 
-RANK_BY = "val/acc"
-METRICS = ("val/acc", "val/loss", "val/best_acc", "test/acc")
-JOB_COLUMNS = ("run_dir", "status", *METRICS, "epochs", "wall_time_s", "torch_threads")
+RANK_BY = "val/acc@best"  # the val/acc of checkpoints/best.pt, the checkpoint tested
+LAST = "val/acc"  # the last epoch's: what ranks jobs without a best.pt (trainer.monitor=null)
+# What each ranking figure is, in the files.
+RANKED_ON = {
+    RANK_BY: "the val/acc of each job's checkpoints/best.pt (its best epoch by trainer.monitor), "
+    "the checkpoint `python -m src.evaluate sweep_dir=...` tests",
+    LAST: "the val/acc of each job's last epoch (checkpoints/last.pt): no job has a best.pt",
+}
+METRICS = (RANK_BY, LAST, "val/loss", "val/best_acc", "test/acc")
+JOB_COLUMNS = (
+    "run_dir", "status", *METRICS, "best_epoch", "epochs", "max_epochs", "wall_time_s",
+    "torch_threads",
+)  # fmt: skip
 
 
 @dataclass
 class Report:
     swept: list[str]  # every swept key, replicate keys included
     replicate_keys: list[str]  # those of them pooled
-    settings: list[Setting]  # best first
+    settings: list[Setting]  # the finished ones, best first
     metrics: list[str]  # those any job has
-    verdicts: list[Verdict]  # on RANK_BY, then test/acc once evaluated
+    verdicts: list[Verdict]  # on rank_by, then test/acc once evaluated
+    unfinished: list[Setting]  # failed on every seed, or pruned on some: never ranked
+    rank_by: str = RANK_BY  # LAST when no job has a best.pt
     markdown: str = ""
+
+    @property
+    def pruned(self) -> int:
+        """The settings pruned on some seed: left out of the answer."""
+        return sum(1 for setting in self.unfinished if setting.pruned)
+
+    @property
+    def winner(self) -> Setting | None:
+        """The best setting, when its lead over the runner-up is beyond seed noise; a tie, a
+        lead within the noise or a noise not measured has none."""
+        if self.verdicts and self.verdicts[0].beyond_noise and not self.verdicts[0].tie:
+            return self.settings[0]
+        return None
 
 
 def write(sweep_dir: Path, rows: list[dict], replicate_keys: list[str]) -> Report:
     swept = list(dict.fromkeys(key for row in rows for key in row.get("swept", {})))
     replicate_keys = [k for k in replicate_keys if k in swept]
     metrics = [m for m in METRICS if any(m in row for row in rows)]
+    rank_by = RANK_BY if RANK_BY in metrics else LAST
     found = sweep_stats.settings(rows, swept, replicate_keys)
-    ranked = sweep_stats.ranked(found, RANK_BY)
+    ranked = sweep_stats.ranked([s for s in found if s.finished], rank_by)
     verdicts = [
         sweep_stats.verdict(ranked[0], ranked[1], metric)
-        for metric in (RANK_BY, "test/acc")
+        for metric in (rank_by, "test/acc")
         if len(ranked) > 1 and not math.isnan(ranked[1].mean(metric))  # two settings to compare
     ]
-    report = Report(swept, replicate_keys, ranked, metrics, verdicts)
+    unfinished = [s for s in found if not s.finished]
+    report = Report(swept, replicate_keys, ranked, metrics, verdicts, unfinished, rank_by)
     _write_csv(sweep_dir / "settings.csv", *_settings_table(report, raw=True))
     _write_csv(sweep_dir / "summary.csv", *_jobs_table(report, rows, raw=True))
     report.markdown = markdown(report, rows)
@@ -55,12 +86,18 @@ def markdown(report: Report, rows: list[dict]) -> str:
     pooled = ", ".join(report.replicate_keys) or "nothing"
     lines = [
         f"{len(rows)} jobs; fixed: `{fixed or 'nothing'}`; pooled over: {pooled}",
+        *sweep_answer.budget_line(rows),
         "",
-        f"## Settings, best first by mean {RANK_BY} (mean ± std over {pooled})",
+        sweep_answer.answer_line(report.settings, report.verdicts, report.pruned),
+        "",
+        f"## Settings, best first by mean {report.rank_by} (mean ± std over {pooled})",
+        "",
+        f"{report.rank_by}: {RANKED_ON[report.rank_by]}.",
         "",
         *_markdown_table(*_settings_table(report, raw=False)),
         "",
-        *(line for v in report.verdicts for line in (_verdict_line(v), "")),
+        *sweep_answer.unfinished_lines(report.unfinished),
+        *(line for v in report.verdicts for line in (sweep_answer.verdict_line(v), "")),
         "## Jobs",
         "",
         *_markdown_table(*_jobs_table(report, rows, raw=False)),
@@ -72,17 +109,16 @@ def _settings_table(report: Report, raw: bool) -> tuple[list[str], list[list]]:
     keys = [k for k in report.swept if k not in report.replicate_keys]
     names = _names(keys, raw)
     if raw:
-        header = ["rank", *names, "n", "failed"]
+        header = ["rank", *names, "n", "failed", "pruned"]
         header += [f"{m}_{stat}" for m in report.metrics for stat in ("mean", "std")]
     else:
         header = ["", *names, "n", *report.metrics]
     table = []
-    for rank, setting in enumerate(report.settings, start=1):
-        failed = len(setting.failed)
-        won = rank == 1 and not math.isnan(setting.mean(RANK_BY))
-        row = [rank if raw else ("**winner**" if won else rank)]
+    ranks = [*range(1, len(report.settings) + 1), *(None for _ in report.unfinished)]
+    for rank, setting in zip(ranks, report.settings + report.unfinished, strict=True):
+        row = [_rank_cell(rank, setting, setting is report.winner, raw)]
         row += [setting.values[k] if raw else shown(setting.values[k]) for k in keys]
-        row += [len(setting.scores(RANK_BY))] + ([failed] if raw else [])
+        row += [len(setting.jobs)] + ([len(setting.failed), len(setting.pruned)] if raw else [])
         for metric in report.metrics:
             mean, std = setting.mean(metric), setting.std(metric)
             row += [_raw(mean), _raw(std)] if raw else [_mean_std(mean, std)]
@@ -98,7 +134,7 @@ def _jobs_table(report: Report, rows: list[dict], raw: bool) -> tuple[list[str],
         header = ["job", *names, *(c for c in JOB_COLUMNS if c != "torch_threads")]
         header = [h for h in header if h != "test/acc" or h in report.metrics]
         header += ["error"] if any(row["error"] for row in rows) else []
-    winners = {id(job) for job in report.settings[0].jobs} if report.settings else set()
+    winners = {id(job) for job in report.winner.jobs} if report.winner else set()
     table = []
     for row in rows:
         swept = [row.get("swept", {}).get(k, "") for k in report.swept]
@@ -114,35 +150,12 @@ def _jobs_table(report: Report, rows: list[dict], raw: bool) -> tuple[list[str],
     return header, table
 
 
-def _verdict_line(v: Verdict) -> str:
-    win, second = setting_name(v.winner), setting_name(v.runner_up)
-    head = (
-        f"**{v.metric}**: {win} leads {second} by {v.lead:+.4f} "
-        f"({v.winner.mean(v.metric):.4f} vs {v.runner_up.mean(v.metric):.4f})"
-    )
-    if v.p is None:
-        return (
-            f"{head}: cannot be weighed against seed noise (test: {v.test}); run 3 or more seeds."
-        )
-    test = f"{v.test}, p = {v.p:.3g}"
-    if v.beyond_noise:
-        return f"{head}: **beyond seed noise** ({test} < {sweep_stats.ALPHA})."
-    settle = (
-        f"about {v.seeds_needed} seeds per setting would settle it (a lead this size found "
-        f"{sweep_stats.POWER:.0%} of the time at p < {sweep_stats.ALPHA}, if the seed noise is "
-        "as measured)"
-        if v.seeds_needed
-        else f"more than {sweep_stats.MAX_SEEDS} seeds would be needed: call it a tie"
-    )
-    return f"{head}: **within seed noise** ({test}); {settle}."
-
-
-def setting_name(setting: Setting) -> str:
-    names = _names(list(setting.values), raw=False)
-    return (
-        ",".join(f"{n}={shown(v)}" for n, v in zip(names, setting.values.values(), strict=True))
-        or "all"
-    )
+def _rank_cell(rank: int | None, setting: Setting, won: bool, raw: bool):
+    """Ranked settings by their rank (the winner, if any, marked for a person); the others
+    by why they are not ranked."""
+    if rank is None:
+        return "pruned" if setting.pruned else "failed"
+    return "**winner**" if won and not raw else rank
 
 
 def _names(keys: list[str], raw: bool) -> list[str]:

@@ -27,5 +27,9 @@ class TrainingState:
                 "metric": monitor,
                 "value": self.best_score,
                 "epoch": self.best_epoch,
+                # What a sweep ranks its jobs by: the val/acc of the checkpoint it tests.
+                "val/acc": next(
+                    (h["val/acc"] for h in self.history if h["epoch"] == self.best_epoch), None
+                ),
             }
         return metrics

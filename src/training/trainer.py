@@ -48,11 +48,15 @@ class Trainer:
         options: TrainerConfig,
         mixing: Callable | None = None,
         progress_bars: bool = False,
+        stop_after: Callable[[int, float], bool] | None = None,
     ):
         """`config`: the run's resolved config, saved in every checkpoint; `options`: the
         trainer's own (`trainer.device` is resolved by the caller into `device`); `mixing`:
         Mixup/CutMix of each training batch on the device (`src.data.mixing`; None: batches
-        train as they are); `progress_bars`: a bar per epoch on the console."""
+        train as they are); `progress_bars`: a bar per epoch on the console; `stop_after`:
+        given each epoch and its val/acc once the epoch is saved, True ends training there
+        (a pruning sweep's trial, src/config/study.py)."""
+        self.stop_after = stop_after
         self.model = model  # the plain module: checkpoints hold its names
         self.optimizer = optimizer
         self.scheduler = scheduler
@@ -115,6 +119,13 @@ class Trainer:
             self.save()
             if improved and distributed.is_main():
                 self.best.keep()
+            going_on = self.state.epoch < self.options.max_epochs  # a last epoch saves nothing
+            if (
+                going_on
+                and self.stop_after
+                and self.stop_after(self.state.epoch, metrics["val/acc"])
+            ):
+                break
         return self.state
 
     def train_epoch(self) -> float:

@@ -1,0 +1,1 @@
+"""groupwise's sweeper where Hydra looks for plugins (the hydra_plugins namespace package)."""
