@@ -44,8 +44,7 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Launch:
-    """What the entry point read of how the run was launched (Hydra's state), so that no step
-    reads a global."""
+    """What the entry point read of how the run was launched (Hydra's state), not a global."""
 
     hparams: HParams = field(default_factory=HParams)  # TensorBoard's HPARAMS row
     command: str | None = None  # the command line that reruns this run, atop the config card
