@@ -24,7 +24,7 @@ from src.pretrained.load import build_with_pretrained, check_options
 from src.soups import ingredients, recipes
 from src.soups.soup_run import write_soup_run
 from src.soups.tasting import Tasting
-from src.tracking.sweep_soups import SOUPS_DIR
+from src.tracking.sweep_soups import SOUPS_DIR, WISE_DIR
 from src.trained_run import open_run
 
 
@@ -32,21 +32,23 @@ def soup_sweep(cfg: DictConfig) -> list[Path]:
     sweep_dir = Path(cfg.sweep_dir).expanduser()
     jobs = ingredients.from_sweep(sweep_dir)
     ingredients.check_soupable(jobs)
-    output = _fresh_dir(cfg.output_dir or sweep_dir / SOUPS_DIR, jobs)
+    soups = Path(cfg.output_dir or sweep_dir / SOUPS_DIR).expanduser()
+    for kind in ("uniform", "greedy"):  # beside them, WiSE-FT of the jobs may be there already
+        _fresh_dir(soups / kind, jobs)
     tasting = _tasting(jobs[0], cfg)
     recipes.taste_each(jobs, tasting)
     made = []
     for recipe in (recipes.uniform, recipes.greedy):
         weights, taste, record = recipe(jobs, tasting)
-        run_dir = output / record["kind"]
-        with _all_or_nothing(output):
+        run_dir = soups / record["kind"]
+        made.append(run_dir)
+        with _all_or_nothing(made):
             write_soup_run(run_dir, weights, taste, tasting, record)
         used = sum(entry["in_soup"] for entry in record["ingredients"])
         print(
             f"{record['kind']} soup of {used} of {len(jobs)} jobs: val/acc {taste.accuracy:.4f} "
             f"(best job {max(job.val_acc for job in jobs):.4f}); written: {run_dir}"
         )
-        made.append(run_dir)
     print(f"test split: python -m src.evaluate sweep_dir={sweep_dir}")
     return made
 
@@ -60,7 +62,7 @@ def wise(cfg: DictConfig) -> Path:
             f"run_dir={cfg.run_dir}: trained without pretrained weights (pretrained.path is "
             "null): WiSE-FT interpolates towards them; pass a fine-tuned run"
         )
-    output = _fresh_dir(cfg.output_dir or f"{run_dir}_wise", [job])
+    output = _fresh_dir(cfg.output_dir or _wise_dir(run_dir), [job])
     tasting = _tasting(job, cfg)
     recipes.taste_each([job], tasting)
     pretrained = job.cfg["pretrained"]
@@ -75,7 +77,7 @@ def wise(cfg: DictConfig) -> Path:
     interpolated = {*report.loaded, *report.adapted, *report.resampled}
     alphas = list(cfg.wise_alphas)
     weights, taste, record = recipes.wise(job, start.state_dict(), interpolated, alphas, tasting)
-    with _all_or_nothing(output):
+    with _all_or_nothing([output]):
         write_soup_run(output, weights, taste, tasting, record)
     for tried in record["alphas"]:
         print(f"alpha {tried['alpha']:<5g} val/acc {tried['accuracy']:.4f}")
@@ -89,15 +91,25 @@ def _tasting(job: ingredients.Ingredient, cfg: DictConfig) -> Tasting:
 
 
 @contextlib.contextmanager
-def _all_or_nothing(output: Path) -> Iterator[None]:
+def _all_or_nothing(made: list[Path]) -> Iterator[None]:
     """A write that fails (a full disk) leaves no half soup behind to be taken for a whole one:
-    the dir this command made is removed, and the line says so (exit 74)."""
+    the dirs this command made are removed, and the line says so (exit 74)."""
+    shown = " and ".join(str(path) for path in made)
     try:
-        with written(output, f"{output} removed, nothing of it kept: free space, run it again"):
+        with written(made[-1], f"{shown} removed, nothing of them kept: free space, run it again"):
             yield
     except WriteFailed:
-        shutil.rmtree(output, ignore_errors=True)
+        for path in made:
+            shutil.rmtree(path, ignore_errors=True)
         raise
+
+
+def _wise_dir(run_dir: Path) -> Path:
+    """WiSE-FT of a sweep's job goes to the sweep's soups (its summary then shows it beside the
+    job); of a single run, beside the run."""
+    if (run_dir.parent / "multirun.yaml").is_file():  # Hydra's record at a sweep's root
+        return run_dir.parent / SOUPS_DIR / WISE_DIR / run_dir.name
+    return run_dir.with_name(f"{run_dir.name}_wise")
 
 
 def _fresh_dir(path: str | Path, jobs: list[ingredients.Ingredient]) -> Path:

@@ -81,15 +81,24 @@ def test_evaluate_and_predict_use_a_soup_as_any_run(souped, tmp_path):
 
 @pytest.mark.e2e
 def test_wise_ft_keeps_the_alpha_best_on_val_and_alpha_one_is_the_run(souped):
+    """WiSE-FT of a sweep's job lands in the sweep's soups, and the sweep-wide evaluate
+    reports it beside its job, on test too."""
     job_dir = souped / "lr_mult=10,seed=0"
     result = run_python("-m", "src.soup", f"run_dir={job_dir}", "wise_alphas=[0,0.5,1]")
     assert result.returncode == 0, result.stderr
-    record = json.loads((souped / "lr_mult=10,seed=0_wise" / "soup.json").read_text())
+    wise_dir = souped / "soups" / "wise" / "lr_mult=10,seed=0"
+    record = json.loads((wise_dir / "soup.json").read_text())
     tried = {entry["alpha"]: entry["accuracy"] for entry in record["alphas"]}
     assert record["val_acc"] == max(tried.values()) == tried[record["alpha"]]
     assert "fc3.weight" not in record["interpolated"] and "conv1.weight" in record["interpolated"]
     job = json.loads((souped / "soups/greedy/soup.json").read_text())["ingredients"]
     assert tried[1.0] == next(i["val_acc"] for i in job if i["run_dir"] == str(job_dir))
+    result = run_python("-m", "src.evaluate", f"sweep_dir={souped}")
+    assert result.returncode == 0, result.stderr
+    test = json.loads((wise_dir / "eval_test.json").read_text())["accuracy"]
+    summary = (souped / "summary.md").read_text()
+    assert f"**WiSE-FT of lr_mult=10,seed=0 (alpha {record['alpha']:g})**" in summary
+    assert f"on test: {test:.4f} against" in summary
 
 
 @pytest.mark.e2e
@@ -130,7 +139,7 @@ def test_a_soup_on_a_full_disk_is_one_line_and_leaves_no_half_soup(souped, tmp_p
     (line,) = result.stderr.splitlines()
     assert line.startswith(f"groupwise: error: could not write {output / 'uniform'}/")
     assert f"/uniform/{named} (No space left on device)" in line, line
-    assert f"{output} removed" in line and not output.exists()
+    assert f"{output / 'uniform'} removed" in line and not (output / "uniform").exists()
 
 
 def ingredient(name: str, shapes=None, **changes) -> Ingredient:
