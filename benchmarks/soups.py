@@ -164,7 +164,7 @@ def sweep(args, multipliers: str) -> dict:
             print(f"{split:>5} {name:<14} {used:>4} {val:>8.4f} {test:>8.4f}")
     best = replicates("best job", per_split)
     for kind in ("uniform soup", "greedy soup"):
-        print(seed_noise(verdict(replicates(kind, per_split), best, "test/acc")))
+        print(seed_noise(verdict(replicates(kind, per_split), best, "test/acc", "split")))
     return {
         split: {
             name: dict(zip(("val", "test", "jobs"), row, strict=True))

@@ -98,26 +98,34 @@ def ranked(found: list[Setting], metric: str, higher_is_better: bool = True) -> 
     return sorted(found, key=order)
 
 
-def verdict(best: Setting, second: Setting, metric: str) -> Verdict:
-    """Is `best`'s lead over `second` on `metric` beyond seed noise?"""
+def verdict(best: Setting, second: Setting, metric: str, replicate: str = "seed") -> Verdict:
+    """Is `best`'s lead over `second` on `metric` beyond seed noise? `replicate`: what the
+    test's words call a replicate (a benchmark pairs data splits, not seeds)."""
     a, b = best.scores(metric), second.scores(metric)
     lead = best.mean(metric) - second.mean(metric)
     shared = sorted(set(a) & set(b), key=str)
     differences = [a[r] - b[r] for r in shared]
     if len(shared) >= 2 and not _constant(differences):
         p, needed = _paired(differences)
-        test = f"paired t over {len(shared)} shared seeds"
+        test = f"paired t over {len(shared)} shared {replicate}s"
     elif (
         len(a) >= 2
         and len(b) >= 2
         and not (_constant(list(a.values())) and _constant(list(b.values())))
     ):
         p, needed = _welch(list(a.values()), list(b.values()))
-        why = "every shared seed gave the same lead" if len(shared) >= 2 else "no shared seeds"
+        why = (
+            f"every shared {replicate} gave the same lead"
+            if len(shared) >= 2
+            else f"no shared {replicate}s"
+        )
         test = f"Welch's t ({why})"
     else:
         p, needed = None, None
-        test = "none: a setting has one seed, or every seed the same figure, so the seed noise is unknown"
+        test = (
+            f"none: a setting has one {replicate}, or every {replicate} the same figure, so the "
+            "noise is unknown"
+        )
     return Verdict(metric, best, second, lead, test, p, needed)
 
 
