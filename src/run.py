@@ -100,7 +100,7 @@ def _launch(cfg: DictConfig, hydra_cfg: DictConfig):
         record=Record(
             cfg, HydraConfig.instance().cfg, overrides, resume=cfg.resume, launched=datetime.now()
         ),
-        trial=study.job_trial(hydra_cfg.sweep.dir, hydra_cfg.job.num) if multirun else None,
+        trial=study.job_trial(hydra_cfg.sweep.dir, hydra_cfg.job) if multirun else None,
     )
 
 

@@ -85,13 +85,22 @@ def deferred() -> Iterator[None]:
         raise Terminated() if arrived[0] == signal.SIGTERM else KeyboardInterrupt()
 
 
+WORKER_GRACE_S = 5  # a worker's time, after SIGTERM, to be shut down by its main process
+
+
 def worker_leaves_signals_to_main(worker_id: int) -> None:
     """A DataLoader's `worker_init_fn`: a terminal's Ctrl-C and a scheduler's SIGTERM reach the
     whole process group, workers too; the main process stops the command, and its workers as
     it cleans up. A worker ended by the signal itself is a failure to torch, which says so with
-    a traceback while the main process shuts its workers down."""
-    for each in SIGNALS:
-        signal.signal(each, signal.SIG_IGN)
+    a traceback while the main process shuts its workers down. So a worker ignores Ctrl-C, and
+    ends WORKER_GRACE_S after a SIGTERM: multiprocessing's own exit stops leftover workers with
+    SIGTERM and waits for them, which an ignored SIGTERM would make wait forever."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, _end_soon)
+
+
+def _end_soon(signum: int, frame) -> None:
+    signal.alarm(WORKER_GRACE_S)  # SIGALRM's default action ends the process
 
 
 def exit_stopped(stop: BaseException, what: str) -> None:

@@ -17,6 +17,8 @@ import math
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
+from omegaconf import DictConfig
+
 from src import errors
 
 STUDY_FILE = "study.json"  # at the sweep's root: the launch record
@@ -122,7 +124,9 @@ class JobTrial:
         return False
 
 
-def job_trial(sweep_dir: str | Path, job_num: int) -> JobTrial | None:
-    """The trial of job `job_num` of the sweep at `sweep_dir`, when a pruning sweep runs it."""
+def job_trial(sweep_dir: str | Path, job: DictConfig) -> JobTrial | None:
+    """The trial of the job (Hydra's `hydra.job` node) of the sweep at `sweep_dir`, when a
+    pruning sweep runs it. Its number is read only then: a config composed outside a launch
+    (tests) has none."""
     record = read_record(sweep_dir)
-    return None if record is None else JobTrial(record, job_num)
+    return None if record is None else JobTrial(record, job.num)
