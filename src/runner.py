@@ -18,6 +18,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from src import resume, run_lock, stopping
+from src.adapters.step import adapt, footprint
 from src.checks import CheckedRun, check_run
 from src.config.arguments import build
 from src.config.launch_record import Record
@@ -136,6 +137,8 @@ class Runner:
             checked.pretrained_options,
             self.launch.exclude_origin,
         )
+        # Adapters wrap the base weights as loaded; the groups see what trains, by user names.
+        self.model, trained, roles = adapt(self.model, checked.adapter, source.roles(self.model))
         self.model.to(self.device)
         # A size the model cannot take: refused now, not as a traceback once training starts.
         check_input_size(
@@ -146,9 +149,9 @@ class Runner:
             lambda: source.build(self.data.in_channels, self.data.num_classes),
         )
         groups, self.groups_info = build_param_groups(
-            self.model,
+            trained,
             checked.group_specs,
-            source.roles(self.model),
+            roles,
             cfg.optimizer.lr,
             cfg.optimizer.get("weight_decay", 0.0),
             cfg.weight_decay_1d,
@@ -167,6 +170,8 @@ class Runner:
             ),
             max_epochs=self.options.max_epochs,
         )
+        if checked.adapter is not None:  # explained with the groups, in every report of them
+            self.groups_info["adapter"] = footprint(self.model, checked.adapter, self.optimizer)
 
     def show_reports(self) -> None:
         """The param-group and pretrained reports, on the console."""
