@@ -113,9 +113,20 @@ def view_roles(roles: ParameterRoles, view: TrainableView) -> ParameterRoles:
     )
 
 
-def merged(model: nn.Module, weights: dict[str, torch.Tensor]) -> nn.Module:
-    """A plain model: a copy of the wrapped `model` holding `weights` (its state_dict's keys),
-    with the adapters merged into the base weights; `model` itself is left as it is."""
+def is_wrapped(model: nn.Module) -> bool:
+    """Whether `model` is a peft model (without importing peft where none is used)."""
+    return type(model).__module__.startswith("peft.")
+
+
+def holding(model: nn.Module, weights: dict[str, torch.Tensor]) -> nn.Module:
+    """A CPU copy of the wrapped `model` holding `weights` (its state_dict's keys): `model`
+    itself, training or trained, is left as it is."""
     wrapped = copy.deepcopy(model).to("cpu")
     wrapped.load_state_dict(weights)
+    return wrapped
+
+
+def merged(wrapped: nn.Module) -> nn.Module:
+    """The plain model: the adapters merged into the base weights (W + alpha / r B A), the
+    modules trained fully in their place, no peft module left."""
     return wrapped.merge_and_unload()
