@@ -91,20 +91,22 @@ def _targets(patterns, candidates: dict, attention: set, problems: list) -> list
     names = []
     for pattern in patterns:
         key = f"adapter.targets={pattern!r}"
-        for name in _matching(pattern, candidates, key, problems):
-            module = candidates[name]
-            if not isinstance(module, WRAPPABLE) or name in attention:
-                why = (
-                    "inside nn.MultiheadAttention, which reads its weight directly"
-                    * (name in attention)
-                    or f"a {type(module).__name__}"
-                )
-                problems.append(
-                    f"{key} matches {name}, {why}: peft's LoRA wraps Linear and Conv layers "
-                    "only; narrow the pattern to those"
-                )
-            elif name not in names:
-                names.append(name)
+        matched = _matching(pattern, candidates, key, problems)
+        refused = [n for n in matched if not isinstance(candidates[n], WRAPPABLE) or n in attention]
+        names += [n for n in matched if n not in refused and n not in names]
+        if refused:
+            first = refused[0]
+            why = (
+                "inside nn.MultiheadAttention, which reads its weight directly (an adapter "
+                "there would never act)"
+                if first in attention
+                else f"a {type(candidates[first]).__name__} (peft's LoRA wraps Linear and Conv "
+                "layers)"
+            )
+            problems.append(
+                f"{key} matches {len(refused)} module(s) peft cannot adapt, e.g. {first}, {why}; "
+                "narrow the pattern to Linear and Conv layers"
+            )
     return names
 
 
