@@ -165,9 +165,10 @@ def _model_problems(
         if adapter is not None:
             spec = adapter_spec(adapter, model, roles)
         if spec is not None:
+            modules = [name for name, _ in model.named_modules()]
+            problems += peft_files.problems(spec.path, spec, modules) if spec.path else []
             model = wrap(model, spec)
             model, roles = TrainableView(model), view_roles(roles, TrainableView(model))
-            problems += peft_files.problems(spec.path, spec) if spec.path else []
         if specs is not None:
             resolve(model, specs, roles)
     except GroupwiseError as err:

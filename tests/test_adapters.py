@@ -23,6 +23,7 @@ from src.optim.specs import parse_specs
 from tests.adapter_models import LORA, plain_linear_stack, small_vit, wrapped
 from tests.conftest import ROOT
 
+LENET_MODULES = [n for n, _ in LeNetSource().build(1, 5).named_modules()]
 LORA_PLUS = yaml.safe_load((ROOT / "conf/param_groups/lora_plus.yaml").read_text())
 
 
@@ -162,7 +163,7 @@ def test_an_adapter_saved_by_peft_with_another_rank_is_refused(tmp_path):
         LoraConfig(r=4, target_modules=["conv1", "conv2", "fc1", "fc2"], modules_to_save=["fc3"]),
     ).save_pretrained(tmp_path)
     _, _, _, spec = wrapped(LeNetSource())
-    (line,) = peft_files.problems(str(tmp_path), spec)
+    (line,) = peft_files.problems(str(tmp_path), spec, LENET_MODULES)
     assert "r: 4 there, 8 in this run" in line
     assert json.loads((tmp_path / "adapter_config.json").read_text())["r"] == 4
 
@@ -176,7 +177,7 @@ def test_an_adapter_saved_by_peft_loads_into_the_run_s_wrapped_model(tmp_path):
     )  # fmt: skip
     saved.save_pretrained(tmp_path)
     model, _, _, spec = wrapped(LeNetSource())
-    assert peft_files.problems(str(tmp_path), spec) == []
+    assert peft_files.problems(str(tmp_path), spec, LENET_MODULES) == []
     peft_files.load(model, str(tmp_path))
     theirs = dict(saved.named_parameters())
     for name, param in model.named_parameters():

@@ -3,6 +3,7 @@ saved by peft starts or continues a run (`adapter.path`), and a run's export hol
 adapter so, for peft's `PeftModel.from_pretrained` on the plain model."""
 
 import json
+import re
 from pathlib import Path
 
 from torch import nn
@@ -25,9 +26,18 @@ def _saved_as(spec: AdapterSpec) -> dict:
     }
 
 
-def problems(path: str, spec: AdapterSpec) -> list[str]:
-    """What keeps the adapter in `path` from loading into the run's adapter: missing files, or
-    a config that differs from the run's (another rank, other modules)."""
+def _peft_matches(targets, name: str) -> bool:
+    """Whether peft's `target_modules` select module `name`: a string is a regex the whole name
+    matches, a list names modules or their last parts (peft saves its list shortened so)."""
+    if isinstance(targets, str):
+        return re.fullmatch(targets, name) is not None
+    return any(name == t or name.endswith(f".{t}") for t in targets or [])
+
+
+def problems(path: str, spec: AdapterSpec, module_names: list[str]) -> list[str]:
+    """What keeps the adapter in `path` from loading into the run's adapter on a model of
+    `module_names`: missing files, or a config that differs from the run's (another rank,
+    other modules)."""
     where = Path(path).expanduser()
     missing = [name for name in (CONFIG_FILE, WEIGHTS_FILE) if not (where / name).is_file()]
     if missing:
@@ -36,8 +46,14 @@ def problems(path: str, spec: AdapterSpec) -> list[str]:
             "save_pretrained wrote (e.g. a run's export/adapter)"
         ]
     saved = json.loads((where / CONFIG_FILE).read_text())
-    saved["target_modules"] = sorted(saved.get("target_modules") or [])
-    saved["modules_to_save"] = sorted(saved.get("modules_to_save") or [])
+    fully = sorted(saved.get("modules_to_save") or [])
+    saved["modules_to_save"] = sorted(n for n in module_names if _peft_matches(fully, n))
+    saved["target_modules"] = sorted(
+        n
+        for n in module_names
+        if _peft_matches(saved.get("target_modules"), n)
+        and not any(n == m or n.startswith(f"{m}.") for m in saved["modules_to_save"])
+    )
     differences = [
         f"{key}: {_short(saved.get(key))} there, {_short(value)} in this run"
         for key, value in _saved_as(spec).items()
