@@ -140,6 +140,19 @@ def test_a_lora_plus_vit_run_killed_and_resumed_ends_bit_identical(weights, tmp_
     assert read_scalars(split)["train/loss"] == read_scalars(whole)["train/loss"]
 
 
+@pytest.mark.parametrize("adapter", ["none", "lora"])
+def test_a_lora_run_s_checkpoint_loads_whole_into_a_plain_or_a_wrapped_run(
+    vit_run, adapter, tmp_path
+):
+    run_cli(
+        *VIT, f"adapter={adapter}", f"pretrained.path={vit_run}/checkpoints/last.pt",
+        "pretrained.strict=true", "dry_run=true", f"hydra.run.dir={tmp_path}",
+    )  # fmt: skip
+    report = json.loads((tmp_path / "pretrained_report.json").read_text())
+    assert report["missing"] == [] and report["unexpected"] == [] and report["skipped_shape"] == []
+    assert "merged" in report["source"]
+
+
 @pytest.mark.parametrize(
     ("overrides", "expected"),
     [

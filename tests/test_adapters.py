@@ -191,3 +191,22 @@ def test_the_view_leaves_out_what_peft_froze():
     assert frozen and len(view.names) == sum(p.requires_grad for p in model.parameters())
     assert isinstance(view, TrainableView)
     assert torchvision  # the torchvision source above builds from it
+
+
+def test_a_checkpoint_of_a_wrapped_model_loads_into_a_plain_model_merged(tmp_path):
+    from src.pretrained.files import read_weights
+
+    torch.manual_seed(2)
+    model, _, _, _ = wrapped(LeNetSource())
+    for name, param in model.named_parameters():  # B is 0 at the start: give every tensor a value
+        if "lora_B" in name:
+            torch.nn.init.normal_(param, std=0.1)
+    path = tmp_path / "last.pt"
+    torch.save({"model": model.state_dict(), "config": {"adapter": {**LORA, "alpha": 16.0}}}, path)
+    weights = read_weights(path)
+    assert "merged" in weights.description
+    plain = LeNetSource().build(1, 5)
+    plain.load_state_dict(weights.tensors)  # strict: every key a plain LeNet's
+    x = torch.randn(3, 1, 32, 32)
+    with torch.no_grad():
+        torch.testing.assert_close(plain.eval()(x), model.eval()(x), rtol=1e-5, atol=1e-5)
