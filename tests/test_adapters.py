@@ -210,3 +210,39 @@ def test_a_checkpoint_of_a_wrapped_model_loads_into_a_plain_model_merged(tmp_pat
     x = torch.randn(3, 1, 32, 32)
     with torch.no_grad():
         torch.testing.assert_close(plain.eval()(x), model.eval()(x), rtol=1e-5, atol=1e-5)
+
+
+@pytest.fixture(scope="module")
+def hf_vit(tmp_path_factory):
+    from src.models.hf_models import HFSource
+    from tests.model_families import hf_vit_dir
+
+    return HFSource(str(hf_vit_dir(tmp_path_factory.mktemp("hf"), num_labels=5)), image_size=32)
+
+
+@pytest.mark.parametrize("family", ["hf_vit", "resnet18", "vit_b_16", "timm_convnext"])
+def test_every_model_source_is_adapted_with_lora_plus_and_merges_to_what_it_computed(
+    family, hf_vit
+):
+    from src.adapters.wrap import merged
+    from src.models.timm_models import TimmSource
+
+    source = {
+        "hf_vit": hf_vit,
+        "resnet18": TorchvisionSource("resnet18"),
+        "vit_b_16": TorchvisionSource("vit_b_16", image_size=32),
+        "timm_convnext": TimmSource("convnext_atto"),
+    }[family]
+    model, view, roles, spec = wrapped(source)
+    assert spec.targets and roles.head and all(n in dict(view.names) for n in roles.head)
+    groups, _ = build_param_groups(view, parse_specs(LORA_PLUS), roles, 1e-3, 0.05, False)
+    assert {g["name"] for g in groups} == {"default", "lora_B"}
+    # The adapters' blocks are the source's: layer decay reaches them by depth.
+    assert roles.blocks and any(".lora_A." in n for n in roles.blocks)
+    for name, param in model.named_parameters():  # B starts at 0: give the update a value
+        if "lora_B" in name:
+            torch.nn.init.normal_(param, std=0.05)
+    x = torch.randn(2, 3, 32, 32)
+    with torch.no_grad():
+        before = model.eval()(x)
+        torch.testing.assert_close(merged(model).eval()(x), before, rtol=1e-4, atol=1e-4)

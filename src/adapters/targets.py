@@ -4,7 +4,8 @@ and never a peft run that silently adapts nothing.
 
 Only modules peft can wrap and whose forward calls them are targets: a Linear or Conv. A
 Linear inside `nn.MultiheadAttention` is not: the attention reads its weight directly, so an
-adapter there would never act.
+adapter there would never act. By default grouped (depthwise) convolutions are left out too:
+peft adapts them only at a rank their groups divide; named by a pattern, peft says so.
 """
 
 import difflib
@@ -86,8 +87,12 @@ def _train_fully(entries: list[str], own: dict, roles: ParameterRoles, problems:
 def _targets(patterns, candidates: dict, attention: set, problems: list) -> list[str]:
     """Every wrappable module when no pattern is given; else those a pattern matches, each
     pattern matching at least one and every module it matches (that holds weights) wrappable."""
-    if patterns is None:
-        return [n for n, m in candidates.items() if isinstance(m, WRAPPABLE) and n not in attention]
+    if patterns is None:  # grouped (depthwise) convolutions too: peft takes them at some ranks only
+        return [
+            n
+            for n, m in candidates.items()
+            if isinstance(m, WRAPPABLE) and n not in attention and getattr(m, "groups", 1) == 1
+        ]
     names = []
     for pattern in patterns:
         key = f"adapter.targets={pattern!r}"
