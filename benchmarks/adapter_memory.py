@@ -8,8 +8,9 @@ Each way is measured in a fresh process, the two alternating over `--rounds`: it
 model (LoRA: wrapped as a run wraps it, src/adapters, the groups on the trainable tensors),
 resets the kernel's peak-RSS counter (VmHWM, via /proc/self/clear_refs), then trains
 `--steps` steps on random images; the first step (the optimizer state is made there) is left
-out of the times. Printed: peak RSS above the built model, the median step time, and LoRA's
-ratio to full fine-tuning of each. Linux only (reads /proc/self/status).
+out of the times. Printed: the gradients and optimizer state that training keeps (counted),
+peak RSS above the built model (measured: activations included, which LoRA does not shrink),
+the median step time, and LoRA's ratio to full fine-tuning of each. Linux only (reads /proc/self/status).
 """
 
 import argparse
@@ -23,6 +24,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # this checkout's src/, whatever is installed
 WAYS = ("full", "lora")
+# What each trained float32 element holds beyond its weight: its gradient and AdamW's 2 moments.
+STATE_BYTES = 4 + 8
 
 
 def main() -> None:
@@ -100,10 +103,12 @@ def summarize(results: dict, model: str, size: int, batch: int) -> dict:
     peak = {w: statistics.median(r["peak_above_model"] for r in results[w]) for w in WAYS}
     step = {w: statistics.median(t for r in results[w] for t in r["step_seconds"]) for w in WAYS}
     rows = [
-        "| way | trainable parameters | peak RSS above the model | median step |",
-        "| --- | --- | --- | --- |",
+        "| way | trainable parameters | gradients + AdamW state (counted) | peak RSS above "
+        "the model | median step |",
+        "| --- | --- | --- | --- | --- |",
         *(
             f"| {w} | {results[w][0]['trainable']:,} of {results[w][0]['params']:,} | "
+            f"{results[w][0]['trainable'] * STATE_BYTES / 2**20:,.0f} MiB | "
             f"{peak[w] / 2**20:,.0f} MiB | {step[w]:.2f} s |"
             for w in WAYS
         ),

@@ -149,7 +149,7 @@ def test_a_lora_run_s_checkpoint_loads_whole_into_a_plain_or_a_wrapped_run(
         "pretrained.strict=true", "dry_run=true", f"hydra.run.dir={tmp_path}",
     )  # fmt: skip
     report = json.loads((tmp_path / "pretrained_report.json").read_text())
-    assert report["missing"] == [] and report["unexpected"] == [] and report["skipped_shape"] == []
+    assert not report["missing"] and not report["unexpected"] and not report["skipped_shape"]
     assert "merged" in report["source"]
 
 
