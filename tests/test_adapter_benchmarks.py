@@ -26,6 +26,7 @@ def test_the_sweep_benchmark_trains_the_source_and_compares_the_three_ways(tmp_p
     result = run_python("benchmarks/adapter_digits.py", "--smoke", "--out", str(tmp_path))
     assert result.returncode == 0, result.stderr[-3000:]
     summary = (tmp_path / "sweep" / "summary.md").read_text()
+    assert summary.startswith("3 jobs")  # one seed: the three ways, each trained
     for way in ("full", "lora", "lora_plus"):
-        assert f"finetune={way}" in summary or way in summary
+        assert f"| {way} | 1 |" in summary and f"finetune={way}` | completed |" in summary
     assert (tmp_path / "source" / "checkpoints" / "last.pt").is_file()
