@@ -291,8 +291,8 @@ CASES = {
         "adapter.targets='fc9' matches no module with weights (a typo?); closest module names",
     ),
     "adapter-target-not-wrappable": (
-        ["adapter=lora", "model=resnet18", "pretrained=none", "adapter.targets=[bn1]"],
-        "adapter.targets='bn1' matches 1 module(s) peft cannot adapt, e.g. bn1, a BatchNorm2d",
+        ["adapter=lora", "model=resnet18", "pretrained=none", 'adapter.targets=["^bn1$"]'],
+        "adapter.targets='^bn1$' matches 1 module(s) peft cannot adapt, e.g. bn1, a BatchNorm2d",
     ),
     "adapter-rank-0": (["adapter=lora", "adapter.r=0"], "adapter.r=0: must be >= 1"),
     "adapter-rank-negative": (["adapter=lora", "adapter.r=-4"], "adapter.r=-4: must be >= 1"),
