@@ -8,13 +8,15 @@ Each way is measured in a fresh process, the two alternating over `--rounds`: it
 model (LoRA: wrapped as a run wraps it, src/adapters, the groups on the trainable tensors),
 resets the kernel's peak-RSS counter (VmHWM, via /proc/self/clear_refs), then trains
 `--steps` steps on random images; the first step (the optimizer state is made there) is left
-out of the times. Printed: the gradients and optimizer state that training keeps (counted),
+out of the times. Large blocks are mapped and unmapped by glibc (`MALLOC_MMAP_THRESHOLD_=65536`;
+`--glibc-heap`: its default), so peak RSS counts what tensors hold, not freed heap. Printed: the gradients and optimizer state that training keeps (counted),
 peak RSS above the built model (measured: activations included, which LoRA does not shrink),
 the median step time, and LoRA's ratio to full fine-tuning of each. Linux only (reads /proc/self/status).
 """
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -35,6 +37,9 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=6)
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--out", type=Path, default=None, help="write the results as JSON here")
+    parser.add_argument(
+        "--glibc-heap", action="store_true", help="glibc's default mmap threshold (see below)"
+    )
     parser.add_argument("--measure", choices=WAYS, help=argparse.SUPPRESS)  # one child process
     args = parser.parse_args()
     model, size = ("vit_tiny_patch16_224", 32) if args.smoke else ("vit_base_patch16_224", 224)
@@ -43,12 +48,17 @@ def main() -> None:
     if args.measure:
         print(json.dumps(measure(args.measure, model, size, args.steps, args.batch)))
         return
+    # glibc keeps freed blocks below its (growing) mmap threshold in its heap, so peak RSS
+    # would count memory no tensor holds any more; blocks from 64 KiB are mapped and unmapped.
+    env = {**os.environ} if args.glibc_heap else {**os.environ, "MALLOC_MMAP_THRESHOLD_": "65536"}
     results = {way: [] for way in WAYS}
     for _ in range(args.rounds):
         for way in WAYS:
             command = [sys.executable, __file__, "--measure", way, "--steps", str(args.steps)]
             command += ["--batch", str(args.batch)] + ["--smoke"] * args.smoke
-            out = subprocess.run(command, capture_output=True, text=True, check=True, cwd=ROOT)
+            out = subprocess.run(
+                command, capture_output=True, text=True, check=True, cwd=ROOT, env=env
+            )
             results[way].append(json.loads(out.stdout.splitlines()[-1]))
     report = summarize(results, model, size, args.batch)
     print(report["table"])
