@@ -126,7 +126,7 @@ class Runner:
         self.device = distributed.device(checked.device)
         log.info("device: %s, %s", self.device, threads.set_threads(self.options.threads))
         source = checked.source
-        self.data = _rank_share(build_data(cfg.dataset, cfg.seed, source))
+        self.data = distributed.rank_share(build_data(cfg.dataset, cfg.seed, source))
         self.mixing = mixing.batch_mixing(self.data.num_classes, cfg.dataset)
         # Pretrained weights go in before the optimizer exists, and before the model moves
         # to its device, so the checkpoint is read into CPU memory once.
@@ -258,14 +258,6 @@ class Runner:
         has_best = self.checkpoint_path.with_name("best.pt").exists()
         log.info(follow_up.finished(self.run_dir, self.data.test_loader is not None, has_best))
         return metrics
-
-
-def _rank_share(data: Data) -> Data:
-    """Under torchrun each rank trains and evaluates on its share (the same data otherwise)."""
-    return data.with_loaders(
-        distributed.shard(data.train_loader, pad=True),
-        distributed.shard(data.val_loader, pad=False),
-    )
 
 
 def setup_model(

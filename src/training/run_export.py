@@ -26,7 +26,8 @@ def export_run(
     last.pt without one, or when a resumed run's dir lacks it; the EMA's when the monitor follows
     val_ema/*), and what rebuilding and feeding the model takes; model.json says which
     checkpoint and which weights they were. A run with an adapter exports it merged, so that
-    anyone without peft loads the plain model, and the adapter alone in peft's format. Rank 0's to write: all ranks share the run dir."""
+    anyone without peft loads the plain model, and the adapter alone in peft's format. Rank 0's
+    to write: all ranks share the run dir."""
     if not distributed.is_main():
         return
     best = checkpoint_path.with_name("best.pt")
