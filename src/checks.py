@@ -167,8 +167,8 @@ def _model_problems(
         if spec is not None:
             modules = [name for name, _ in model.named_modules()]
             problems += peft_files.problems(spec.path, spec, modules) if spec.path else []
-            model = wrap(model, spec)
-            model, roles = TrainableView(model), view_roles(roles, TrainableView(model))
+            model = TrainableView(wrap(model, spec))  # the names the groups will see
+            roles = view_roles(roles, model)
         if specs is not None:
             resolve(model, specs, roles)
     except GroupwiseError as err:
