@@ -16,6 +16,9 @@ from dataclasses import dataclass
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from src.adapters import peft_files
+from src.adapters.targets import AdapterSpec, adapter_spec
+from src.adapters.wrap import TrainableView, view_roles, wrap
 from src.config import checks as schema_checks
 from src.config.arguments import check_arguments, locate
 from src.data import build as data_build
@@ -36,6 +39,7 @@ class CheckedRun:
     optimizer_class: type
     pretrained_options: dict  # the `pretrained` key rules, as load's keyword arguments
     device: torch.device
+    adapter: AdapterSpec | None = None  # None: adapter=none, every parameter trains
 
 
 def check_run(cfg: DictConfig) -> CheckedRun:
@@ -57,14 +61,19 @@ def check_run(cfg: DictConfig) -> CheckedRun:
     if not found:
         source, found = _parsed(model_source, OmegaConf.to_container(cfg.model, resolve=True))
     problems += found
+    adapter = None
     if source is not None:
         classes = None if _at(problems, "dataset") else data_build.num_classes(cfg.dataset)
-        problems += _model_problems(source, specs, pretrained, classes)
+        adapter_config, found = (
+            (None, []) if _at(problems, "adapter") else _parsed(_adapter_config, cfg)
+        )
+        adapter, more = _model_problems(source, specs, pretrained, classes, adapter_config)
+        problems += found + more
     device, found = _parsed(resolve_device, cfg.trainer.device)
     problems += found + _monitor_problems(cfg.trainer)
     if problems:
         raise GroupwiseError(*problems)
-    return CheckedRun(source, specs, optimizer_class, pretrained, device)
+    return CheckedRun(source, specs, optimizer_class, pretrained, device, adapter)
 
 
 def resolve_device(name: str, key: str = "trainer.device") -> torch.device:
@@ -130,14 +139,20 @@ def _optimizer_problems(optimizer: DictConfig) -> tuple[type | None, list[str]]:
 
 
 def _model_problems(
-    source: ModelSource, specs: list[GroupSpec] | None, pretrained: dict | None, classes: int | None
-) -> list[str]:
-    """What the model's parameter names and roles refuse: a group pattern that matches nothing,
-    a group shadowed by an earlier one, a role the source cannot name (a group's, or one that
-    `pretrained.exclude` names). The model is built on the meta device; input channels and
-    classes do not change a name, so where only the data can tell its classes any number
-    stands in."""
-    in_channels, num_classes, problems = 3, classes or 2, []
+    source: ModelSource,
+    specs: list[GroupSpec] | None,
+    pretrained: dict | None,
+    classes: int | None,
+    adapter: dict | None = None,
+) -> tuple[AdapterSpec | None, list[str]]:
+    """The adapter the config asks for, and what the model's module and parameter names and
+    roles refuse: a group pattern that matches nothing, a group shadowed by an earlier one, a
+    role the source cannot name (a group's, or one that `pretrained.exclude` names), an adapter
+    target that matches nothing or no module peft can wrap. The model is built on the meta
+    device, and wrapped there when the run has an adapter, so the groups are matched against
+    the names they will see; input channels and classes do not change a name, so where only
+    the data can tell its classes any number stands in."""
+    in_channels, num_classes, problems, spec = 3, classes or 2, [], None
     try:
         try:
             with torch.device("meta"):
@@ -147,11 +162,33 @@ def _model_problems(
         roles = source.roles(model)
         if pretrained is not None:
             problems += role_problems(pretrained["key_rules"], roles)
+        if adapter is not None:
+            spec = adapter_spec(adapter, model, roles)
+        if spec is not None:
+            modules = [name for name, _ in model.named_modules()]
+            problems += peft_files.problems(spec.path, spec, modules) if spec.path else []
+            model = TrainableView(wrap(model, spec))  # the names the groups will see
+            roles = view_roles(roles, model)
         if specs is not None:
             resolve(model, specs, roles)
     except GroupwiseError as err:
         problems += err.problems
-    return problems
+    return spec, problems
+
+
+def _adapter_config(cfg: DictConfig) -> dict | None:
+    """The `adapter` section, when it asks for one (None: adapter=none); peft is needed then."""
+    config = OmegaConf.to_container(cfg.adapter, resolve=True) if cfg.get("adapter") else None
+    if config is None or config["kind"] == "none":
+        return None
+    try:
+        import peft  # noqa: F401
+    except ImportError:
+        raise GroupwiseError(
+            f"adapter={config['kind']}: needs peft, which is not installed; "
+            "pip install -e '.[peft]'"
+        ) from None
+    return config
 
 
 def _monitor_problems(trainer: DictConfig) -> list[str]:

@@ -14,7 +14,17 @@ from src.training.state import TrainingState
 
 # A resumed run must train the same network with the same groups on the same data as the one
 # it continues; the optimizer too, as its restored state would silently override a change.
-RESUME_MUST_MATCH = ("seed", "model", "dataset", "optimizer", "param_groups", "weight_decay_1d")
+# The adapter too: its tensors are in the checkpoint, and other targets or another rank would
+# not fit them.
+RESUME_MUST_MATCH = (
+    "seed",
+    "model",
+    "dataset",
+    "optimizer",
+    "param_groups",
+    "weight_decay_1d",
+    "adapter",
+)
 
 
 # What a run writes once it trains: any of them makes a dir a finished or interrupted run.
@@ -76,7 +86,8 @@ def resume_state(checkpoint_path: Path, cfg: DictConfig) -> dict:
         f"{key}: {old!r} -> {new!r}"
         for part in RESUME_MUST_MATCH
         for key, old, new in _differences(
-            as_today(state[CONFIG].get(part), _schema_of(cfg, part)),
+            # A section a run saved before it existed (adapter) is its schema's defaults.
+            as_today(state[CONFIG].get(part, {}), _schema_of(cfg, part)),
             as_today(config.get(part), _schema_of(cfg, part)),
             part,
         )

@@ -17,6 +17,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from src import resume, run_lock, stopping
+from src.adapters.step import adapt, footprint
 from src.checks import CheckedRun, check_run
 from src.config.arguments import build
 from src.config.launch_record import Record
@@ -125,7 +126,7 @@ class Runner:
         self.device = distributed.device(checked.device)
         log.info("device: %s, %s", self.device, threads.set_threads(self.options.threads))
         source = checked.source
-        self.data = _rank_share(build_data(cfg.dataset, cfg.seed, source))
+        self.data = distributed.rank_share(build_data(cfg.dataset, cfg.seed, source))
         self.mixing = mixing.batch_mixing(self.data.num_classes, cfg.dataset)
         # Pretrained weights go in before the optimizer exists, and before the model moves
         # to its device, so the checkpoint is read into CPU memory once.
@@ -136,6 +137,8 @@ class Runner:
             checked.pretrained_options,
             self.launch.exclude_origin,
         )
+        # Adapters wrap the base weights as loaded; the groups see what trains, by user names.
+        self.model, trained, roles = adapt(self.model, checked.adapter, source.roles(self.model))
         self.model.to(self.device)
         # A size the model cannot take: refused now, not as a traceback once training starts.
         check_input_size(
@@ -146,9 +149,9 @@ class Runner:
             lambda: source.build(self.data.in_channels, self.data.num_classes),
         )
         groups, self.groups_info = build_param_groups(
-            self.model,
+            trained,
             checked.group_specs,
-            source.roles(self.model),
+            roles,
             cfg.optimizer.lr,
             cfg.optimizer.get("weight_decay", 0.0),
             cfg.weight_decay_1d,
@@ -167,6 +170,8 @@ class Runner:
             ),
             max_epochs=self.options.max_epochs,
         )
+        if checked.adapter is not None:  # explained with the groups, in every report of them
+            self.groups_info["adapter"] = footprint(self.model, checked.adapter, self.optimizer)
 
     def show_reports(self) -> None:
         """The param-group and pretrained reports, on the console."""
@@ -265,14 +270,6 @@ class Runner:
         has_best = self.checkpoint_path.with_name("best.pt").exists()
         log.info(follow_up.finished(self.run_dir, self.data.test_loader is not None, has_best))
         return metrics
-
-
-def _rank_share(data: Data) -> Data:
-    """Under torchrun each rank trains and evaluates on its share (the same data otherwise)."""
-    return data.with_loaders(
-        distributed.shard(data.train_loader, pad=True),
-        distributed.shard(data.val_loader, pad=False),
-    )
 
 
 def setup_model(

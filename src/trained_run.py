@@ -11,6 +11,9 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from src import run_lock
+from src.adapters.step import adapt
+from src.adapters.targets import adapter_spec
+from src.adapters.wrap import merged
 from src.checks import resolve_device
 from src.data.build import build_data
 from src.data.loading import Data
@@ -72,10 +75,14 @@ class TrainedRun:
         return build_data(dataset_as_today(self.cfg.dataset), self.cfg.seed, self.source)
 
     def model(self, in_channels: int, num_classes: int, device: torch.device) -> torch.nn.Module:
-        """The run's model with the checkpoint's weights, in eval mode on `device`."""
+        """The run's model with the checkpoint's weights, in eval mode on `device`; a run's
+        adapter merged into it, as its export holds it."""
         model = self.source.build(in_channels, num_classes)
+        adapter = OmegaConf.to_container(self.cfg.get("adapter") or {}, resolve=True)
+        spec = adapter_spec({**adapter, "path": None}, model, self.source.roles(model))
+        model = adapt(model, spec, self.source.roles(model))[0]
         model.load_state_dict(self.weights)
-        return model.to(device).eval()
+        return (merged(model) if spec else model).to(device).eval()
 
     def autocast(self, device: torch.device):
         """The precision the run evaluated at during training."""

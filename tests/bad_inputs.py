@@ -284,6 +284,31 @@ CASES = {
     "zero-lr": (["optimizer.lr=0"], "optimizer.lr=0: every group's lr is a multiple of it"),
     "integer-weights": (integer_weights, "8 tensor(s) hold integers or booleans where the model"),
     "cache-float-image": (float_image_cached, "f.tif holds floating-point pixels (PIL mode F)"),
+    # Adapters (issue 28): targets, rank, a model with nothing to adapt, adapter tensors of a
+    # module without an adapter.
+    "adapter-target-typo": (
+        ["adapter=lora", "adapter.targets=[fc9]"],
+        "adapter.targets='fc9' matches no module with weights (a typo?); closest module names",
+    ),
+    "adapter-target-not-wrappable": (
+        ["adapter=lora", "model=resnet18", "pretrained=none", 'adapter.targets=["^bn1$"]'],
+        "adapter.targets='^bn1$' matches 1 module(s) peft cannot adapt, e.g. bn1, a BatchNorm2d",
+    ),
+    "adapter-rank-0": (["adapter=lora", "adapter.r=0"], "adapter.r=0: must be >= 1"),
+    "adapter-rank-negative": (["adapter=lora", "adapter.r=-4"], "adapter.r=-4: must be >= 1"),
+    "adapter-nothing-to-wrap": (
+        [
+            "adapter=lora",
+            "model._target_=torch.nn.Identity",
+            "pretrained=none",
+            "adapter.train_fully=[]",
+        ],
+        "adapter=lora: the model has no module peft can wrap",
+    ),
+    "adapter-group-without-adapter": (
+        ["adapter=lora", "adapter.targets=[conv1]", "+param_groups.b={pattern: fc1.lora_B}"],
+        "only the modules adapter.targets selects have adapter tensors",
+    ),
 }
 
 

@@ -14,7 +14,8 @@ from tests.conftest import ROOT
 from tests.model_families import hf_config_dir
 
 CONF = ROOT / "conf"
-# Config groups selected as `group=option`; fewshot/ files are chosen through experiment/.
+# Config groups selected as `group=option`; fewshot/ and finetune/ files are chosen through
+# experiment/ (fewshot_digits, adapter_digits).
 GROUPS = [
     "model",
     "dataset",
@@ -23,6 +24,7 @@ GROUPS = [
     "param_groups",
     "pretrained",
     "trainer",
+    "adapter",
     "experiment",
     "hparams_search",
     "hydra/launcher",
@@ -42,6 +44,8 @@ NEEDS = {
     "convnext_layer_decay": ["model=timm", "model.name=convnext_tiny", "pretrained=none"],
     "convnext_block_layer_decay": ["model=timm", "model.name=convnext_tiny", "pretrained=none"],
     "vit_layer_decay": ["model=vit_b_16", "pretrained=none"],
+    "lora_plus": ["adapter=lora"],  # its patterns are on adapter tensors
+    "adapter_digits": ["pretrained.path={tmp}/source_vit.pt"],  # the source ViT's checkpoint
 }
 
 
@@ -70,8 +74,12 @@ def targets(node, where: str = "") -> list[tuple[str, str]]:
 def test_every_config_file_is_selected_here():
     files = {p.relative_to(CONF) for p in CONF.rglob("*.yaml") if p.parent != CONF}
     chosen = {Path(group) / f"{name}.yaml" for group, name in options()}
-    fewshot = {p.relative_to(CONF) for p in (CONF / "fewshot").glob("*.yaml")}
-    assert files - fewshot == chosen
+    by_experiments = {
+        p.relative_to(CONF)
+        for group in ("fewshot", "finetune")
+        for p in (CONF / group).glob("*.yaml")
+    }
+    assert files - by_experiments == chosen
 
 
 @pytest.mark.parametrize(("group", "name"), options(), ids=lambda x: x)

@@ -14,6 +14,7 @@ LAYERS = [
     {"src.stopping", "src.run_lock"},  # how a command stops; the run dir's one writer
     {"src.config"},
     {"src.models"},  # the model sources: data and optim ask them
+    {"src.adapters"},  # peft's adapters on a source's model: the runner, export and checks ask
     {"src.data", "src.pretrained", "src.optim", "src.tracking"},
     {"src.training"},
     {"src.migration"},  # a saved config read as today's: resume and trained_run ask it

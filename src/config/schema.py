@@ -54,6 +54,7 @@ class RunConfig:
     param_groups: Any = None
     pretrained: Any = None
     trainer: Any = None
+    adapter: Any = None
 
 
 @dataclass
@@ -112,6 +113,29 @@ class PretrainedConfig:
 
 
 @dataclass
+class AdapterConfig:
+    kind: str = option(
+        "none",
+        "none: every parameter trains; lora, dora: low-rank adapters (peft)",
+        choices=("none", "lora", "dora"),
+    )
+    targets: list[str] | None = option(
+        None,
+        "regexes (re.search) on module names to adapt; null: every Linear and Conv but the "
+        "modules trained fully",
+    )
+    r: int = option(8, "the adapters' rank", ge=1)
+    alpha: float = option(16.0, "the update is alpha / r x B A (peft's lora_alpha)", gt=0)
+    dropout: float = option(0.0, "dropout on the adapters' input", ge=0, lt=1)
+    train_fully: list[str] = option(
+        ["head"], "modules trained in full beside the adapters: roles (head, ...) or regexes"
+    )
+    path: str | None = option(
+        None, "a peft adapter dir (adapter_config.json, adapter_model.safetensors) to start from"
+    )
+
+
+@dataclass
 class StepConfig:
     _target_: str = "src.optim.schedulers.step"
     step_size: int = option(50, "epochs between decays", ge=1)
@@ -163,6 +187,7 @@ SCHEMAS = {
     "run": RunConfig,
     "trainer": TrainerConfig,
     "pretrained": PretrainedConfig,
+    "adapter": AdapterConfig,
     "digits": DigitsConfig,
     "image_folder": ImageFolderConfig,
     "torchvision_dataset": TorchvisionDatasetConfig,

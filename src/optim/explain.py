@@ -113,6 +113,8 @@ def format_explain(info: dict) -> str:
         )
     for name, owner_name in info["tied"].items():
         lines.append(f"{name} is tied to {owner_name}: trained once, in its group")
+    if "adapter" in info:  # what the adapter trains, beside the full model (src/adapters)
+        lines.append(info["adapter"]["summary"])
     return "\n".join(lines)
 
 

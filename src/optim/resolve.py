@@ -138,6 +138,11 @@ def resolve(
                 pattern.pattern.strip("^$\\."), all_names, n=3, cutoff=0.3
             )
             hint = f"; closest parameter names: {close}" if close else ""
+            if "lora_" in pattern.pattern:  # adapter tensors exist on adapted modules only
+                hint += (
+                    "; only the modules adapter.targets selects have adapter tensors (none with "
+                    "adapter=none): add the module to adapter.targets, or narrow the pattern"
+                )
             problems.append(
                 f"param_groups.{group_name}.pattern={pattern.pattern!r} matches no parameter "
                 f"(a typo?){hint}"

@@ -18,6 +18,7 @@ from urllib.parse import urlparse
 
 import torch
 
+from src.adapters import merge_keys
 from src.errors import GroupwiseError
 from src.pretrained import unpickle
 
@@ -215,9 +216,13 @@ def _weights_of(checkpoint, use_ema: bool, where: str) -> tuple[dict[str, torch.
                 f"pretrained.use_ema=true: {where} has no EMA weights under {list(EMA_KEYS)}; "
                 f"its entries are {_top_level(checkpoint)}; set pretrained.use_ema=false"
             )
+        adapter = _adapter_config(checkpoint)
         if found:
             checkpoint, inside = checkpoint[found[0]], f", weights under '{found[0]}'"
         tensors = {k: v for k, v in checkpoint.items() if isinstance(v, torch.Tensor)}
+        if tensors and merge_keys.is_wrapped_state(tensors):  # a run with an adapter saved it
+            tensors = merge_keys.plain_state(tensors, adapter.get("alpha"), where)
+            inside += ", an adapter's updates merged into the base weights"
         if tensors:
             return tensors, inside
     # A whole pickled model (torch.save(model)), left unbuilt: its weights are in its state.
@@ -229,6 +234,13 @@ def _weights_of(checkpoint, use_ema: bool, where: str) -> tuple[dict[str, torch.
         f"weights under one of {list(WEIGHT_KEYS)}"
         + ("; load the object where its code is trusted and save its state_dict()" if whole else "")
     )
+
+
+def _adapter_config(checkpoint: dict) -> dict:
+    """A groupwise checkpoint's `adapter` section ({} for any other checkpoint)."""
+    config = checkpoint.get("config")
+    adapter = config.get("adapter") if isinstance(config, dict) else None
+    return adapter if isinstance(adapter, dict) else {}
 
 
 def _top_level(checkpoint: dict) -> list[str]:

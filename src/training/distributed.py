@@ -25,6 +25,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Sampler
 
+from src.data.loading import Data
 from src.errors import GroupwiseError
 
 
@@ -81,6 +82,11 @@ def wrap(model: nn.Module, device: torch.device) -> nn.Module:
     return DistributedDataParallel(
         model, device_ids=[device.index] if device.type == "cuda" else None
     )
+
+
+def rank_share(data: Data) -> Data:
+    """Under torchrun each rank trains and evaluates on its share (the same data otherwise)."""
+    return data.with_loaders(shard(data.train_loader, pad=True), shard(data.val_loader, pad=False))
 
 
 def shard(loader: DataLoader, pad: bool) -> DataLoader:

@@ -8,11 +8,15 @@ from pathlib import Path
 
 import torch
 
+from src.adapters import peft_files
+from src.adapters.wrap import holding, is_wrapped, merged
 from src.data.loading import Data
 from src.models import export
 from src.models.source import ModelSource
 from src.training import distributed
 from src.training.checkpoints import PROGRESS, load_checkpoint, served_weights
+
+ADAPTER_DIRECTORY = "adapter"  # in export/: peft's adapter_config.json, adapter_model.safetensors
 
 
 def export_run(
@@ -25,15 +29,23 @@ def export_run(
     """A run's export/ beside its checkpoints/: the weights of best.pt (by trainer.monitor;
     last.pt without one, or when a resumed run's dir lacks it; the EMA's when the monitor follows
     val_ema/*), and what rebuilding and feeding the model takes; model.json says which
-    checkpoint and which weights they were. Rank 0's to write: all ranks share the run dir."""
+    checkpoint and which weights they were. A run with an adapter exports it merged, so that
+    anyone without peft loads the plain model, and the adapter alone in peft's format. Rank 0's
+    to write: all ranks share the run dir."""
     if not distributed.is_main():
         return
     best = checkpoint_path.with_name("best.pt")
     name = "best" if monitor is not None and best.exists() else "last"
     checkpoint = load_checkpoint(checkpoint_path.with_name(f"{name}.pt"))
     weights, which = served_weights(checkpoint)  # the EMA's when the monitor follows it
+    directory = checkpoint_path.parent.parent / export.DIRECTORY
+    if is_wrapped(model):  # the adapter in peft's format, then merged into a plain model
+        wrapped = holding(model, weights)
+        peft_files.save(wrapped, directory / ADAPTER_DIRECTORY)
+        model = merged(wrapped)
+        weights = model.state_dict()
     export.write_export(
-        checkpoint_path.parent.parent / export.DIRECTORY,
+        directory,
         weights,
         source,
         model,
