@@ -126,11 +126,12 @@ def main() -> None:
     args = parser.parse_args()
     # AdamW's base lr is 1e-3: x100 would put the ViT's head at 0.1
     multipliers = "1,10,100" if args.model == "lenet" else "1,3,10"
-    args.splits, counts, side = args.splits or 3, [1, 4, 8], 1000
+    counts, side = [1, 4, 8], 1000
     if args.smoke:  # the figures mean nothing: only that each part runs and reports
         args.splits, args.seeds, args.epochs, args.pretrain_epochs = args.splits or 2, 1, 1, 1
         multipliers = ",".join(multipliers.split(",")[::2])  # the lowest and the highest
         counts, side = [1, 2], 400
+    args.splits = args.splits or 3
     results = {}
     if not args.memory_only:
         results["splits"] = sweep(args, multipliers)
@@ -189,7 +190,7 @@ def seed_noise(found: Verdict) -> str:
     line = f"{name} - best job on test: {found.lead:+.4f} mean over splits; {found.test}"
     if found.p is None:
         return line
-    said = "beyond seed noise" if found.beyond_noise else "within seed noise"
+    said = "beyond the noise between splits" if found.beyond_noise else "within the noise"
     needed = f" ({found.seeds_needed} splits would settle it)" if found.seeds_needed else ""
     return f"{line}, p = {found.p:.3f}: {said}{needed}"
 
