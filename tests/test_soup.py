@@ -122,6 +122,7 @@ def test_the_command_refuses_other_models_and_other_weights_in_one_line(souped, 
         assert not (sweep_dir / "soups").exists()
 
 
+@pytest.mark.e2e
 @pytest.mark.parametrize(
     ("name", "named"),
     # the OS names no file when a write fails: what the soup writes names its file, or its dir
