@@ -25,6 +25,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # this checkout's src/, whatever is installed
+
+from benchmarks.peak_rss import reset_peak, status_kib  # noqa: E402 (run as a script: after ROOT)
+
 WAYS = ("full", "lora")
 # What each trained float32 element holds beyond its weight: its gradient and AdamW's 2 moments.
 STATE_BYTES = 4 + 8
@@ -87,7 +90,7 @@ def measure(way: str, model_name: str, size: int, steps: int, batch: int) -> dic
     groups, _ = build_param_groups(trained, parse_specs(None), roles, 1e-4, 0.05, False)
     optimizer = torch.optim.AdamW(groups, lr=1e-4)
     images, labels = torch.randn(batch, 3, size, size), torch.randint(0, 10, (batch,))
-    baseline = _reset_peak()
+    baseline = reset_peak()
     times = []
     for _ in range(steps):
         start = time.perf_counter()
@@ -97,7 +100,7 @@ def measure(way: str, model_name: str, size: int, steps: int, batch: int) -> dic
         optimizer.zero_grad(set_to_none=True)
         times.append(time.perf_counter() - start)
     return {
-        "peak_above_model": _status_kib("VmHWM") * 1024 - baseline,
+        "peak_above_model": status_kib("VmHWM") * 1024 - baseline,
         "step_seconds": times[1:],
         "trainable": sum(p.numel() for p in model.parameters() if p.requires_grad),
         "params": sum(
@@ -129,19 +132,6 @@ def summarize(results: dict, model: str, size: int, batch: int) -> dict:
         f"({model}, {size} px, batch {batch}, {results['full'][0]['threads']} threads)"
     )
     return {"peak": peak, "step": step, "ratios": ratios, "table": "\n".join(rows)}
-
-
-def _reset_peak() -> int:
-    """Set the kernel's peak-RSS counter to the current RSS, and return that, in bytes."""
-    Path("/proc/self/clear_refs").write_text("5")
-    return _status_kib("VmRSS") * 1024
-
-
-def _status_kib(field: str) -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(f"{field}:"):
-            return int(line.split()[1])
-    raise RuntimeError(f"/proc/self/status has no {field}")
 
 
 if __name__ == "__main__":

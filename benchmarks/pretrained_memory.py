@@ -32,6 +32,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))  # this checkout's src/, whatever is installed
+
+from benchmarks.peak_rss import reset_peak, status_kib  # noqa: E402 (run as a script: after ROOT)
+
 APPROACHES = ("seed", "groupwise", "groupwise+read")
 
 
@@ -122,7 +125,7 @@ def measure(approach: str, model_name: str, checkpoint: str, device: str) -> dic
     if device != "cpu":
         torch.zeros(1, device=device)  # CUDA's start: its host memory is not the load's
         torch.cuda.reset_peak_memory_stats(device)
-    baseline = _reset_peak()
+    baseline = reset_peak()
     start = time.perf_counter()
     if approach == "seed":
         model = TorchvisionSource(model_name).build(in_channels=1, num_classes=10)
@@ -147,7 +150,7 @@ def measure(approach: str, model_name: str, checkpoint: str, device: str) -> dic
     if device != "cpu":
         torch.cuda.synchronize(device)
     seconds = time.perf_counter() - start
-    peak = _status_kib("VmHWM") * 1024
+    peak = status_kib("VmHWM") * 1024
     model_bytes = sum(t.numel() * t.element_size() for t in model.state_dict().values())
     return {
         "peak_above_baseline": peak - baseline,
@@ -155,19 +158,6 @@ def measure(approach: str, model_name: str, checkpoint: str, device: str) -> dic
         "seconds": seconds,
         "device_peak": torch.cuda.max_memory_allocated(device) if device != "cpu" else 0,
     }
-
-
-def _reset_peak() -> int:
-    """Set the kernel's peak-RSS counter to the current RSS, and return that, in bytes."""
-    Path("/proc/self/clear_refs").write_text("5")
-    return _status_kib("VmRSS") * 1024
-
-
-def _status_kib(field: str) -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith(f"{field}:"):
-            return int(line.split()[1])
-    raise RuntimeError(f"/proc/self/status has no {field}")
 
 
 if __name__ == "__main__":
