@@ -46,38 +46,40 @@ def kill_after_step(n: int, end=die) -> None:
     torch.optim.SGD.step = step_then_maybe_die
 
 
-def kill_while_writing(n: int) -> None:
+def from_nth_save(n: int, instead) -> None:
+    """torch.save as usual until its N-th call; from then on `instead(save, obj, f, ...)`."""
     save = torch.save
     calls = 0
 
-    def save_or_die_halfway(obj, f, *args, **kwargs):
+    def save_or_not(obj, f, *args, **kwargs):
         nonlocal calls
         calls += 1
         if calls < n:
             return save(obj, f, *args, **kwargs)
+        return instead(save, obj, f, *args, **kwargs)
+
+    torch.save = save_or_not
+
+
+def kill_while_writing(n: int) -> None:
+    def die_halfway(save, obj, f, *args, **kwargs):
         buffer = io.BytesIO()
         save(obj, buffer, *args, **kwargs)
         f.write(buffer.getvalue()[: len(buffer.getvalue()) // 2])
         f.flush()
         die()
 
-    torch.save = save_or_die_halfway
+    from_nth_save(n, die_halfway)
 
 
 def disk_full_at(n: int) -> None:
     """The N-th checkpoint write fails halfway as a full disk fails it (ENOSPC)."""
-    save = torch.save
-    calls = 0
 
-    def save_or_fill_the_disk(obj, f, *args, **kwargs):
-        nonlocal calls
-        calls += 1
-        if calls < n:
-            return save(obj, f, *args, **kwargs)
+    def fill_the_disk(save, obj, f, *args, **kwargs):
         f.write(b"half a checkpoint")
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    torch.save = save_or_fill_the_disk
+    from_nth_save(n, fill_the_disk)
 
 
 class _FullDisk(io.RawIOBase):

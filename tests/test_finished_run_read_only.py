@@ -8,8 +8,6 @@ import json
 import os
 import shutil
 import signal
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -17,7 +15,6 @@ import pytest
 from src import evaluate, predict
 from tests.bad_inputs import CASES, run_all_in_one_process
 from tests.conftest import (
-    ROOT,
     assert_one_clear_line,
     run_cli,
     run_cli_here,
@@ -25,7 +22,7 @@ from tests.conftest import (
     run_with_reader_gone,
 )
 from tests.runs import FEW_DIGITS, TINY, train_one_epoch
-from tests.test_interrupt import wait_for
+from tests.test_interrupt import paused_after_step_4, wait_for
 
 pytestmark = pytest.mark.e2e  # every case runs the CLI
 
@@ -146,21 +143,7 @@ def test_a_second_writer_is_refused_while_a_run_trains(tmp_path):
     evaluation into it are refused in one line naming its pid, exit 75; nothing of it
     changes; once it is stopped (SIGTERM), the resume goes ahead."""
     run_dir = tmp_path / "run"
-    training = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "tests.crashing_run",
-            "pause",
-            "4",
-            *TINY,
-            f"hydra.run.dir={run_dir}",
-        ],
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    training = paused_after_step_4(run_dir)
     try:
         wait_for(run_dir / "checkpoints" / "last.pt", training)
         before = hashes(run_dir)

@@ -80,21 +80,7 @@ def test_a_preempted_run_sigterm_then_requeued_resume_ends_bit_identical(tmp_pat
     exactly as an uninterrupted one."""
     whole, preempted = tmp_path / "whole", tmp_path / "preempted"
     run_cli(*TINY, f"hydra.run.dir={whole}")
-    paused = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "tests.crashing_run",
-            "pause",
-            "4",
-            *TINY,
-            f"hydra.run.dir={preempted}",
-        ],
-        cwd=ROOT,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    paused = paused_after_step_4(preempted)
     wait_for(preempted / "checkpoints" / "last.pt", paused)
     time.sleep(1)  # step 4 done, asleep
     paused.send_signal(signal.SIGTERM)
@@ -109,6 +95,26 @@ def test_a_preempted_run_sigterm_then_requeued_resume_ends_bit_identical(tmp_pat
     assert_same_state(
         load_checkpoint(whole / "checkpoints/last.pt"),
         load_checkpoint(preempted / "checkpoints/last.pt"),
+    )
+
+
+def paused_after_step_4(run_dir) -> subprocess.Popen:
+    """A real run of TINY into `run_dir`, asleep for 60 s after its 4th step (to be signalled
+    or to hold its dir); its stderr piped."""
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "tests.crashing_run",
+            "pause",
+            "4",
+            *TINY,
+            f"hydra.run.dir={run_dir}",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
     )
 
 
